@@ -1,0 +1,90 @@
+"""`goldctl`: the Gold layer from a terminal.
+
+goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync
+goldctl rds-url           the serving DB's URL (psql "$(goldctl rds-url)")
+goldctl sync [TABLE ...] [--force]   run the sync protocol outside Dagster (ops, recovery)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from platform_assets import settings
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
+from platform_assets.status import table_status
+from resources.lake_tables import GoldLake
+from resources.serving_db import ServingDbError
+from resources.storage import LakeConfigError
+
+
+def cmd_status(args, lake, engine, serving) -> int:
+    gold = GoldLake(lake)
+    with serving.connect(autocommit=True) as conn:
+        statuses = [table_status(spec, gold, conn) for spec in GOLD_TABLES]
+    if args.json:
+        print(json.dumps({"tables": [s.to_dict() for s in statuses]}, indent=2, default=str))
+    else:
+        header = f"{'table':28} {'lake version':32} {'rds version':32} {'lake rows':>10} "
+        header += f"{'rds rows':>10} {'lag s':>8}  state"
+        print(header)
+        for s in statuses:
+            state = "in sync" if s.in_sync else s.severity.upper()
+            print(
+                f"{s.table:28} {str(s.lake_version):32} {str(s.rds_version):32} "
+                f"{str(s.lake_rows):>10} {str(s.rds_rows):>10} {s.lag_seconds:>8.0f}  {state}"
+            )
+    return 0 if all(s.in_sync for s in statuses) else 3
+
+
+def cmd_rds_url(args, lake, engine, serving) -> int:
+    print(serving.dashboard_url() if args.dashboard else serving.conninfo())
+    return 0
+
+
+def cmd_sync(args, lake, engine, serving) -> int:
+    from platform_assets.serving.protocol import SyncRefused, sync_table
+
+    unknown = [t for t in args.tables if t not in GOLD_BY_NAME]
+    if unknown:
+        print(
+            f"unknown table(s): {', '.join(unknown)}; known: {', '.join(GOLD_BY_NAME)}",
+            file=sys.stderr,
+        )
+        return 2
+    failed = 0
+    for spec in [GOLD_BY_NAME[t] for t in args.tables] or GOLD_TABLES:
+        try:
+            result = sync_table(spec, GoldLake(lake), engine, serving, force=args.force)
+            print(json.dumps({"table": spec.name, **result.metadata()}))
+        except SyncRefused as refused:
+            print(f"{spec.name}: {refused}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="goldctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    status = sub.add_parser("status", help="per Gold table: lake vs RDS version, rows, lag")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+    url = sub.add_parser("rds-url", help="print the serving database URL")
+    url.add_argument("--dashboard", action="store_true", help="the read-only dashboard role's URL")
+    url.set_defaults(func=cmd_rds_url)
+    sync = sub.add_parser("sync", help="copy lake Gold tables into RDS now")
+    sync.add_argument("tables", nargs="*", help="tables (default: all)")
+    sync.add_argument("--force", action="store_true", help="publish empty or shrunken tables")
+    sync.set_defaults(func=cmd_sync)
+    args = parser.parse_args(argv)
+    try:
+        with settings.open_resources() as res:
+            return args.func(args, res["lake"], res["engine"], res["serving"])
+    except (ServingDbError, LakeConfigError, LookupError, ValueError) as exc:
+        print(f"goldctl: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

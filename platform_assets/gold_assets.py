@@ -1,0 +1,310 @@
+"""The factory: from one `GoldTableSpec`, the lake asset, the RDS asset and their checks.
+
+lake/gold/<table>   Athena CTAS into a new version folder; blocking checks; manifest last
+rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerprint checks
+"""
+
+import hashlib
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from platform_assets import status as table_status
+from platform_assets.lake_assets import lake_key, table_schema_metadata
+from platform_assets.serving import ledger, loader
+from platform_assets.serving.protocol import (
+    SyncRefused,
+    lake_expectation,
+    postgres_segments,
+    sync_table,
+)
+from platform_assets.specs import GOLD_TABLES, GoldTableSpec
+from platform_assets.sql_tables import referenced_tables
+from resources.fingerprint import differing_segments, fingerprint
+from resources.lake_tables import GoldLake, Manifest, new_version_id, version_prefix
+from resources.serving_db import ServingDatabase
+from resources.sql_engine import SqlEngine
+from resources.storage import LakeStorage, listing_token
+
+LAKE_CHECKS = {
+    "not_empty": "The new version has at least one row.",
+    "primary_key_unique": "No two rows share the primary key.",
+    "primary_key_not_null": "No primary key column is NULL.",
+}
+RDS_CHECKS = {
+    "in_sync_with_lake": "The RDS copy holds the lake's current version (WARN within the "
+    "spec's lag tolerance, ERROR beyond).",
+    "row_count_matches": "RDS has as many rows as the lake's current version.",
+    "fingerprint_matches": "Per-month checksums computed by the lake engine and by PostgreSQL "
+    "agree.",
+}
+
+
+def rds_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["rds", "gold", table])
+
+
+def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
+    return dg.FreshnessPolicy.time_window(
+        fail_window=spec.freshness_sla, warn_window=spec.freshness_warn
+    )
+
+
+class SyncConfig(dg.Config):
+    force: bool = False
+    """Publish even an empty table or one that shrank beyond the spec's limit."""
+
+
+# ---- lake/gold/<table> -------------------------------------------------------------------------
+
+
+def _lake_check_results(engine, spec: GoldTableSpec, relation: str, location: str, rows: int):
+    pk = spec.primary_key
+    cols = ", ".join(pk)
+    dup = (
+        engine.query(
+            f"SELECT COUNT(*) AS n FROM (SELECT {cols} FROM {relation} GROUP BY {cols} "
+            "HAVING COUNT(*) > 1) AS d",
+            bindings={relation: location},
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    nulls = (
+        engine.query(
+            f"SELECT COUNT_IF({' OR '.join(f'{c} IS NULL' for c in pk)}) AS n FROM {relation}",
+            bindings={relation: location},
+        )
+        .column(0)[0]
+        .as_py()
+        or 0
+    )
+    key = lake_key("gold", spec.name)
+    return [
+        dg.AssetCheckResult(
+            asset_key=key, check_name="not_empty", passed=rows > 0, metadata={"row_count": rows}
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="primary_key_unique",
+            passed=dup == 0,
+            metadata={"duplicate_keys": dup, "primary_key": cols},
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="primary_key_not_null",
+            passed=nulls == 0,
+            metadata={"rows_with_null_key": nulls, "primary_key": cols},
+        ),
+    ]
+
+
+def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
+    key = lake_key("gold", spec.name)
+    sql = spec.sql
+    sql_hash = hashlib.sha256(sql.encode()).hexdigest()[:12]
+
+    @dg.asset(
+        key=key,
+        group_name="gold",
+        kinds={"s3", "athena"},
+        deps=[lake_key(layer, t) for layer, t in referenced_tables(sql)],
+        description=f"{spec.description} Built by Athena CTAS into a new version folder.",
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=key, blocking=True, description=text)
+            for name, text in LAKE_CHECKS.items()
+        ],
+        freshness_policy=freshness(spec),
+        code_version=sql_hash,
+        owners=list(spec.owners) or None,
+        tags=spec.tags or None,
+    )
+    def _lake_gold(
+        context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
+    ):
+        gold = GoldLake(lake)
+        version = new_version_id(f"{sql_hash}:{context.run_id}")
+        location = version_prefix(spec.name, version)
+        build_table = f"gold.{spec.name}__build"
+        stats = engine.create_table_as(build_table, sql, location)
+        files = gold.list_version(spec.name, version)
+        keys = [f.key for f in files]
+        schema = loader.load_schema(lake.dataset(keys).schema)
+        segments = engine.segment_checksums(build_table, schema, spec.segment_column, location)
+        rows = sum(n for n, _ in segments.values())
+        checks = _lake_check_results(engine, spec, build_table, location, rows)
+        published = all(c.passed for c in checks)
+        meta = {
+            "dagster/row_count": rows,
+            "dagster/column_schema": table_schema_metadata(schema),
+            "version": version,
+            "location": dg.MetadataValue.path(lake.uri(location)),
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
+            "fingerprint": fingerprint(segments),
+            "query_id": stats.query_id,
+            "engine_seconds": round(stats.seconds, 3),
+            "published": published,
+        }
+        if stats.data_scanned_bytes is not None:
+            meta["data_scanned_bytes"] = stats.data_scanned_bytes
+        if published:
+            gold.publish(
+                Manifest(
+                    table=spec.name,
+                    version=version,
+                    location=location,
+                    created_at=datetime.now(UTC).isoformat(),
+                    row_count=rows,
+                    fingerprint=fingerprint(segments),
+                    schema=[{"name": f.name, "type": str(f.type)} for f in schema],
+                    files=[{"key": f.key, "size": f.size, "mtime_ns": f.mtime_ns} for f in files],
+                    token=listing_token(files),
+                    query_id=stats.query_id,
+                    data_scanned_bytes=stats.data_scanned_bytes,
+                    segments={k: list(v) for k, v in segments.items()},
+                )
+            )
+            engine.publish(f"gold.{spec.name}", location)
+            pruned = gold.prune(spec.name, keep_days=spec.retention_days)
+            meta["pruned_versions"] = len(pruned)
+            context.log.info(f"published gold.{spec.name} version {version} ({rows} rows)")
+        else:
+            failed = [c.check_name for c in checks if not c.passed]
+            context.log.error(
+                f"version {version} of gold.{spec.name} failed {', '.join(failed)}: not published;"
+                " the lake keeps serving the previous version"
+            )
+        return dg.MaterializeResult(metadata=meta, check_results=checks)
+
+    return _lake_gold
+
+
+# ---- rds/gold/<table> --------------------------------------------------------------------------
+
+
+def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, selected: set[str]):
+    key = rds_key(spec.name)
+    with db.connect(autocommit=True) as conn:
+        ledger.bootstrap(conn, db.dashboard_role)
+        st = table_status.table_status(spec, lake, conn)
+        if "in_sync_with_lake" in selected:
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name="in_sync_with_lake",
+                passed=st.in_sync,
+                severity=(
+                    dg.AssetCheckSeverity.WARN
+                    if st.severity == "warn"
+                    else dg.AssetCheckSeverity.ERROR
+                ),
+                metadata={
+                    "lake_version": st.lake_version or "none",
+                    "rds_version": st.rds_version or "none",
+                    "lag_seconds": st.lag_seconds,
+                    "lag_tolerance_seconds": st.lag_tolerance_seconds,
+                },
+            )
+        if "row_count_matches" in selected:
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name="row_count_matches",
+                passed=st.rds_rows is not None and st.rds_rows == st.lake_rows,
+                metadata={"lake_rows": st.lake_rows, "rds_rows": st.rds_rows},
+            )
+        if "fingerprint_matches" in selected:
+            yield _fingerprint_check(spec, lake, engine, conn, key)
+
+
+def _fingerprint_check(spec, lake: GoldLake, engine, conn, key) -> dg.AssetCheckResult:
+    state = lake.current_state(spec.name)
+    if state is None or table_status.live_row_count(conn, spec.name) is None:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name="fingerprint_matches",
+            passed=False,
+            description="the lake version or the RDS table does not exist yet",
+        )
+    _, expected = lake_expectation(engine, lake, spec, state)
+    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
+    actual = postgres_segments(
+        conn, f"gold.{ledger.quote_ident(spec.name)}", schema, spec.segment_column
+    )
+    differing = differing_segments(expected, actual)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="fingerprint_matches",
+        passed=not differing,
+        metadata={
+            "lake_fingerprint": fingerprint(expected),
+            "rds_fingerprint": fingerprint(actual),
+            "segments": len(expected),
+            "differing_segments": ", ".join(differing[:50]) or "none",
+        },
+    )
+
+
+def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
+    key, upstream = rds_key(spec.name), lake_key("gold", spec.name)
+
+    @dg.multi_asset(
+        name=f"rds_gold_{spec.name}",
+        specs=[
+            dg.AssetSpec(
+                key,
+                deps=[upstream],
+                group_name="serving",
+                kinds={"postgres"},
+                description=f"Serving copy of gold.{spec.name} in RDS PostgreSQL (schema gold).",
+                freshness_policy=freshness(spec),
+                automation_condition=dg.AutomationCondition.eager(),
+                owners=list(spec.owners) or None,
+                tags=spec.tags or None,
+                metadata={
+                    "primary_key": ", ".join(spec.primary_key),
+                    "indexes": "; ".join(", ".join(i) for i in spec.indexes) or "none",
+                },
+            )
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=key, additional_deps=[upstream], description=text)
+            for name, text in RDS_CHECKS.items()
+        ],
+        can_subset=True,
+    )
+    def _rds_gold(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        lake: LakeStorage,
+        engine: dg.ResourceParam[SqlEngine],
+        serving: ServingDatabase,
+    ):
+        gold = GoldLake(lake)
+        if key in context.selected_asset_keys:
+            try:
+                result = sync_table(
+                    spec, gold, engine, serving, force=config.force, log=context.log.info
+                )
+            except SyncRefused as refused:
+                yield dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name="in_sync_with_lake",
+                    passed=False,
+                    metadata={
+                        **{k: v for k, v in refused.numbers.items() if v is not None},
+                        "refused": str(refused),
+                    },
+                )
+                raise dg.Failure(description=str(refused)) from None
+            yield dg.MaterializeResult(asset_key=key, metadata=result.metadata())
+        selected = {k.name for k in context.selected_asset_check_keys}
+        yield from _rds_check_results(spec, gold, engine, serving, selected)
+
+    return _rds_gold
+
+
+def build_gold_assets(specs=GOLD_TABLES) -> list[dg.AssetsDefinition]:
+    assets = []
+    for spec in specs:
+        assets += [build_lake_asset(spec), build_rds_asset(spec)]
+    return assets

@@ -1,0 +1,1 @@
+"""Copying Gold tables from the lake into the serving database (the sync protocol)."""

@@ -1,0 +1,261 @@
+"""The sync protocol, lake Gold -> RDS (DESIGN.md, "Sync protocol").
+
+1. read the lake state; if the ledger already holds it, do nothing;
+2. refuse an empty table or one that shrank beyond the spec, unless forced;
+3. stream the Parquet files into a staging table with binary COPY;
+4. verify row count and segment checksums against the lake's, build indexes, ANALYZE;
+5. swap in one short transaction that also writes the ledger;
+6. drop leftovers of crashed runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from platform_assets.serving import ledger, loader, swap
+from platform_assets.specs import GoldTableSpec
+from resources.fingerprint import (
+    Segments,
+    differing_segments,
+    fingerprint,
+    segment_checksum_sql,
+    segments_from_rows,
+)
+from resources.lake_tables import GoldLake, LakeTableState
+from resources.serving_db import ServingDatabase
+
+SCHEMA = "gold"
+
+
+class SyncRefused(RuntimeError):
+    """The guard refused to publish; the old copy keeps serving."""
+
+    def __init__(self, message: str, numbers: dict):
+        super().__init__(message)
+        self.numbers = numbers
+
+
+class SyncVerificationError(RuntimeError):
+    """Staging did not match the lake; nothing was swapped."""
+
+
+@dataclass
+class SyncResult:
+    table: str
+    action: str  # "loaded" | "unchanged"
+    lake_version: str
+    row_count: int
+    fingerprint: str
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    rows_per_s: float | None = None
+    swap_attempts: int = 0
+    dropped_leftovers: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict:
+        meta = {
+            "action": self.action,
+            "lake_version": self.lake_version,
+            "row_count": self.row_count,
+            "fingerprint": self.fingerprint,
+        }
+        if self.action == "loaded":
+            meta.update(
+                {
+                    "duration_s": round(self.seconds, 3),
+                    "copy_seconds": round(self.load_seconds, 3),
+                    "rows_per_s": round(self.rows_per_s or 0.0),
+                    "swap_attempts": self.swap_attempts,
+                }
+            )
+        return meta
+
+
+def lake_expectation(engine, lake: GoldLake, spec: GoldTableSpec, state: LakeTableState):
+    """Row count and segment checksums of what the lake holds now.
+
+    The manifest's figures when the stored files are the published ones; otherwise (someone
+    changed the location outside the platform) the engine recomputes them from the files.
+    """
+    if not state.changed_outside:
+        segments = {k: (v[0], v[1]) for k, v in state.manifest.segments.items()}
+        return state.manifest.row_count, segments
+    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
+    segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
+    return sum(n for n, _ in segments.values()), segments
+
+
+def postgres_segments(
+    conn: psycopg.Connection, relation: str, schema, segment_column: str
+) -> Segments:
+    sql = segment_checksum_sql("postgres", relation, schema, segment_column)
+    return segments_from_rows(conn.execute(sql).fetchall())
+
+
+def _table_lock_key(table: str) -> str:
+    return f"gold-sync:{table}"
+
+
+def sync_table(
+    spec: GoldTableSpec,
+    lake: GoldLake,
+    engine,
+    db: ServingDatabase,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> SyncResult:
+    started = time.monotonic()
+    state = lake.current_state(spec.name)
+    if state is None:
+        raise LookupError(f"gold.{spec.name} has no published version in the lake yet")
+
+    with db.connect(autocommit=True) as conn:
+        ledger.bootstrap(conn, db.dashboard_role)
+        # One sync per table at a time; others wait rather than race on the same staging.
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_table_lock_key(spec.name),))
+        try:
+            dropped = swap.drop_leftovers(conn, SCHEMA, spec.name)
+            if dropped:
+                log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
+            current = ledger.read(conn, spec.name)
+            live_exists = conn.execute(
+                "SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)
+            ).fetchone()[0]
+            if (
+                current is not None
+                and live_exists
+                and current.lake_token == state.token
+                and current.lake_version == state.state_id
+                and not force
+            ):
+                log(f"gold.{spec.name} already holds lake version {state.state_id}: nothing to do")
+                return SyncResult(
+                    spec.name,
+                    "unchanged",
+                    state.state_id,
+                    current.row_count,
+                    current.fingerprint,
+                    seconds=time.monotonic() - started,
+                    dropped_leftovers=dropped,
+                )
+
+            expected_rows, expected_segments = lake_expectation(engine, lake, spec, state)
+            _guard(spec, expected_rows, current, force)
+
+            result = _load_and_swap(
+                spec, lake, db, conn, state, expected_rows, expected_segments, started, log
+            )
+            result.dropped_leftovers = dropped
+            return result
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_table_lock_key(spec.name),))
+
+
+def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, force: bool) -> None:
+    previous = current.row_count if current else None
+    numbers = {
+        "lake_rows": rows,
+        "serving_rows": previous,
+        "max_shrink_ratio": spec.max_shrink_ratio,
+    }
+    if force:
+        return
+    if rows == 0:
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: the lake table is empty "
+            f"(RDS keeps serving {previous if previous is not None else 'nothing'} rows; "
+            "re-run with force to publish it anyway)",
+            numbers,
+        )
+    if previous and rows < previous * (1 - spec.max_shrink_ratio):
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: it would shrink from {previous} to {rows} rows "
+            f"(more than {spec.max_shrink_ratio:.0%}); RDS keeps serving the old copy "
+            "(re-run with force to publish it anyway)",
+            numbers,
+        )
+
+
+def _load_and_swap(
+    spec, lake, db, conn, state, expected_rows, expected_segments, started, log
+) -> SyncResult:
+    dataset = lake.storage.dataset(state.parquet_keys)
+    schema = loader.load_schema(dataset.schema)
+    staging = swap.staging_name(spec.name, state.token)
+    conn.execute(loader.create_table_ddl(SCHEMA, staging, schema, not_null=spec.primary_key))
+    try:
+        log(
+            f"loading {expected_rows} rows of lake version {state.state_id} into {SCHEMA}.{staging}"
+        )
+        stats = loader.copy_into(db.conninfo(), SCHEMA, staging, loader.batches(dataset, schema))
+        log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
+
+        relation = f"{ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
+        actual_segments = postgres_segments(conn, relation, schema, spec.segment_column)
+        actual_rows = sum(n for n, _ in actual_segments.values())
+        if actual_rows != expected_rows or actual_segments != expected_segments:
+            bad = differing_segments(expected_segments, actual_segments)
+            raise SyncVerificationError(
+                f"staging for gold.{spec.name} does not match the lake: {actual_rows} rows vs "
+                f"{expected_rows} expected; differing segments: {', '.join(bad[:12]) or 'none'}"
+            )
+        _build_indexes(conn, spec, staging)
+        conn.execute(f"ANALYZE {relation}")
+
+        seconds = time.monotonic() - started
+        row = ledger.LedgerRow(
+            table_name=spec.name,
+            partition_key="",
+            lake_version=state.state_id,
+            lake_token=state.token,
+            row_count=actual_rows,
+            fingerprint=fingerprint(actual_segments),
+            segments={k: list(v) for k, v in actual_segments.items()},
+            lake_created_at=state.created_at,
+            loaded_at=None,  # now() in the transaction
+            duration_s=seconds,
+            rows_per_s=stats.rows_per_s,
+        )
+        attempts = swap.swap_in(
+            conn,
+            SCHEMA,
+            spec.name,
+            staging,
+            db.dashboard_role,
+            in_transaction=lambda c: ledger.write(c, row),
+            lock_timeout_ms=db.lock_timeout_ms,
+        )
+    except BaseException:
+        conn.execute(
+            f"DROP TABLE IF EXISTS {ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
+        )
+        raise
+    log(f"gold.{spec.name} now serves lake version {state.state_id} ({attempts} swap attempt(s))")
+    return SyncResult(
+        spec.name,
+        "loaded",
+        state.state_id,
+        actual_rows,
+        row.fingerprint,
+        seconds=time.monotonic() - started,
+        load_seconds=stats.seconds,
+        rows_per_s=stats.rows_per_s,
+        swap_attempts=attempts,
+    )
+
+
+def _build_indexes(conn: psycopg.Connection, spec: GoldTableSpec, staging: str) -> None:
+    q = ledger.quote_ident
+    conn.execute(
+        f"ALTER TABLE {q(SCHEMA)}.{q(staging)} ADD CONSTRAINT {q(staging + '_pkey')} "
+        f"PRIMARY KEY ({', '.join(q(c) for c in spec.primary_key)})"
+    )
+    for cols in spec.indexes:
+        name = f"{staging}_{'_'.join(cols)}_idx"[:63]
+        conn.execute(
+            f"CREATE INDEX {q(name)} ON {q(SCHEMA)}.{q(staging)} ({', '.join(q(c) for c in cols)})"
+        )

@@ -1,0 +1,156 @@
+"""The Gold lake contract: versioned folders plus a manifest written last.
+
+    gold/<table>/version=<version_id>/part-*.parquet   one immutable folder per build
+    gold/<table>/_manifest.json                        the truth about what is current
+
+The manifest is one PUT, so switching versions is atomic on S3. What a reader should trust,
+though, is what is *stored* at the current location: `current_state()` lists it, so files added
+by an analyst's `INSERT INTO` or a hand upload change the state's token even though the manifest
+did not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from resources.storage import LakeStorage, StoredObject, listing_token
+
+MANIFEST = "_manifest.json"
+
+
+def new_version_id(content_key: str, now: datetime | None = None) -> str:
+    """A version id that sorts by time: UTC timestamp plus a short hash of what was built."""
+    now = now or datetime.now(UTC)
+    short = hashlib.sha256(content_key.encode()).hexdigest()[:8]
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{short}"
+
+
+def table_prefix(table: str) -> str:
+    return f"gold/{table}"
+
+
+def version_prefix(table: str, version_id: str) -> str:
+    return f"gold/{table}/version={version_id}"
+
+
+@dataclass
+class Manifest:
+    """What the platform published as the current version of one Gold table."""
+
+    table: str
+    version: str
+    location: str  # lake key of the version folder
+    created_at: str  # ISO-8601 UTC
+    row_count: int
+    fingerprint: str
+    schema: list[dict]  # [{"name": ..., "type": ...}]
+    files: list[dict]  # [{"key", "size", "mtime_ns"}]
+    token: str  # listing token of `files`
+    query_id: str | None = None
+    data_scanned_bytes: int | None = None
+    segments: dict[str, list[int]] = field(default_factory=dict)  # segment -> [rows, checksum]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        data = json.loads(raw)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class LakeTableState:
+    """What is stored right now at a Gold table's current location."""
+
+    table: str
+    manifest: Manifest
+    files: tuple[StoredObject, ...]
+    token: str
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def changed_outside(self) -> bool:
+        """True when the stored files differ from what the platform published."""
+        return self.token != self.manifest.token
+
+    @property
+    def state_id(self) -> str:
+        """The version users see: the published version, suffixed when files changed since."""
+        return self.version if not self.changed_outside else f"{self.version}+{self.token[:8]}"
+
+    @property
+    def parquet_keys(self) -> list[str]:
+        return [f.key for f in self.files if _is_data_file(f.key)]
+
+    @property
+    def created_at(self) -> datetime:
+        if self.changed_outside and self.files:
+            newest = max(f.mtime_ns for f in self.files)
+            return datetime.fromtimestamp(newest / 1e9, UTC)
+        return datetime.fromisoformat(self.manifest.created_at)
+
+
+def _is_data_file(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith(("_", ".")) and not name.endswith((".tmp", ".crc"))
+
+
+class GoldLake:
+    """Reads and writes the versioned Gold tables of one lake."""
+
+    def __init__(self, storage: LakeStorage):
+        self.storage = storage
+
+    def read_manifest(self, table: str) -> Manifest | None:
+        raw = self.storage.read_bytes(f"{table_prefix(table)}/{MANIFEST}")
+        return Manifest.from_json(raw) if raw is not None else None
+
+    def list_version(self, table: str, version_id: str) -> list[StoredObject]:
+        return [
+            o for o in self.storage.list(version_prefix(table, version_id)) if _is_data_file(o.key)
+        ]
+
+    def current_state(self, table: str) -> LakeTableState | None:
+        """The manifest plus a fresh listing of its location; None before the first build."""
+        manifest = self.read_manifest(table)
+        if manifest is None:
+            return None
+        files = self.list_version(table, manifest.version)
+        return LakeTableState(table, manifest, tuple(files), listing_token(files))
+
+    def publish(self, manifest: Manifest) -> None:
+        """Make `manifest` current: one atomic PUT, always the last write of a build."""
+        self.storage.write_bytes(f"{table_prefix(manifest.table)}/{MANIFEST}", manifest.to_json())
+
+    def versions(self, table: str) -> list[str]:
+        return sorted(
+            d.split("=", 1)[1] for d in self.storage.list_dirs(table_prefix(table)) if "=" in d
+        )
+
+    def prune(self, table: str, keep_days: float, keep_min: int = 2) -> list[str]:
+        """Remove versions older than the retention window, never the current or newest few."""
+        manifest = self.read_manifest(table)
+        current = manifest.version if manifest else None
+        versions = self.versions(table)
+        cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+        removable = []
+        for version in versions[:-keep_min] if keep_min else versions:
+            if version == current:
+                continue
+            try:
+                built = datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ")
+            except ValueError:
+                continue  # not ours: leave it alone
+            if built.replace(tzinfo=UTC) < cutoff:
+                removable.append(version)
+        for version in removable:
+            self.storage.delete_prefix(version_prefix(table, version))
+        return removable

@@ -1,0 +1,95 @@
+"""The serving database: RDS PostgreSQL from `RDS_URL`, or an embedded PostgreSQL when unset."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources import embedded_pg
+
+
+class ServingDbError(RuntimeError):
+    """The serving database cannot be reached with the configured settings."""
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe for logs, metadata and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def libpq_url(url: str) -> str:
+    """`postgresql+psycopg://...` (SQLAlchemy style) -> `postgresql://...` (libpq style)."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url.strip())
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    cred = user if not password else f"{user}:{password}"
+    return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
+
+
+class ServingDatabase(ConfigurableResource):
+    """Where the Gold serving copies live (schema `gold`) and the sync ledger (`platform`)."""
+
+    url: str | None = Field(
+        default=None,
+        description="RDS_URL: postgresql://user:password@host:5432/db. Unset: embedded PostgreSQL.",
+    )
+    embedded_pgdata: str = Field(
+        default=embedded_pg.DEFAULT_PGDATA,
+        description="Data folder of the embedded PostgreSQL used when RDS_URL is unset.",
+    )
+    dashboard_role: str = Field(
+        default="dashboard_reader", description="Read-only role the dashboard logs in as."
+    )
+    lock_timeout_ms: int = Field(
+        default=100, description="How long the swap waits for readers before it retries."
+    )
+    connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
+
+    @property
+    def is_embedded(self) -> bool:
+        return not self.url
+
+    def conninfo(self) -> str:
+        """The libpq URL (may carry a password: never log it, use `display_url`)."""
+        if self.url:
+            return libpq_url(self.url)
+        return embedded_pg.url(self.embedded_pgdata)
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.conninfo())
+
+    def connect(self, autocommit: bool = False, **kwargs) -> psycopg.Connection:
+        conninfo = self.conninfo()
+        try:
+            return psycopg.connect(
+                conninfo,
+                autocommit=autocommit,
+                connect_timeout=self.connect_timeout_s,
+                application_name="gold-platform",
+                **kwargs,
+            )
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            parts = urlsplit(conninfo)
+            if parts.password:
+                reason = reason.replace(parts.password, "***")
+            setting = "RDS_URL" if self.url else f"embedded PostgreSQL at {self.embedded_pgdata}"
+            raise ServingDbError(
+                f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}"
+            ) from None
+
+    def dashboard_url(self) -> str:
+        """URL for the read-only dashboard role on the embedded server (trust auth)."""
+        return with_user(self.conninfo(), self.dashboard_role)

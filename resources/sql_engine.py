@@ -1,0 +1,281 @@
+"""The SQL engine that builds Silver and Gold: Athena in production, DuckDB locally.
+
+SQL is written once, in the Athena (Trino) dialect. `DuckDBEngine` transpiles it with sqlglot and
+resolves `bronze.x` / `silver.x` / `gold.x` to Parquet in the lake by the lake's layout, so the
+same files and the same SQL run on a laptop, in tests and on AWS.
+
+Both engines offer the same methods; assets call only these:
+  create_table_as(table, sql, location, partitioned_by) -> QueryStats
+  query(sql) -> pyarrow.Table                       (Athena dialect)
+  segment_checksums(relation, schema, segment_column) -> rows
+  register_external(table, location, schema, partitioned_by)
+  publish(table, location)                          (repoint the served table)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlglot import exp
+
+from resources.fingerprint import segment_checksum_sql, segments_from_rows
+from resources.lake_tables import GoldLake
+from resources.storage import LakeStorage
+
+LAKE_SCHEMAS = ("bronze", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class QueryStats:
+    """What the engine reports about one statement (shown as asset metadata)."""
+
+    engine: str
+    query_id: str
+    seconds: float
+    data_scanned_bytes: int | None = None
+
+
+def _normalize(batch_schema: pa.Schema) -> pa.Schema:
+    """Plain Arrow types for Parquet/PostgreSQL (no large or view strings, no dictionaries)."""
+    fields = []
+    for f in batch_schema:
+        t = f.type
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_dictionary(t):
+            t = pa.string()
+        elif pa.types.is_decimal(t):
+            t = pa.float64()
+        elif pa.types.is_int32(t) or pa.types.is_int16(t) or pa.types.is_int8(t):
+            t = pa.int64()
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields)
+
+
+def _normalized_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    target = _normalize(reader.schema)
+    if target == reader.schema:
+        return reader
+    return pa.RecordBatchReader.from_batches(target, (batch.cast(target) for batch in reader))
+
+
+class DuckDBEngine(ConfigurableResource):
+    """The local engine: DuckDB over the lake's Parquet, running Athena-dialect SQL."""
+
+    lake: LakeStorage
+    threads: int = Field(default=2, description="DuckDB worker threads.")
+    memory_limit: str = Field(default="4GB", description="DuckDB memory limit.")
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    def translate(self, sql: str) -> str:
+        return ";\n".join(sqlglot.transpile(sql, read="athena", write="duckdb"))
+
+    def _connect(self, sql: str, bindings: dict[str, str] | None = None):
+        """A fresh connection with every lake table `sql` names bound to its Parquet files."""
+        con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
+        for schema in LAKE_SCHEMAS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        bindings = bindings or {}
+        seen = set()
+        for table in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table):
+            name = f"{table.db}.{table.name}" if table.db else table.name
+            if name in seen or table.db not in LAKE_SCHEMAS:
+                continue
+            seen.add(name)
+            dataset = self._dataset_for(name, bindings.get(name))
+            alias = f"_lake_{table.db}_{table.name}"
+            con.register(alias, dataset)
+            con.execute(f'CREATE VIEW {table.db}."{table.name}" AS SELECT * FROM {alias}')
+        return con
+
+    def _dataset_for(self, name: str, location: str | None):
+        schema, table = name.split(".", 1)
+        if location is not None:
+            return self.lake.dataset(location, hive=True)
+        if schema == "gold":
+            state = GoldLake(self.lake).current_state(table)
+            if state is None:
+                raise LookupError(f"gold.{table} has no published version in the lake yet")
+            return self.lake.dataset(state.parquet_keys)
+        keys = [o.key for o in self.lake.list(f"{schema}/{table}") if o.key.endswith(".parquet")]
+        if not keys:
+            raise LookupError(
+                f"{name} has no Parquet files at {self.lake.uri(schema + '/' + table)}"
+            )
+        return self.lake.dataset(f"{schema}/{table}", hive=True)
+
+    def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+        translated = self.translate(sql)
+        con = self._connect(translated, bindings)
+        try:
+            return con.execute(translated).fetch_arrow_table()
+        finally:
+            con.close()
+
+    def segment_checksums(
+        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+    ):
+        sql = segment_checksum_sql("duckdb", relation, schema, segment_column)
+        con = self._connect(sql, {relation: location} if location else None)
+        try:
+            return segments_from_rows(con.execute(sql).fetchall())
+        finally:
+            con.close()
+
+    def create_table_as(
+        self,
+        table: str,
+        sql: str,
+        location: str,
+        partitioned_by: list[str] | None = None,
+    ) -> QueryStats:
+        """Run the SELECT and write its result as Parquet at `location` (replacing it)."""
+        started = time.monotonic()
+        translated = self.translate(sql)
+        con = self._connect(translated)
+        try:
+            reader = _normalized_reader(con.execute(translated).fetch_record_batch(256_000))
+            self.lake.delete_prefix(location)
+            self.lake.write_parquet(location, reader, partition_cols=partitioned_by)
+        finally:
+            con.close()
+        return QueryStats("duckdb", f"duckdb-{uuid.uuid4().hex[:12]}", time.monotonic() - started)
+
+    def register_external(
+        self, table: str, location: str, schema: pa.Schema, partitioned_by: list[str] | None = None
+    ) -> None:
+        """Nothing to do: DuckDB finds lake tables by their folder."""
+
+    def publish(self, table: str, location: str) -> None:
+        """Nothing to do: DuckDB reads `gold.x` through the manifest."""
+
+
+_ATHENA_TYPES = {
+    "int": "bigint",
+    "float": "double",
+    "date": "date",
+    "timestamp": "timestamp",
+    "string": "string",
+}
+
+
+class AthenaEngine(ConfigurableResource):
+    """Production engine: Athena via pyathena (CTAS with external_location into the lake)."""
+
+    lake: LakeStorage
+    region: str | None = Field(default=None, description="ATHENA_REGION / AWS_REGION.")
+    work_group: str = Field(default="primary", description="ATHENA_WORKGROUP.")
+    output_location: str | None = Field(
+        default=None, description="ATHENA_OUTPUT_LOCATION: s3:// folder for query results."
+    )
+    endpoint_url: str | None = Field(default=None, description="ATHENA_ENDPOINT_URL (tests).")
+    database_prefix: str = Field(
+        default="", description="Prefix of the Glue databases (e.g. 'prod_' -> prod_gold)."
+    )
+
+    @property
+    def dialect(self) -> str:
+        return "athena"
+
+    def _cursor(self, arrow: bool = False):
+        from pyathena import connect
+
+        kwargs = {"work_group": self.work_group, "region_name": self.region}
+        if self.output_location:
+            kwargs["s3_staging_dir"] = self.output_location
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        if arrow:
+            from pyathena.arrow.cursor import ArrowCursor
+
+            kwargs["cursor_class"] = ArrowCursor
+        return connect(**kwargs).cursor()
+
+    def _qualify(self, sql: str) -> str:
+        if not self.database_prefix:
+            return sql
+        pattern = r"\b(" + "|".join(LAKE_SCHEMAS) + r")\."
+        return re.sub(pattern, lambda m: f"{self.database_prefix}{m.group(1)}.", sql)
+
+    def _run(self, sql: str, arrow: bool = False):
+        cursor = self._cursor(arrow=arrow)
+        started = time.monotonic()
+        cursor.execute(self._qualify(sql))
+        stats = QueryStats(
+            "athena",
+            cursor.query_id or "",
+            time.monotonic() - started,
+            cursor.data_scanned_in_bytes,
+        )
+        return cursor, stats
+
+    def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+        cursor, _ = self._run(sql, arrow=True)
+        return cursor.as_arrow()
+
+    def segment_checksums(
+        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+    ):
+        cursor, _ = self._run(segment_checksum_sql("athena", relation, schema, segment_column))
+        return segments_from_rows(cursor.fetchall())
+
+    def create_table_as(
+        self, table: str, sql: str, location: str, partitioned_by: list[str] | None = None
+    ) -> QueryStats:
+        self.lake.delete_prefix(location)  # CTAS needs an empty external_location
+        self._run(f"DROP TABLE IF EXISTS {table}")
+        props = [
+            "format = 'PARQUET'",
+            "write_compression = 'SNAPPY'",
+            f"external_location = '{self.lake.uri(location)}/'",
+        ]
+        if partitioned_by:
+            props.append(
+                "partitioned_by = ARRAY[" + ", ".join(f"'{c}'" for c in partitioned_by) + "]"
+            )
+        _, stats = self._run(f"CREATE TABLE {table} WITH ({', '.join(props)}) AS\n{sql}")
+        return stats
+
+    def register_external(
+        self, table: str, location: str, schema: pa.Schema, partitioned_by: list[str] | None = None
+    ) -> None:
+        from resources.fingerprint import column_kind
+
+        partitioned_by = partitioned_by or []
+        cols = ", ".join(
+            f"`{f.name}` {_ATHENA_TYPES[column_kind(f.type)]}"
+            for f in schema
+            if f.name not in partitioned_by
+        )
+        parts = ", ".join(f"`{c}` bigint" for c in partitioned_by)
+        ddl = f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} ({cols}) "
+        if parts:
+            ddl += f"PARTITIONED BY ({parts}) "
+        ddl += f"STORED AS PARQUET LOCATION '{self.lake.uri(location)}/'"
+        self._run(ddl)
+        if parts:
+            self._run(f"MSCK REPAIR TABLE {table}")
+
+    def publish(self, table: str, location: str) -> None:
+        """Repoint `table` at the new version folder (create it on the first publish)."""
+        build_table = f"{table}__build"
+        try:
+            self._run(f"ALTER TABLE {table} SET LOCATION '{self.lake.uri(location)}/'")
+        except Exception:  # noqa: BLE001 - Athena reports a missing table as a generic error
+            cursor, _ = self._run(f"SHOW CREATE TABLE {build_table}")
+            ddl = "\n".join(row[0] for row in cursor.fetchall())
+            ddl = ddl.replace(build_table.split(".")[-1], table.split(".")[-1], 1)
+            self._run(ddl)
+
+
+SqlEngine = DuckDBEngine | AthenaEngine
+"""Either engine; assets take `engine: ResourceParam[SqlEngine]` and call the shared methods."""
