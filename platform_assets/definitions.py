@@ -6,7 +6,6 @@ from platform_assets.gold_assets import build_gold_assets
 from platform_assets.lake_assets import bronze_assets, silver_assets
 from platform_assets.settings import build_resources
 
-defs = dg.Definitions(
-    assets=[*bronze_assets, *silver_assets, *build_gold_assets()],
-    resources=build_resources(),
-)
+ASSETS = [*bronze_assets, *silver_assets, *build_gold_assets()]
+
+defs = dg.Definitions(assets=ASSETS, resources=build_resources())

@@ -123,7 +123,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
         gold = GoldLake(lake)
-        version = new_version_id(f"{sql_hash}:{context.run_id}")
+        version = new_version_id(f"{sql_hash}:{context.run.run_id}")
         location = version_prefix(spec.name, version)
         build_table = f"gold.{spec.name}__build"
         stats = engine.create_table_as(build_table, sql, location)

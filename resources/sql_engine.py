@@ -117,7 +117,7 @@ class DuckDBEngine(ConfigurableResource):
         translated = self.translate(sql)
         con = self._connect(translated, bindings)
         try:
-            return con.execute(translated).fetch_arrow_table()
+            return con.execute(translated).to_arrow_table()
         finally:
             con.close()
 
@@ -143,7 +143,7 @@ class DuckDBEngine(ConfigurableResource):
         translated = self.translate(sql)
         con = self._connect(translated)
         try:
-            reader = _normalized_reader(con.execute(translated).fetch_record_batch(256_000))
+            reader = _normalized_reader(con.execute(translated).to_arrow_reader(256_000))
             self.lake.delete_prefix(location)
             self.lake.write_parquet(location, reader, partition_cols=partitioned_by)
         finally:
