@@ -142,6 +142,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             "files": len(files),
             "bytes": sum(f.size for f in files),
             "fingerprint": fingerprint(segments),
+            "token": listing_token(files),
             "query_id": stats.query_id,
             "engine_seconds": round(stats.seconds, 3),
             "published": published,
@@ -257,7 +258,6 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 kinds={"postgres"},
                 description=f"Serving copy of gold.{spec.name} in RDS PostgreSQL (schema gold).",
                 freshness_policy=freshness(spec),
-                automation_condition=dg.AutomationCondition.eager(),
                 owners=list(spec.owners) or None,
                 tags=spec.tags or None,
                 metadata={

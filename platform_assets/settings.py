@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.alerts import AlertNotifier
 from resources.serving_db import ServingDatabase
 from resources.source import SourceSettings
 from resources.sql_engine import AthenaEngine, DuckDBEngine
@@ -73,6 +74,7 @@ def build_resources() -> dict:
         "engine": sql_engine(lake),
         "serving": serving_database(),
         "source": SourceSettings(scale_years=_env_int("PLATFORM_SCALE_YEARS", 1)),
+        "alerts": AlertNotifier(webhook_url=_env("ALERT_WEBHOOK_URL")),
     }
 
 

@@ -1,0 +1,88 @@
+"""`check_alert_sensor`: one message when a check or freshness goes red, one when it recovers.
+
+A failed non-blocking check leaves its run green, so run-failure sensors never see it; this
+sensor reads check executions from the instance instead, with a cursor per check (last
+execution id seen, failing or not), and freshness states per asset. Nothing repeats while a
+check stays red.
+"""
+
+import json
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    AssetCheckExecutionRecordStatus,
+)
+
+from resources.alerts import AlertNotifier
+
+HISTORY_PAGE = 20
+STALE = ("WARN", "FAIL")
+
+
+def _metadata_text(evaluation) -> str:
+    items = [
+        f"{k}: {v.value}" for k, v in (evaluation.metadata or {}).items() if hasattr(v, "value")
+    ]
+    return ", ".join(items[:8])
+
+
+def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool, object]]:
+    """(failing, evaluation) for every change of state since the cursor, oldest first."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=HISTORY_PAGE, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+    )
+    for record in sorted(records, key=lambda r: r.id):
+        if record.id <= state.get("id", 0):
+            continue
+        state["id"] = record.id
+        failing = record.status == AssetCheckExecutionRecordStatus.FAILED
+        if failing != state.get("failing", False):
+            state["failing"] = failing
+            evaluation = record.event.asset_check_evaluation if record.event else None
+            yield failing, evaluation
+
+
+def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="check_alert_sensor",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts once when an asset check or freshness fails, once when it recovers.",
+    )
+    def check_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertNotifier):
+        cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "freshness": {}}
+        sent = 0
+        for check_key in check_keys:
+            name = check_key.to_user_string()
+            state = cursor["checks"].setdefault(name, {})
+            for failing, evaluation in _check_transitions(context.instance, check_key, state):
+                severity = evaluation.severity.value if evaluation else "ERROR"
+                detail = _metadata_text(evaluation) if evaluation else ""
+                title = (
+                    f"Check {name} is failing ({severity})"
+                    if failing
+                    else f"Check {name} recovered"
+                )
+                alerts.send(title, detail or "no details", ok=not failing, fields={"check": name})
+                sent += 1
+        records = context.instance.event_log_storage.get_freshness_state_records(list(asset_keys))
+        for key, record in records.items():
+            name = key.to_user_string()
+            value = record.freshness_state.value
+            was_stale = cursor["freshness"].get(name, "PASS") in STALE
+            cursor["freshness"][name] = value
+            if (value in STALE) != was_stale and value != "UNKNOWN":
+                ok = value not in STALE
+                alerts.send(
+                    f"Freshness of {name}: {value}",
+                    "fresh again" if ok else "its last materialization is older than its policy",
+                    ok=ok,
+                    fields={"asset": name},
+                )
+                sent += 1
+        context.log.info(f"{sent} alert(s) sent to {alerts.target}")
+        return dg.SensorResult(cursor=json.dumps(cursor))
+
+    return check_alert_sensor

@@ -1,0 +1,87 @@
+"""`lake_change_sensor`: the RDS copies follow the lake, whoever changed it.
+
+Each tick lists every Gold table's current location (one small LIST per table) and reads the
+ledger (one query). A state Dagster did not produce (a hand-run CTAS, an analyst's INSERT INTO,
+a manual upload) is recorded as a runless materialization of the lake asset; every RDS copy
+that lags gets a run request keyed by table and lake state, so nothing runs twice.
+"""
+
+import json
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
+
+from platform_assets.gold_assets import rds_key
+from platform_assets.lake_assets import lake_key
+from platform_assets.serving import ledger
+from platform_assets.specs import GOLD_TABLES
+from resources.lake_tables import GoldLake
+from resources.serving_db import ServingDatabase
+from resources.storage import LakeStorage
+
+
+def _active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:
+    runs = instance.get_runs(filters=RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=50)
+    return {key for run in runs for key in (run.asset_selection or ())}
+
+
+def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("version")
+    return value.value if value is not None else None
+
+
+@dg.sensor(
+    name="lake_change_sensor",
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[rds_key(spec.name) for spec in GOLD_TABLES],
+    description="Refreshes RDS copies when their lake Gold table changes, in or outside Dagster.",
+)
+def lake_change_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeStorage, serving: ServingDatabase
+) -> dg.SensorResult:
+    gold = GoldLake(lake)
+    seen = json.loads(context.cursor) if context.cursor else {}
+    with serving.connect(autocommit=True) as conn:
+        ledger_rows = ledger.read_all(conn)
+    active = _active_asset_keys(context.instance)
+    events, requests = [], []
+    for spec in GOLD_TABLES:
+        state = gold.current_state(spec.name)
+        if state is None:
+            continue
+        key = lake_key("gold", spec.name)
+        if seen.get(spec.name) != state.state_id:
+            first_look = spec.name not in seen
+            seen[spec.name] = state.state_id
+            if _last_materialized_version(context.instance, key) != state.state_id:
+                how = "first seen by this instance" if first_look else "changed outside Dagster"
+                context.log.info(f"gold.{spec.name} {how}: {state.state_id}")
+                events.append(
+                    dg.AssetMaterialization(
+                        asset_key=key,
+                        description=f"Recorded by lake_change_sensor: {how}.",
+                        metadata={
+                            "version": state.state_id,
+                            "token": state.token,
+                            "files": len(state.parquet_keys),
+                            "dagster/row_count": lake.parquet_row_count(state.parquet_keys),
+                            "changed_outside_dagster": state.changed_outside or not first_look,
+                        },
+                    )
+                )
+        row = ledger_rows.get(spec.name)
+        in_sync = row is not None and row.lake_token == state.token
+        if in_sync or key in active or rds_key(spec.name) in active:
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"sync:{spec.name}:{state.state_id}",
+                asset_selection=[rds_key(spec.name)],
+                tags={"gold/table": spec.name, "gold/lake_version": state.state_id},
+            )
+        )
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(seen))
