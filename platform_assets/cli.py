@@ -26,16 +26,32 @@ def cmd_status(args, lake, engine, serving) -> int:
     if args.json:
         print(json.dumps({"tables": [s.to_dict() for s in statuses]}, indent=2, default=str))
     else:
-        header = f"{'table':28} {'lake version':32} {'rds version':32} {'lake rows':>10} "
-        header += f"{'rds rows':>10} {'lag s':>8}  state"
-        print(header)
-        for s in statuses:
-            state = "in sync" if s.in_sync else s.severity.upper()
-            print(
-                f"{s.table:28} {str(s.lake_version):32} {str(s.rds_version):32} "
-                f"{str(s.lake_rows):>10} {str(s.rds_rows):>10} {s.lag_seconds:>8.0f}  {state}"
-            )
+        print(_format_table(statuses))
     return 0 if all(s.in_sync for s in statuses) else 3
+
+
+def _format_table(statuses) -> str:
+    headers = ("table", "lake version", "rds version", "lake rows", "rds rows", "lag s", "state")
+    rows = [
+        (
+            s.table,
+            str(s.lake_version),
+            str(s.rds_version),
+            str(s.lake_rows),
+            str(s.rds_rows),
+            f"{s.lag_seconds:.0f}",
+            "in sync" if s.in_sync else s.severity.upper(),
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in (headers, *rows)) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i in (3, 4, 5) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in (headers, *rows)
+    )
 
 
 def cmd_rds_url(args, lake, engine, serving) -> int:
