@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from platform_assets import settings
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--force", action="store_true", help="publish empty or shrunken tables")
     sync.set_defaults(func=cmd_sync)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly
     try:
         with settings.open_resources() as res:
             return args.func(args, res["lake"], res["engine"], res["serving"])

@@ -190,6 +190,7 @@ def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, select
         ledger.bootstrap(conn, db.dashboard_role)
         st = table_status.table_status(spec, lake, conn)
         if "in_sync_with_lake" in selected:
+            behind = _months_behind(spec, lake, engine, conn) if not st.in_sync else []
             yield dg.AssetCheckResult(
                 asset_key=key,
                 check_name="in_sync_with_lake",
@@ -204,6 +205,7 @@ def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, select
                     "rds_version": st.rds_version or "none",
                     "lag_seconds": st.lag_seconds,
                     "lag_tolerance_seconds": st.lag_tolerance_seconds,
+                    **({"months_behind": ", ".join(behind[:24])} if behind else {}),
                 },
             )
         if "row_count_matches" in selected:
@@ -215,6 +217,19 @@ def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, select
             )
         if "fingerprint_matches" in selected:
             yield _fingerprint_check(spec, lake, engine, conn, key)
+
+
+def _months_behind(spec, lake: GoldLake, engine, conn) -> list[str]:
+    """Partitioned tables: the months whose RDS partition differs from the lake."""
+    state = lake.current_state(spec.name)
+    if not spec.partitioned or state is None:
+        return []
+    _, expected = lake_expectation(engine, lake, spec, state)
+    loaded = {
+        month: tuple(row.segments.get(month, ()))
+        for month, row in ledger.read_partitions(conn, spec.name).items()
+    }
+    return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
 
 
 def _fingerprint_check(spec, lake: GoldLake, engine, conn, key) -> dg.AssetCheckResult:

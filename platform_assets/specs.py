@@ -30,6 +30,8 @@ class GoldTableSpec:
     lag_tolerance: timedelta = timedelta(minutes=15)  # RDS behind the lake longer: ERROR
     max_shrink_ratio: float = 0.5  # refuse a load that loses more than this share of rows
     retention_days: float = 7.0  # old lake versions kept for rollback and slow readers
+    partitioned: bool = False  # RDS copy partitioned by month of segment_column; only changed
+    # months are reloaded (see serving/partitions.py)
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -49,6 +51,7 @@ GOLD_TABLES: tuple[GoldTableSpec, ...] = (
         primary_key=("flight_date", "carrier"),
         segment_column="flight_date",
         indexes=(("carrier", "flight_date"),),
+        partitioned=True,
     ),
     GoldTableSpec(
         name="route_monthly_performance",
@@ -56,6 +59,7 @@ GOLD_TABLES: tuple[GoldTableSpec, ...] = (
         primary_key=("month", "origin", "dest", "carrier"),
         segment_column="month",
         indexes=(("month", "avg_arr_delay_min"), ("carrier", "month")),
+        partitioned=True,
     ),
     GoldTableSpec(
         name="airport_daily_weather",

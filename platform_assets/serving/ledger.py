@@ -146,3 +146,20 @@ def write(conn: psycopg.Connection, row: LedgerRow) -> None:
             row.rows_per_s,
         ),
     )
+
+
+def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
+    """Per-partition rows of a partitioned table, by partition key ('YYYY-MM')."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT * FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> ''",
+            (table,),
+        ).fetchall()
+    return {r["partition_key"]: LedgerRow(**r) for r in rows}
+
+
+def delete_partition(conn: psycopg.Connection, table: str, partition_key: str) -> None:
+    conn.execute(
+        "DELETE FROM platform.sync_ledger WHERE table_name = %s AND partition_key = %s",
+        (table, partition_key),
+    )

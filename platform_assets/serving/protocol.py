@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import ledger, loader, swap
+from platform_assets.serving import ledger, loader, partitions, swap
 from platform_assets.specs import GoldTableSpec
 from resources.fingerprint import (
     Segments,
@@ -55,6 +55,7 @@ class SyncResult:
     rows_per_s: float | None = None
     swap_attempts: int = 0
     dropped_leftovers: list[str] = field(default_factory=list)
+    partitions_reloaded: list[str] | None = None  # partitioned tables: the months reloaded
 
     def metadata(self) -> dict:
         meta = {
@@ -72,6 +73,9 @@ class SyncResult:
                     "swap_attempts": self.swap_attempts,
                 }
             )
+        if self.partitions_reloaded is not None:
+            meta["partitions_reloaded"] = len(self.partitions_reloaded)
+            meta["months_reloaded"] = ", ".join(self.partitions_reloaded[:24]) or "none"
         return meta
 
 
@@ -146,9 +150,18 @@ def sync_table(
             expected_rows, expected_segments = lake_expectation(engine, lake, spec, state)
             _guard(spec, expected_rows, current, force)
 
-            result = _load_and_swap(
-                spec, lake, db, conn, state, expected_rows, expected_segments, started, log
-            )
+            if (
+                spec.partitioned
+                and current is not None
+                and partitions.is_partitioned(conn, spec.name)
+            ):
+                result = _sync_changed_months(
+                    spec, lake, db, conn, state, expected_segments, started, force, log
+                )
+            else:
+                result = _load_and_swap(
+                    spec, lake, db, conn, state, expected_rows, expected_segments, started, log
+                )
             result.dropped_leftovers = dropped
             return result
         finally:
@@ -186,7 +199,12 @@ def _load_and_swap(
     dataset = lake.storage.dataset(state.parquet_keys)
     schema = loader.load_schema(dataset.schema)
     staging = swap.staging_name(spec.name, state.token)
-    conn.execute(loader.create_table_ddl(SCHEMA, staging, schema, not_null=spec.primary_key))
+    if spec.partitioned:
+        partitions.create_partitioned(
+            conn, staging, schema, spec.segment_column, expected_segments, spec.primary_key
+        )
+    else:
+        conn.execute(loader.create_table_ddl(SCHEMA, staging, schema, not_null=spec.primary_key))
     try:
         log(
             f"loading {expected_rows} rows of lake version {state.state_id} into {SCHEMA}.{staging}"
@@ -220,13 +238,28 @@ def _load_and_swap(
             duration_s=seconds,
             rows_per_s=stats.rows_per_s,
         )
+
+        def in_transaction(c: psycopg.Connection) -> None:
+            ledger.write(c, row)
+            if spec.partitioned:
+                partitions.rename_children(c, spec.name, staging)
+                for month in ledger.read_partitions(c, spec.name):
+                    ledger.delete_partition(c, spec.name, month)
+                for month, segment in actual_segments.items():
+                    ledger.write(
+                        c,
+                        partitions.ledger_row(
+                            spec, month, state, segment, seconds, stats.rows_per_s
+                        ),
+                    )
+
         attempts = swap.swap_in(
             conn,
             SCHEMA,
             spec.name,
             staging,
             db.dashboard_role,
-            in_transaction=lambda c: ledger.write(c, row),
+            in_transaction=in_transaction,
             lock_timeout_ms=db.lock_timeout_ms,
         )
     except BaseException:
@@ -246,6 +279,112 @@ def _load_and_swap(
         rows_per_s=stats.rows_per_s,
         swap_attempts=attempts,
     )
+
+
+def _sync_changed_months(
+    spec, lake, db, conn, state, expected_segments, started, force, log
+) -> SyncResult:
+    """Reload only the months whose lake checksum differs from the ledger's (all if forced)."""
+    partitions_rows = ledger.read_partitions(conn, spec.name)
+    changed = sorted(
+        m
+        for m in set(expected_segments) | set(partitions_rows)
+        if force or _segment_of(partitions_rows.get(m), m) != expected_segments.get(m)
+    )
+    dataset = lake.storage.dataset(state.parquet_keys)
+    schema = loader.load_schema(dataset.schema)
+    copy_seconds, copied, attempts = 0.0, 0, 0
+    log(f"gold.{spec.name}: {len(changed)} of {len(expected_segments)} month(s) to reload")
+    for month in changed:
+        segment = expected_segments.get(month)
+        if segment is None:  # the month left the lake
+            attempts += partitions.swap_partition(
+                conn,
+                spec.name,
+                month,
+                None,
+                db.dashboard_role,
+                lambda c, m=month: ledger.delete_partition(c, spec.name, m),
+                db.lock_timeout_ms,
+            )
+            log(f"removed month {month}")
+            continue
+        staging = f"{spec.name}{swap.STAGE_MARK}{month.replace('-', '')}_{state.token[:8]}"
+        partitions.prepare_month_staging(conn, spec, staging, schema, month)
+        try:
+            stats = loader.copy_into(
+                db.conninfo(),
+                SCHEMA,
+                staging,
+                partitions.month_batches(dataset, schema, spec.segment_column, month),
+            )
+            copy_seconds += stats.seconds
+            copied += stats.rows
+            relation = f"{ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
+            actual = postgres_segments(conn, relation, schema, spec.segment_column)
+            if actual.get(month) != segment or set(actual) - {month}:
+                raise SyncVerificationError(
+                    f"staging of gold.{spec.name} month {month} does not match the lake: "
+                    f"{actual.get(month)} vs {segment} (rows, checksum)"
+                )
+            _build_indexes(conn, spec, staging)
+            conn.execute(f"ANALYZE {relation}")
+            row = partitions.ledger_row(
+                spec, month, state, segment, time.monotonic() - started, stats.rows_per_s
+            )
+            attempts += partitions.swap_partition(
+                conn,
+                spec.name,
+                month,
+                staging,
+                db.dashboard_role,
+                lambda c, r=row: ledger.write(c, r),
+                db.lock_timeout_ms,
+            )
+        except BaseException:
+            conn.execute(
+                f"DROP TABLE IF EXISTS {ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
+            )
+            raise
+    total = sum(n for n, _ in expected_segments.values())
+    seconds = time.monotonic() - started
+    with conn.transaction():
+        ledger.write(
+            conn,
+            ledger.LedgerRow(
+                table_name=spec.name,
+                partition_key="",
+                lake_version=state.state_id,
+                lake_token=state.token,
+                row_count=total,
+                fingerprint=fingerprint(expected_segments),
+                segments={k: list(v) for k, v in expected_segments.items()},
+                lake_created_at=state.created_at,
+                loaded_at=None,
+                duration_s=seconds,
+                rows_per_s=copied / copy_seconds if copy_seconds else None,
+            ),
+        )
+    log(f"gold.{spec.name} now serves lake version {state.state_id} ({len(changed)} month(s))")
+    return SyncResult(
+        spec.name,
+        "loaded",
+        state.state_id,
+        total,
+        fingerprint(expected_segments),
+        seconds=seconds,
+        load_seconds=copy_seconds,
+        rows_per_s=copied / copy_seconds if copy_seconds else None,
+        swap_attempts=attempts,
+        partitions_reloaded=changed,
+    )
+
+
+def _segment_of(row: ledger.LedgerRow | None, month: str):
+    if row is None or month not in row.segments:
+        return None
+    rows, checksum = row.segments[month]
+    return (int(rows), int(checksum))
 
 
 def _build_indexes(conn: psycopg.Connection, spec: GoldTableSpec, staging: str) -> None:
