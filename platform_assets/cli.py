@@ -73,7 +73,9 @@ def cmd_sync(args, lake, engine, serving) -> int:
     failed = 0
     for spec in [GOLD_BY_NAME[t] for t in args.tables] or GOLD_TABLES:
         try:
-            result = sync_table(spec, GoldLake(lake), engine, serving, force=args.force)
+            result = sync_table(
+                spec, GoldLake(lake), engine, serving, force=args.force, months=args.month
+            )
             print(json.dumps({"table": spec.name, **result.metadata()}))
         except SyncRefused as refused:
             print(f"{spec.name}: {refused}", file=sys.stderr)
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     sync = sub.add_parser("sync", help="copy lake Gold tables into RDS now")
     sync.add_argument("tables", nargs="*", help="tables (default: all)")
     sync.add_argument("--force", action="store_true", help="publish empty or shrunken tables")
+    sync.add_argument(
+        "--month", action="append", default=[], help="partitioned tables: reload YYYY-MM (repeat)"
+    )
     sync.set_defaults(func=cmd_sync)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly

@@ -53,6 +53,8 @@ def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
 class SyncConfig(dg.Config):
     force: bool = False
     """Publish even an empty table or one that shrank beyond the spec's limit."""
+    months: list[str] = []
+    """Partitioned tables: reload these months ('YYYY-MM') even if their checksums match."""
 
 
 # ---- lake/gold/<table> -------------------------------------------------------------------------
@@ -298,7 +300,13 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         if key in context.selected_asset_keys:
             try:
                 result = sync_table(
-                    spec, gold, engine, serving, force=config.force, log=context.log.info
+                    spec,
+                    gold,
+                    engine,
+                    serving,
+                    force=config.force,
+                    log=context.log.info,
+                    months=config.months,
                 )
             except SyncRefused as refused:
                 yield dg.AssetCheckResult(

@@ -111,7 +111,12 @@ def sync_table(
     db: ServingDatabase,
     force: bool = False,
     log: Callable[[str], None] = print,
+    months: list[str] | None = None,
 ) -> SyncResult:
+    """Run the protocol for one table. `months` (partitioned tables) reloads those months even
+    when their checksums match: the RDS side of a backfill or a repair."""
+    if months and not spec.partitioned:
+        raise ValueError(f"gold.{spec.name} is not partitioned: months cannot be reloaded alone")
     started = time.monotonic()
     state = lake.current_state(spec.name)
     if state is None:
@@ -135,6 +140,7 @@ def sync_table(
                 and current.lake_token == state.token
                 and current.lake_version == state.state_id
                 and not force
+                and not months
             ):
                 log(f"gold.{spec.name} already holds lake version {state.state_id}: nothing to do")
                 return SyncResult(
@@ -156,7 +162,16 @@ def sync_table(
                 and partitions.is_partitioned(conn, spec.name)
             ):
                 result = _sync_changed_months(
-                    spec, lake, db, conn, state, expected_segments, started, force, log
+                    spec,
+                    lake,
+                    db,
+                    conn,
+                    state,
+                    expected_segments,
+                    started,
+                    force,
+                    log,
+                    forced_months=set(months or ()),
                 )
             else:
                 result = _load_and_swap(
@@ -282,14 +297,22 @@ def _load_and_swap(
 
 
 def _sync_changed_months(
-    spec, lake, db, conn, state, expected_segments, started, force, log
+    spec, lake, db, conn, state, expected_segments, started, force, log, forced_months=frozenset()
 ) -> SyncResult:
     """Reload only the months whose lake checksum differs from the ledger's (all if forced)."""
+    unknown = set(forced_months) - set(expected_segments)
+    if unknown:
+        raise ValueError(
+            f"gold.{spec.name} has no lake data for month(s) {', '.join(sorted(unknown))}; "
+            f"months look like {min(expected_segments, default='2013-01')}"
+        )
     partitions_rows = ledger.read_partitions(conn, spec.name)
     changed = sorted(
         m
         for m in set(expected_segments) | set(partitions_rows)
-        if force or _segment_of(partitions_rows.get(m), m) != expected_segments.get(m)
+        if force
+        or m in forced_months
+        or _segment_of(partitions_rows.get(m), m) != expected_segments.get(m)
     )
     dataset = lake.storage.dataset(state.parquet_keys)
     schema = loader.load_schema(dataset.schema)
