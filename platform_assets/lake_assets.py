@@ -51,10 +51,10 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
         schema = _plain(first.schema.remove_metadata())
 
         def all_batches():
-            yield from first.cast(schema).to_batches()
+            yield from first.replace_schema_metadata(None).cast(schema).to_batches()
             for n, part in enumerate(parts, start=2):
                 context.log.info(f"landing synthetic year {n} of {source.scale_years}")
-                yield from part.remove_metadata().cast(schema).to_batches()
+                yield from part.replace_schema_metadata(None).cast(schema).to_batches()
 
         lake.delete_prefix(location)
         keys = lake.write_parquet(
