@@ -13,7 +13,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from platform_assets.definitions import ASSETS
+from platform_assets.definitions import ASSETS, defs
 from resources import embedded_pg
 from resources.serving_db import ServingDatabase
 from resources.source import SourceSettings
@@ -86,10 +86,18 @@ def platform_resources(lake: LakeStorage, serving: ServingDatabase, scale_years:
     }
 
 
-def materialize(selection: str, resources: dict, run_config=None, raise_on_error=True):
-    """Materialize part of the real asset graph (the same definitions `dagster dev` loads)."""
+def materialize(
+    selection: str, resources: dict, run_config=None, raise_on_error=True, instance=None
+):
+    """Materialize part of the real asset graph (the same definitions `dagster dev` loads).
+
+    Only the assets the selection touches are passed, so a test provides only their resources.
+    """
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(selection).resolve(graph)
     return dg.materialize(
-        ASSETS,
+        [a for a in ASSETS if set(a.keys) & keys],
+        instance=instance,
         selection=selection,
         resources=resources,
         run_config=run_config,
