@@ -2,11 +2,14 @@
 
 The batches stream from the lake into ADBC's `adbc_ingest`, which speaks binary COPY, so memory
 stays bounded by the batch size whatever the table size, and the load runs at COPY speed.
+`benchmarks/sync_throughput.py` measures both; the constants below are what it found best.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -14,7 +17,14 @@ import pyarrow.dataset as ds
 
 from platform_assets.serving.ledger import quote_ident
 
-BATCH_ROWS = 65_536
+BATCH_ROWS = 65_536  # rows per Parquet decode step
+# Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,
+# so with big batches the client encodes while the server idles, then the server parses while
+# the client waits. Small batches let the two overlap: one stream went 1.0-1.3 M -> 1.6-2.0 M
+# rows/s on the 1 M-row benchmark table (16-128 KiB alike); with two streams 256 KiB measured
+# 2.03-2.09 M rows/s against 2.05 M for 64 KiB.
+COPY_CHUNK_BYTES = 256 * 1024
+COPY_STREAMS = 2  # parallel COPY connections per load (see load_dataset)
 
 
 def pg_type(arrow_type: pa.DataType) -> str:
@@ -58,13 +68,60 @@ def create_table_ddl(schema_name: str, table: str, schema: pa.Schema, not_null=(
     return f"CREATE TABLE {quote_ident(schema_name)}.{quote_ident(table)} ({cols})"
 
 
-def batches(dataset: ds.Dataset, schema: pa.Schema) -> pa.RecordBatchReader:
-    """Stream the dataset as record batches of `schema` (casting where Parquet types differ)."""
-    scanner = dataset.scanner(columns=schema.names, batch_size=BATCH_ROWS, use_threads=True)
-    source = scanner.to_reader()
-    if source.schema == schema:
-        return source
-    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in source))
+def batches(
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    filter: ds.Expression | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> pa.RecordBatchReader:
+    """Stream the dataset as record batches of `schema` (casting where Parquet types differ).
+
+    Row group by row group, decoded on the calling thread with one batch of read-ahead: COPY is
+    slower than Parquet decoding, so anything that reads ahead only piles decoded batches up.
+    Measured with benchmarks/sync_throughput.py (peak RSS of a load, 1x -> 10x the rows): a
+    threaded dataset scan grew 255 -> 863 MB; an unthreaded dataset scan still grew with the
+    number of files (180 -> 265 MB from 8 to 320 small files); this stays flat (157 -> 173 MB)
+    and is no slower. Each file is read in its own types (a Gold version is one CTAS, so all its
+    files agree) and cast to `schema`; a file missing a column fails rather than loading nulls.
+
+    `filter` keeps matching rows (row groups whose statistics exclude it are skipped);
+    `shard=(i, n)` keeps every n-th row group starting at i, so n streams split one dataset.
+    """
+    index, count = shard
+
+    def scan() -> Iterator[pa.RecordBatch]:
+        position = 0
+        for fragment in dataset.get_fragments(filter=filter):
+            for piece in fragment.split_by_row_group(filter):
+                position += 1
+                if (position - 1) % count != index:
+                    continue
+                for batch in piece.to_batches(
+                    columns=schema.names,
+                    filter=filter,
+                    batch_size=BATCH_ROWS,
+                    batch_readahead=1,
+                    fragment_readahead=1,
+                    use_threads=False,
+                    cache_metadata=False,
+                ):
+                    yield batch if batch.schema == schema else batch.cast(schema)
+
+    return pa.RecordBatchReader.from_batches(schema, scan())
+
+
+def _copy_sized(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """The same rows as zero-copy slices of about `COPY_CHUNK_BYTES` each (see there why)."""
+
+    def slices(source: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        for batch in source:
+            if batch.num_rows == 0:
+                continue
+            step = max(64, COPY_CHUNK_BYTES * batch.num_rows // max(batch.nbytes, 1))
+            for offset in range(0, batch.num_rows, step):
+                yield batch.slice(offset, step)
+
+    return pa.RecordBatchReader.from_batches(reader.schema, slices(reader))
 
 
 @dataclass(frozen=True)
@@ -85,6 +142,43 @@ def copy_into(
 
     started = time.monotonic()
     with adbc.connect(conninfo) as conn, conn.cursor() as cur:
-        rows = cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema_name)
+        rows = cur.adbc_ingest(
+            table, _copy_sized(reader), mode="append", db_schema_name=schema_name
+        )
         conn.commit()
     return LoadStats(int(rows or 0), time.monotonic() - started)
+
+
+def load_dataset(
+    conninfo: str,
+    schema_name: str,
+    table: str,
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    filter: ds.Expression | None = None,
+    streams: int = COPY_STREAMS,
+) -> LoadStats:
+    """Copy a dataset into an existing (staging) table over `streams` parallel COPY streams.
+
+    Each stream takes every n-th row group on its own connection. The server parses each COPY
+    in its own backend, so two streams use both cores of a small machine (benchmark: 1.8 M ->
+    ~2.0 M rows/s locally; more against a multi-core RDS). Streams commit separately: callers
+    load into a staging table that is verified (row count, checksums) before it goes live and
+    dropped on any failure, so a partial load is never served.
+    """
+    if streams <= 1:
+        return copy_into(conninfo, schema_name, table, batches(dataset, schema, filter))
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="copy") as pool:
+        futures = [
+            pool.submit(
+                copy_into,
+                conninfo,
+                schema_name,
+                table,
+                batches(dataset, schema, filter, shard=(i, streams)),
+            )
+            for i in range(streams)
+        ]
+        rows = sum(f.result().rows for f in futures)
+    return LoadStats(rows, time.monotonic() - started)

@@ -81,16 +81,6 @@ def month_filter(column: str, month: str) -> ds.Expression:
     return (field >= pa.scalar(start, pa.date32())) & (field < pa.scalar(end, pa.date32()))
 
 
-def month_batches(dataset: ds.Dataset, schema: pa.Schema, column: str, month: str):
-    scanner = dataset.scanner(
-        columns=schema.names, filter=month_filter(column, month), batch_size=loader.BATCH_ROWS
-    )
-    source = scanner.to_reader()
-    if source.schema == schema:
-        return source
-    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in source))
-
-
 def swap_partition(
     conn: psycopg.Connection,
     table: str,

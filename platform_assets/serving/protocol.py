@@ -224,7 +224,7 @@ def _load_and_swap(
         log(
             f"loading {expected_rows} rows of lake version {state.state_id} into {SCHEMA}.{staging}"
         )
-        stats = loader.copy_into(db.conninfo(), SCHEMA, staging, loader.batches(dataset, schema))
+        stats = loader.load_dataset(db.conninfo(), SCHEMA, staging, dataset, schema)
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
 
         relation = f"{ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
@@ -335,11 +335,13 @@ def _sync_changed_months(
         staging = f"{spec.name}{swap.STAGE_MARK}{month.replace('-', '')}_{state.token[:8]}"
         partitions.prepare_month_staging(conn, spec, staging, schema, month)
         try:
-            stats = loader.copy_into(
+            stats = loader.load_dataset(
                 db.conninfo(),
                 SCHEMA,
                 staging,
-                partitions.month_batches(dataset, schema, spec.segment_column, month),
+                dataset,
+                schema,
+                filter=partitions.month_filter(spec.segment_column, month),
             )
             copy_seconds += stats.seconds
             copied += stats.rows

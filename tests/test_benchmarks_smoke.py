@@ -1,0 +1,56 @@
+"""The sync benchmark runs end to end and reports what it promises.
+
+Only the shape of the report is checked: timings depend on the machine, so they belong in the
+benchmark's own output, never in a test's pass/fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "sync_throughput.py"
+METHODS = ("loader", "to_sql", "psql_copy")
+TARGETS = ("loader_vs_psql_copy_met", "loader_vs_to_sql_met", "peak_memory_growth_met")
+
+
+def run_quick() -> dict:
+    """`--json --quick` on its own throwaway PostgreSQL (RDS_URL removed so it never leaves)."""
+    env = {k: v for k, v in os.environ.items() if k != "RDS_URL"}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--json", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_sync_throughput_quick_reports_every_number():
+    result = run_quick()
+
+    assert result["rows"] == 200_000
+    assert 0 < result["to_sql_rows"] <= result["rows"]
+    for method in METHODS:
+        assert result["rows_per_s"][method] > 0
+        assert len(result["runs_rows_per_s"][method]) == result["repeats_done"] >= 1
+    assert result["loader_vs_psql_copy"] > 0
+    assert result["loader_vs_to_sql"] > 0
+
+    memory = result["peak_memory"]
+    assert memory["rows_1x"] == result["rows"]
+    assert memory["rows_scaled"] == memory["scale"] * result["rows"]
+    assert memory["peak_rss_mb_1x"] > 0
+    assert memory["peak_rss_mb_scaled"] > 0
+    assert result["peak_memory_growth"] > 0
+
+    for target in TARGETS:
+        assert isinstance(result["targets"][target], bool)
+    assert isinstance(result["all_targets_met"], bool)
