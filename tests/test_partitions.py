@@ -95,3 +95,22 @@ def test_months_can_be_reloaded_on_request(synced):
     assert result.partitions_reloaded == ["2013-07"]
     with pytest.raises(ValueError, match="no lake data for month"):
         sync_table(SPEC, GoldLake(lake), DuckDBEngine(lake=lake), serving, months=["1999-01"])
+
+
+def test_launchpad_run_config_reloads_a_month_range(synced):
+    """What a user gives in the UI's launchpad to backfill months of the RDS copy."""
+    lake, serving = synced
+    before = _partition_rows(serving)
+    months = ["2013-04", "2013-05"]
+    result = materialize(
+        f"key:rds/gold/{SPEC.name}",
+        platform_resources(lake, serving),
+        run_config={"ops": {f"rds_gold_{SPEC.name}": {"config": {"months": months}}}},
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node(f"rds_gold_{SPEC.name}")[0].metadata
+    assert meta["partitions_reloaded"].value == 2
+    after = _partition_rows(serving)
+    for month, row in before.items():
+        changed = after[month].loaded_at != row.loaded_at
+        assert changed == (month in months), month
