@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from dagster import ConfigurableResource
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field
 
 from resources import embedded_pg
@@ -16,13 +17,43 @@ class ServingDbError(RuntimeError):
     """The serving database cannot be reached with the configured settings."""
 
 
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced, safe for logs, metadata and errors."""
+    """The URL with any password replaced, safe for logs, metadata and errors.
+
+    Covers `user:password@host`, a `?password=` query parameter and the libpq keyword form
+    (`host=... password=...`).
+    """
+    if "://" not in url:
+        return _KEYWORD_PASSWORD.sub(r"\1***", url)
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    if parts.query:
+        query = "&".join(
+            f"{k}=***" if k.lower() == "password" else f"{k}={v}" if sep else k
+            for k, sep, v in (item.partition("=") for item in parts.query.split("&"))
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
+
+
+def _secrets(conninfo: str) -> list[str]:
+    """The password as written in `conninfo` and as libpq decodes it (to scrub messages)."""
+    found = []
+    try:
+        password = conninfo_to_dict(conninfo).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        found.append(str(password))
+    if "://" in conninfo:
+        raw = urlsplit(conninfo).password
+        if raw:
+            found.append(raw)
+    return found
 
 
 def libpq_url(url: str) -> str:
@@ -81,10 +112,10 @@ class ServingDatabase(ConfigurableResource):
                 **kwargs,
             )
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            parts = urlsplit(conninfo)
-            if parts.password:
-                reason = reason.replace(parts.password, "***")
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            reason = " ".join(lines) or type(exc).__name__
+            for secret in _secrets(conninfo):
+                reason = reason.replace(secret, "***")
             setting = "RDS_URL" if self.url else f"embedded PostgreSQL at {self.embedded_pgdata}"
             raise ServingDbError(
                 f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}"

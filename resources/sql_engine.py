@@ -58,6 +58,16 @@ def _normalize(batch_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _count_if_as_count(node: exp.Expression) -> exp.Expression:
+    """Trino's COUNT_IF(p) counts the rows where p is true and is 0 when there are none; DuckDB's
+    returns NULL when p is NULL on every row of a group. COUNT(CASE WHEN p THEN 1 END) is the
+    Trino meaning on both engines."""
+    if isinstance(node, exp.CountIf):
+        case = exp.Case(ifs=[exp.If(this=node.this.copy(), true=exp.Literal.number(1))])
+        return exp.Count(this=case)
+    return node
+
+
 def _normalized_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     target = _normalize(reader.schema)
     if target == reader.schema:
@@ -77,7 +87,11 @@ class DuckDBEngine(ConfigurableResource):
         return "duckdb"
 
     def translate(self, sql: str) -> str:
-        return ";\n".join(sqlglot.transpile(sql, read="athena", write="duckdb"))
+        return ";\n".join(
+            statement.transform(_count_if_as_count).sql(dialect="duckdb")
+            for statement in sqlglot.parse(sql, read="athena")
+            if statement is not None
+        )
 
     def _connect(self, sql: str, bindings: dict[str, str] | None = None):
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""

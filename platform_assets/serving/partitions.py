@@ -21,6 +21,7 @@ from psycopg import errors
 
 from platform_assets.serving import ledger, loader
 from platform_assets.serving.ledger import quote_ident as q
+from platform_assets.serving.swap import rename_indexes
 
 SCHEMA = "gold"
 
@@ -109,6 +110,9 @@ def swap_partition(
                     conn.execute(f"DROP TABLE {q(SCHEMA)}.{q(child)}")
                 if staging is not None:
                     conn.execute(f"ALTER TABLE {q(SCHEMA)}.{q(staging)} RENAME TO {q(child)}")
+                    # The staging indexes get the child's names, so reloading the same month of
+                    # the same lake state again (force, --month) can reuse the staging name.
+                    rename_indexes(conn, SCHEMA, child, staging)
                     conn.execute(
                         f"ALTER TABLE {parent} ATTACH PARTITION {q(SCHEMA)}.{q(child)} "
                         f"FOR VALUES FROM ('{start}') TO ('{end}')"

@@ -61,7 +61,8 @@ class SyncResult:
         meta = {
             "action": self.action,
             "lake_version": self.lake_version,
-            "row_count": self.row_count,
+            "dagster/row_count": self.row_count,
+            "dagster/table_name": f"gold.{self.table}",
             "fingerprint": self.fingerprint,
         }
         if self.action == "loaded":

@@ -64,7 +64,7 @@ def swap_in(
                 # commit, and readers blocked on it resolve the name again to the new table.
                 conn.execute(f"DROP TABLE IF EXISTS {s}.{live}")
                 conn.execute(f"ALTER TABLE {s}.{stage} RENAME TO {live}")
-                _rename_indexes(conn, schema, table, staging)
+                rename_indexes(conn, schema, table, staging)
                 conn.execute(f"GRANT SELECT ON {s}.{live} TO {quote_ident(grant_role)}")
                 in_transaction(conn)
             return attempt
@@ -77,7 +77,7 @@ def swap_in(
             time.sleep(min(0.05 * attempt, 1.0) * (0.5 + random.random()))
 
 
-def _rename_indexes(conn: psycopg.Connection, schema: str, table: str, staging: str) -> None:
+def rename_indexes(conn: psycopg.Connection, schema: str, table: str, staging: str) -> None:
     """Give the new live table's indexes their canonical names (`<table>_...`)."""
     rows = conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
