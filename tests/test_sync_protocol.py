@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import dagster as dg
 import psycopg
@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.serving import ledger, swap
+from platform_assets.serving import indexes, ledger, swap
 from platform_assets.serving.protocol import SyncRefused, sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
@@ -488,3 +488,19 @@ def test_same_month_can_be_reloaded_twice_for_the_same_lake_state(local_lake, se
             ).fetchall()
         }
     assert "carrier_daily_performance__p201307_pkey" in names
+
+
+def test_index_added_to_the_spec_reaches_an_unchanged_copy(synced):
+    """A copy built before an index was declared gets it on the next sync, without a reload."""
+    lake, serving, spec = synced
+    wider = replace(spec, indexes=(*spec.indexes, ("flights", "cancelled")))
+    before = _ledger_row(serving, spec)
+
+    result = _sync(lake, serving, wider)
+
+    assert result.action == "unchanged"
+    assert result.indexes_created == [f"{spec.name}_flights_cancelled_idx"]
+    with serving.connect(autocommit=True) as conn:
+        assert ("flights", "cancelled") in indexes.existing(conn, spec.name)
+    assert asdict(_ledger_row(serving, spec)) == asdict(before)
+    assert _sync(lake, serving, wider).indexes_created == []

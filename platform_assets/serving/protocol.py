@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import ledger, loader, partitions, swap
+from platform_assets.serving import indexes, ledger, loader, partitions, swap
 from platform_assets.specs import GoldTableSpec
 from resources.fingerprint import (
     Segments,
@@ -56,6 +56,7 @@ class SyncResult:
     swap_attempts: int = 0
     dropped_leftovers: list[str] = field(default_factory=list)
     partitions_reloaded: list[str] | None = None  # partitioned tables: the months reloaded
+    indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
 
     def metadata(self) -> dict:
         meta = {
@@ -74,6 +75,8 @@ class SyncResult:
                     "swap_attempts": self.swap_attempts,
                 }
             )
+        if self.indexes_created:
+            meta["indexes_created"] = ", ".join(self.indexes_created)
         if self.partitions_reloaded is not None:
             meta["partitions_reloaded"] = len(self.partitions_reloaded)
             meta["months_reloaded"] = ", ".join(self.partitions_reloaded[:24]) or "none"
@@ -144,6 +147,7 @@ def sync_table(
                 and not months
             ):
                 log(f"gold.{spec.name} already holds lake version {state.state_id}: nothing to do")
+                created = _ensure_indexes(conn, spec, log)
                 return SyncResult(
                     spec.name,
                     "unchanged",
@@ -152,6 +156,7 @@ def sync_table(
                     current.fingerprint,
                     seconds=time.monotonic() - started,
                     dropped_leftovers=dropped,
+                    indexes_created=created,
                 )
 
             expected_rows, expected_segments = lake_expectation(engine, lake, spec, state)
@@ -179,9 +184,17 @@ def sync_table(
                     spec, lake, db, conn, state, expected_rows, expected_segments, started, log
                 )
             result.dropped_leftovers = dropped
+            result.indexes_created = _ensure_indexes(conn, spec, log)
             return result
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_table_lock_key(spec.name),))
+
+
+def _ensure_indexes(conn: psycopg.Connection, spec: GoldTableSpec, log) -> list[str]:
+    created = indexes.ensure(conn, spec)
+    if created:
+        log(f"gold.{spec.name}: created the indexes its spec declares: {', '.join(created)}")
+    return created
 
 
 def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, force: bool) -> None:
@@ -237,7 +250,7 @@ def _load_and_swap(
                 f"staging for gold.{spec.name} does not match the lake: {actual_rows} rows vs "
                 f"{expected_rows} expected; differing segments: {', '.join(bad[:12]) or 'none'}"
             )
-        _build_indexes(conn, spec, staging)
+        indexes.build(conn, spec, staging)
         conn.execute(f"ANALYZE {relation}")
 
         seconds = time.monotonic() - started
@@ -353,7 +366,7 @@ def _sync_changed_months(
                     f"staging of gold.{spec.name} month {month} does not match the lake: "
                     f"{actual.get(month)} vs {segment} (rows, checksum)"
                 )
-            _build_indexes(conn, spec, staging)
+            indexes.build(conn, spec, staging)
             conn.execute(f"ANALYZE {relation}")
             row = partitions.ledger_row(
                 spec, month, state, segment, time.monotonic() - started, stats.rows_per_s
@@ -411,16 +424,3 @@ def _segment_of(row: ledger.LedgerRow | None, month: str):
         return None
     rows, checksum = row.segments[month]
     return (int(rows), int(checksum))
-
-
-def _build_indexes(conn: psycopg.Connection, spec: GoldTableSpec, staging: str) -> None:
-    q = ledger.quote_ident
-    conn.execute(
-        f"ALTER TABLE {q(SCHEMA)}.{q(staging)} ADD CONSTRAINT {q(staging + '_pkey')} "
-        f"PRIMARY KEY ({', '.join(q(c) for c in spec.primary_key)})"
-    )
-    for cols in spec.indexes:
-        name = f"{staging}_{'_'.join(cols)}_idx"[:63]
-        conn.execute(
-            f"CREATE INDEX {q(name)} ON {q(SCHEMA)}.{q(staging)} ({', '.join(q(c) for c in cols)})"
-        )
