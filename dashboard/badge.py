@@ -1,0 +1,100 @@
+"""The freshness badge: pure functions from ledger ages to a colour and a line of text.
+
+The badge reads `platform.sync_ledger` (the same row the lag check, the alert sensor and
+`goldctl status` read). The data's age is the age of the lake version RDS holds (its
+`lake_created_at`: when Athena/DuckDB built it), judged against the table's spec:
+older than `freshness_warn` is amber, older than `freshness_sla` is red, no ledger row is red.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+GREEN, AMBER, RED = "green", "amber", "red"
+_RANK = {GREEN: 0, AMBER: 1, RED: 2}
+# Streamlit material icons (bundled with the app, so they render without an emoji font)
+ICONS = {GREEN: ":material/check_circle:", AMBER: ":material/schedule:", RED: ":material/error:"}
+
+
+def colour(age: timedelta | None, warn: timedelta, sla: timedelta) -> str:
+    """green while age <= warn, amber while age <= sla, red beyond it or when unknown (None)."""
+    if age is None:
+        return RED
+    if age > sla:
+        return RED
+    if age > warn:
+        return AMBER
+    return GREEN
+
+
+def worst(colours) -> str:
+    """The worst of several colours (a page reading two tables is as fresh as the older)."""
+    colours = list(colours)
+    return max(colours, key=_RANK.__getitem__) if colours else RED
+
+
+def human_age(age: timedelta | None) -> str:
+    """`42 s`, `17 min`, `5.2 h`, `3.1 d` (negative ages, clock skew, count as 0)."""
+    if age is None:
+        return "unknown"
+    s = max(0.0, age.total_seconds())
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+@dataclass(frozen=True)
+class Badge:
+    table: str
+    colour: str
+    lake_version: str | None
+    data_age: timedelta | None  # now - lake_created_at (when the version was built)
+    sync_age: timedelta | None  # now - loaded_at (when RDS swapped it in)
+    rows: int | None
+    warn: timedelta
+    sla: timedelta
+
+    @property
+    def text(self) -> str:
+        if self.lake_version is None:
+            return (
+                f"{self.colour.upper()} · gold.{self.table}: never synced to the serving "
+                "database (no ledger row)"
+            )
+        return (
+            f"{self.colour.upper()} · gold.{self.table} shows lake version "
+            f"{self.lake_version} · built {human_age(self.data_age)} ago, synced "
+            f"{human_age(self.sync_age)} ago · {self.rows:,} rows · "
+            f"warn > {human_age(self.warn)}, SLA {human_age(self.sla)}"
+        )
+
+
+def make_badge(
+    table: str,
+    row: dict | None,
+    warn: timedelta,
+    sla: timedelta,
+    now: datetime | None = None,
+) -> Badge:
+    """A badge from one ledger row (dict with lake_version, row_count, lake_created_at,
+    loaded_at), or None when the table has never been synced."""
+    now = now or datetime.now(UTC)
+    if row is None:
+        return Badge(table, RED, None, None, None, None, warn, sla)
+    data_age = now - row["lake_created_at"]
+    sync_age = now - row["loaded_at"]
+    return Badge(
+        table,
+        colour(data_age, warn, sla),
+        row["lake_version"],
+        data_age,
+        sync_age,
+        int(row["row_count"]),
+        warn,
+        sla,
+    )

@@ -1,0 +1,45 @@
+"""`benchmarks/dashboard_latency.py --json --quick` runs end to end and reports every number.
+
+Only the report's shape and its correctness flags are asserted (timings belong in the output):
+both engines return the same rows for every page, and no page view failed while syncs ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "dashboard_latency.py"
+
+
+def test_dashboard_latency_quick_reports_every_page():
+    env = {k: v for k, v in os.environ.items() if k not in ("RDS_URL", "DASHBOARD_RDS_URL")}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--json", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+
+    assert set(result["pages"]) == {"overview", "routes", "weather"}
+    for page in result["pages"].values():
+        assert page["queries"]
+        for engine in ("rds_ms", "lake_ms"):
+            assert 0 < page[engine]["p50"] <= page[engine]["p95"]
+    assert result["same_rows_on_both_engines"] is True
+    for phase in ("idle", "while_syncing"):
+        run = result["concurrent"][phase]
+        assert run["clients"] == 8 and run["page_views"] > 0
+        assert run["failed_page_views"] == 0, run["errors"]
+        assert 0 < run["p50_ms"] <= run["p95_ms"]
+    assert result["concurrent"]["while_syncing"]["syncs_completed"] >= 1
+    assert result["concurrent"]["while_syncing"]["sync_errors"] == []
+    assert set(result["index_scans"]) >= {"carrier_kpis", "worst_routes", "airport_weather"}
