@@ -53,11 +53,12 @@ def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:
     )
     def check_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertNotifier):
         cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "freshness": {}}
-        sent = 0
+        sent = undelivered = 0
         for check_key in check_keys:
             name = check_key.to_user_string()
             state = cursor["checks"].setdefault(name, {})
-            for failing, evaluation in _check_transitions(context.instance, check_key, state):
+            pending = dict(state)  # committed only once its message is delivered
+            for failing, evaluation in _check_transitions(context.instance, check_key, pending):
                 severity = evaluation.severity.value if evaluation else "ERROR"
                 detail = _metadata_text(evaluation) if evaluation else ""
                 title = (
@@ -65,24 +66,38 @@ def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:
                     if failing
                     else f"Check {name} recovered"
                 )
-                alerts.send(title, detail or "no details", ok=not failing, fields={"check": name})
+                if not alerts.send(
+                    title, detail or "no details", ok=not failing, fields={"check": name}
+                ):
+                    undelivered += 1
+                    break  # keep the cursor before this transition: retried next tick
+                state.update(pending)
                 sent += 1
+            else:
+                state.update(pending)
         records = context.instance.event_log_storage.get_freshness_state_records(list(asset_keys))
         for key, record in records.items():
             name = key.to_user_string()
             value = record.freshness_state.value
             was_stale = cursor["freshness"].get(name, "PASS") in STALE
-            cursor["freshness"][name] = value
             if (value in STALE) != was_stale and value != "UNKNOWN":
                 ok = value not in STALE
-                alerts.send(
+                if not alerts.send(
                     f"Freshness of {name}: {value}",
                     "fresh again" if ok else "its last materialization is older than its policy",
                     ok=ok,
                     fields={"asset": name},
-                )
+                ):
+                    undelivered += 1
+                    continue  # state not recorded: retried next tick
                 sent += 1
+            cursor["freshness"][name] = value
         context.log.info(f"{sent} alert(s) sent to {alerts.target}")
+        if undelivered:
+            context.log.warning(
+                f"{undelivered} alert(s) could not be delivered to {alerts.target}; "
+                "retrying on the next tick"
+            )
         return dg.SensorResult(cursor=json.dumps(cursor))
 
     return check_alert_sensor

@@ -1,0 +1,231 @@
+"""`check_alert_sensor`: one message when a check goes red, none while red, one on recovery.
+
+Real check failures (the RDS copy made to lag by an outside change to the lake), stored on a real
+instance, read by the sensor from `defs`, posted by `AlertNotifier` to an HTTP receiver on
+loopback that records every JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+
+from platform_assets.definitions import ASSETS, defs
+from platform_assets.gold_assets import RDS_CHECKS
+from platform_assets.schedules import rds_checks_job
+from platform_assets.specs import GOLD_TABLES
+from resources.alerts import AlertNotifier
+from tests.conftest import materialize, platform_resources
+from tests.test_sensors import GOLD, TABLE, add_outside_file
+
+SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxb-do-not-leak"
+
+
+@dataclass
+class Receiver:
+    url: str
+    posts: list[dict] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    def take(self) -> list[dict]:
+        """Messages received since the last call."""
+        taken, self.posts[:] = list(self.posts), []
+        return taken
+
+
+@contextmanager
+def webhook_receiver(path: str = SECRET_PATH) -> Iterator[Receiver]:
+    """A Slack-like incoming webhook on 127.0.0.1 that keeps what it is sent."""
+    lock = threading.Lock()
+    box: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                box[0].raw.append(body)
+                box[0].paths.append(self.path)
+                box[0].posts.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    box.append(Receiver(url=f"http://127.0.0.1:{server.server_address[1]}{path}"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield box[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+def alert_tick(instance, receiver: Receiver, cursor: str | None) -> str:
+    sensor = defs.resolve_sensor_def("check_alert_sensor")
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"alerts": AlertNotifier(webhook_url=receiver.url)},
+    )
+    result = sensor(context)
+    assert result.run_requests == []
+    return result.cursor
+
+
+def run_rds_checks(resources: dict, instance) -> dg.ExecuteInProcessResult:
+    """The `rds_gold_checks` job (what the 10-minute schedule runs): every RDS check, no sync."""
+    job = dg.Definitions(assets=ASSETS, jobs=[rds_checks_job], resources=resources).resolve_job_def(
+        rds_checks_job.name
+    )
+    return job.execute_in_process(instance=instance)
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        check_name(e.asset_key.path[-1], e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    }
+
+
+def check_name(table: str, check: str) -> str:
+    return f"rds/gold/{table}:{check}"
+
+
+def by_check(messages: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for m in messages:
+        grouped.setdefault(m["fields"].get("check") or m["fields"].get("asset"), []).append(m)
+    return grouped
+
+
+def test_the_sensor_is_registered_running():
+    sensor = defs.resolve_sensor_def("check_alert_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert "alerts" in sensor.required_resource_keys
+
+
+def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving, receiver):
+    resources = platform_resources(local_lake, serving)
+    failing_checks = {check_name(TABLE, c) for c in RDS_CHECKS}
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+
+        # all green: nothing to say, however often the sensor looks
+        cursor = alert_tick(instance, receiver, None)
+        assert receiver.take() == []
+        cursor = alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+        # an outside change: the RDS copy lags, the scheduled checks go red
+        add_outside_file(local_lake)
+        checks = run_rds_checks(resources, instance)
+        assert checks.success  # non-blocking checks fail, the run stays green
+        assert len(checks.get_asset_check_evaluations()) == len(RDS_CHECKS) * len(GOLD_TABLES)
+        assert failed_checks(checks) == failing_checks  # the other tables stay green
+
+        cursor = alert_tick(instance, receiver, cursor)
+        failures = receiver.take()
+        grouped = by_check(failures)
+        assert set(grouped) == failing_checks, failures
+        assert all(len(v) == 1 for v in grouped.values()), failures
+        for name, [message] in grouped.items():
+            assert message["status"] == "failing"
+            assert name in message["text"] and TABLE in message["text"]
+            assert "is failing" in message["text"]
+            assert message["blocks"][0]["text"]["text"].startswith(":rotating_light:")
+        lag = grouped[check_name(TABLE, "in_sync_with_lake")][0]
+        assert "(WARN)" in lag["text"]  # within the lag tolerance
+        assert "lake_version" in lag["text"] and "rds_version" in lag["text"]
+        rows = grouped[check_name(TABLE, "row_count_matches")][0]
+        assert "lake_rows" in rows["text"] and "rds_rows" in rows["text"]
+
+        # still red: ticking again, or running the checks again, sends nothing
+        cursor = alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+        assert failed_checks(run_rds_checks(resources, instance)) == failing_checks
+        cursor = alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+        # the sync (with its checks) brings the copy back: exactly one recovery per check
+        synced = materialize(f"key:rds/gold/{TABLE}", resources, instance=instance)
+        assert all(e.passed for e in synced.get_asset_check_evaluations())
+        cursor = alert_tick(instance, receiver, cursor)
+        recoveries = receiver.take()
+        grouped = by_check(recoveries)
+        assert set(grouped) == failing_checks, recoveries
+        assert all(len(v) == 1 for v in grouped.values()), recoveries
+        for name, [message] in grouped.items():
+            assert message["status"] == "recovered"
+            assert f"Check {name} recovered" in message["text"]
+            assert message["blocks"][0]["text"]["text"].startswith(":white_check_mark:")
+
+        # green again and staying green: silence
+        assert failed_checks(run_rds_checks(resources, instance)) == set()
+        alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+    # every post went to the configured webhook, and no message carries a secret
+    assert receiver.paths and set(receiver.paths) == {SECRET_PATH}
+    everything = b"\n".join(receiver.raw).decode()
+    for secret in ("xoxb-do-not-leak", "T0SECRET", serving.url, "password"):
+        assert secret not in everything
+    assert str(serving.conninfo()) not in everything
+
+
+def test_a_new_sensor_cursor_alerts_on_a_check_that_is_already_red(local_lake, serving, receiver):
+    """A sensor started (or reset) while a check is red reports it once, then stays quiet."""
+    resources = platform_resources(local_lake, serving)
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+        add_outside_file(local_lake)
+        run_rds_checks(resources, instance)
+
+        cursor = alert_tick(instance, receiver, None)
+        assert set(by_check(receiver.take())) == {check_name(TABLE, c) for c in RDS_CHECKS}
+        alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+
+def test_an_alert_the_webhook_did_not_take_is_sent_on_the_next_tick(local_lake, serving):
+    """A webhook outage delays the message, it does not swallow it (lag is never silent)."""
+    resources = platform_resources(local_lake, serving)
+    with webhook_receiver() as gone:
+        dead_url = gone.url  # nothing listens there any more
+    sensor = defs.resolve_sensor_def("check_alert_sensor")
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+        add_outside_file(local_lake)
+        run_rds_checks(resources, instance)
+
+        context = dg.build_sensor_context(
+            instance=instance, resources={"alerts": AlertNotifier(webhook_url=dead_url)}
+        )
+        result = sensor(context)  # the tick completes despite the dead webhook
+        state = json.loads(result.cursor)["checks"]
+        assert not any(s.get("failing") for s in state.values())
+
+        with webhook_receiver() as back:
+            cursor = alert_tick(instance, back, result.cursor)
+            assert set(by_check(back.take())) == {check_name(TABLE, c) for c in RDS_CHECKS}
+            alert_tick(instance, back, cursor)
+            assert back.take() == []

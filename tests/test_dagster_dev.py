@@ -1,0 +1,182 @@
+"""Acceptance: a real `dagster dev` keeps RDS in step with the lake, and says so.
+
+`dagster dev` (webserver, daemon, code server) runs as a subprocess on temporary folders only:
+its own DAGSTER_HOME and free port, a private copy of the session's Silver lake as LAKE_URL, a
+fresh database on the test PostgreSQL as RDS_URL, and a webhook receiver on loopback as
+ALERT_WEBHOOK_URL. Nothing is mocked and nothing is called in process: the test talks to Dagster
+only through its GraphQL API (as the UI does) and reads the platform only through
+`goldctl status --json` (as an operator does).
+
+(a) The Gold assets materialized through `launchRun` (the UI's Materialize button) succeed, and
+    every check of every Gold asset, read back through GraphQL, passed in that run.
+(b) A Parquet file added by hand to a Gold table's current lake location: goldctl shows the lag,
+    and within 60 s (sensor interval 15 s) goldctl shows every table in sync again with the new
+    rows in RDS, through exactly one sensor-launched sync run; no alert repeats, and a failure
+    alert, if the schedule happened to catch the lag, is followed by exactly one recovery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from benchmarks.staleness import DagsterDev, add_outside_file, dev_env, goldctl_status
+from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
+from platform_assets.specs import GOLD_TABLES
+from tests.test_alerts import webhook_receiver
+from tests.test_sensors import TABLE
+
+LOCATION = "gold_platform"
+REPO = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+IN_SYNC_WITHIN_S = 60
+
+
+def gold_keys() -> list[list[str]]:
+    return [[layer, "gold", spec.name] for spec in GOLD_TABLES for layer in ("lake", "rds")]
+
+
+def check_execution(dev: DagsterDev, path: list[str], check: str, run_id: str) -> dict:
+    """The execution of one check in one run (the 10-minute schedule may have run it since)."""
+    data = dev.graphql(
+        """query ($key: AssetKeyInput!, $check: String!) {
+             assetCheckExecutions(assetKey: $key, checkName: $check, limit: 10) {
+               runId status evaluation { success severity checkName } } }""",
+        {"key": {"path": path}, "check": check},
+    )
+    executions = [e for e in data["assetCheckExecutions"] if e["runId"] == run_id]
+    assert len(executions) == 1, (path, check, data["assetCheckExecutions"])
+    return executions[0]
+
+
+def latest_materialization(dev: DagsterDev, path: list[str]) -> dict:
+    data = dev.graphql(
+        """query ($key: AssetKeyInput!) { assetOrError(assetKey: $key) {
+             ... on Asset { assetMaterializations(limit: 1) {
+               runId description
+               metadataEntries { label ... on TextMetadataEntry { text } } } } } }""",
+        {"key": {"path": path}},
+    )
+    [event] = data["assetOrError"]["assetMaterializations"]
+    return event
+
+
+def instigator_statuses(dev: DagsterDev) -> dict[str, str]:
+    data = dev.graphql(
+        """query ($repo: RepositorySelector!) {
+             sensorsOrError(repositorySelector: $repo) {
+               ... on Sensors { results { name sensorState { status } } } }
+             schedulesOrError(repositorySelector: $repo) {
+               ... on Schedules { results { name scheduleState { status } } } } }""",
+        {"repo": REPO},
+    )
+    sensors = {s["name"]: s["sensorState"]["status"] for s in data["sensorsOrError"]["results"]}
+    schedules = {
+        s["name"]: s["scheduleState"]["status"] for s in data["schedulesOrError"]["results"]
+    }
+    return {**sensors, **schedules}
+
+
+def by_table(report: dict) -> dict[str, dict]:
+    return {t["table"]: t for t in report["tables"]}
+
+
+@pytest.fixture
+def dagster_dev(local_lake, serving, tmp_path):
+    """`dagster dev` on temp folders; the whole process group is ended on teardown."""
+    with webhook_receiver("/hooks/acceptance") as receiver:
+        env = dev_env(tmp_path / "dagster_home", local_lake.url, serving.url, receiver.url)
+        dev = DagsterDev(env, tmp_path / "dagster_dev.log")
+        dev.start()
+        try:
+            dev.wait_ready(timeout=120)
+            yield dev, env, local_lake, receiver
+        finally:
+            dev.stop()
+
+
+def test_dagster_dev_builds_checks_and_follows_an_outside_change(dagster_dev):
+    dev, env, lake, receiver = dagster_dev
+    assert instigator_statuses(dev) == {
+        "lake_change_sensor": "RUNNING",
+        "check_alert_sensor": "RUNNING",
+        "rds_gold_checks_every_10_min": "RUNNING",
+    }
+
+    # (a) Materialize the Gold layer the way the UI's button does, read the checks back
+    run_id = dev.launch(gold_keys())
+    assert dev.wait_run(run_id, timeout=180) == "SUCCESS", dev.log_tail()
+    for spec in GOLD_TABLES:
+        for layer, checks in (("lake", LAKE_CHECKS), ("rds", RDS_CHECKS)):
+            for check in checks:
+                execution = check_execution(dev, [layer, "gold", spec.name], check, run_id)
+                assert execution["status"] == "SUCCEEDED", (spec.name, check, execution)
+                assert execution["evaluation"]["success"] is True
+
+    code, report = goldctl_status(env)
+    assert code == 0, report
+    before = by_table(report)
+    assert all(t["in_sync"] and t["rds_rows"] == t["lake_rows"] > 0 for t in before.values())
+
+    # (b) An outside change: one more Parquet file in the table's current version folder
+    added, _ = add_outside_file(lake, TABLE)
+    changed_at = time.monotonic()
+    code, report = goldctl_status(env)
+    lagging = by_table(report)[TABLE]
+    assert code == 3 and not lagging["in_sync"], report  # the lag is visible, not silent
+    assert lagging["lake_rows"] == before[TABLE]["lake_rows"] + added
+    state_id = lagging["lake_version"]
+    assert state_id.startswith(before[TABLE]["lake_version"] + "+")
+
+    while True:
+        asked_at = time.monotonic() - changed_at  # goldctl reads the state after this
+        code, report = goldctl_status(env)
+        if code == 0:
+            break
+        assert asked_at < IN_SYNC_WITHIN_S, (
+            f"not in sync {asked_at:.0f} s after the change: {report}\n"
+            f"sync runs: {dev.runs('gold/table', TABLE)}\n{dev.log_tail()}"
+        )
+        time.sleep(2)
+    assert asked_at < IN_SYNC_WITHIN_S
+    after = by_table(report)
+    assert all(t["in_sync"] for t in after.values()), report
+    assert after[TABLE]["rds_version"] == state_id
+    assert after[TABLE]["rds_rows"] == before[TABLE]["rds_rows"] + added
+    for spec in GOLD_TABLES:
+        if spec.name != TABLE:
+            assert after[spec.name]["rds_version"] == before[spec.name]["rds_version"]
+
+    # exactly one sync run, launched by the sensor under the table+state run key
+    syncs = dev.runs("dagster/run_key", f"sync:{TABLE}:{state_id}")
+    assert len(syncs) == 1, syncs
+    tags = {t["key"]: t["value"] for t in syncs[0]["tags"]}
+    assert tags["dagster/sensor_name"] == "lake_change_sensor"
+    assert tags["gold/lake_version"] == state_id
+    assert dev.wait_run(syncs[0]["runId"], timeout=60) == "SUCCESS"
+
+    # the outside change is on record as a runless materialization of the lake asset
+    event = latest_materialization(dev, ["lake", "gold", TABLE])
+    metadata = {m["label"]: m.get("text") for m in event["metadataEntries"]}
+    assert metadata["version"] == state_id
+    assert event["runId"] != run_id and "lake_change_sensor" in event["description"]
+    # ...and the sync run's checks passed on the new state
+    for check in RDS_CHECKS:
+        execution = check_execution(dev, ["rds", "gold", TABLE], check, syncs[0]["runId"])
+        assert execution["status"] == "SUCCEEDED"
+        assert execution["evaluation"]["success"] is True
+
+    # alerts: nothing repeats; a failure (only if the 10-minute schedule caught the lag) has
+    # exactly one recovery (give the alert sensor up to two more ticks to send it)
+    deadline = time.monotonic() + 35
+    while True:
+        failing = Counter(m["fields"]["check"] for m in receiver.posts if m["status"] == "failing")
+        recovered = Counter(
+            m["fields"]["check"] for m in receiver.posts if m["status"] == "recovered"
+        )
+        if failing == recovered or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert all(n == 1 for n in failing.values()), receiver.posts
+    assert recovered == failing, receiver.posts

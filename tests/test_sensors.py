@@ -1,0 +1,186 @@
+"""`lake_change_sensor` ticks on a real instance: quiet when in sync, one sync per outside change.
+
+The sensor is the one in `defs` (what `dagster dev` runs), evaluated with a real
+`DagsterInstance` that holds the materializations of a real build, a real lake and a real
+PostgreSQL. An "outside change" is what an analyst's `INSERT INTO` leaves behind: one more
+Parquet file in the current version folder of a Gold table.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+
+from benchmarks.staleness import add_outside_file as outside_change
+from platform_assets.definitions import defs
+from platform_assets.gold_assets import rds_key
+from platform_assets.lake_assets import lake_key
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
+from platform_assets.status import table_status
+from resources.lake_tables import GoldLake
+from resources.storage import LakeStorage
+from tests.conftest import materialize, platform_resources
+
+TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, origin)
+GOLD = "key:lake/gold/* or key:rds/gold/*"
+
+
+def add_outside_file(lake: LakeStorage, table: str = TABLE, rows: int = 5) -> int:
+    """Write one Parquet file by hand into `table`'s current version folder, with new keys.
+
+    The rows are copies of existing ones with a made-up value in a text column of the primary
+    key, so the key stays unique and the RDS copy can take them. Returns how many rows were added.
+    """
+    return outside_change(lake, table, rows)[0]
+
+
+def tick(instance, resources: dict, cursor: str | None) -> dg.SensorResult:
+    sensor = defs.resolve_sensor_def("lake_change_sensor")
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"lake": resources["lake"], "serving": resources["serving"]},
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+@pytest.fixture
+def built(local_lake, serving):
+    """Gold built and synced by Dagster on a real (ephemeral) instance."""
+    resources = platform_resources(local_lake, serving)
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+        yield instance, resources
+
+
+def test_sensor_is_registered_running_and_targets_rds_assets():
+    sensor = defs.resolve_sensor_def("lake_change_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 15
+    assert set(sensor.asset_selection.resolve(defs.resolve_asset_graph())) == {
+        rds_key(spec.name) for spec in GOLD_TABLES
+    }
+
+
+def test_no_request_after_a_build_inside_dagster(built):
+    instance, resources = built
+    result = tick(instance, resources, cursor=None)
+
+    assert result.run_requests == []
+    assert result.asset_events == []  # Dagster produced these versions: nothing to record
+    gold = GoldLake(resources["lake"])
+    cursor = json.loads(result.cursor)
+    assert cursor == {spec.name: gold.current_state(spec.name).state_id for spec in GOLD_TABLES}
+
+    again = tick(instance, resources, cursor=result.cursor)
+    assert again.run_requests == [] and again.asset_events == []
+    assert json.loads(again.cursor) == cursor
+
+
+def test_outside_change_records_materialization_and_requests_one_sync(built):
+    instance, resources = built
+    lake, serving = resources["lake"], resources["serving"]
+    first = tick(instance, resources, cursor=None)
+    published = GoldLake(lake).current_state(TABLE)
+
+    added = add_outside_file(lake)
+    state = GoldLake(lake).current_state(TABLE)
+    assert state.changed_outside and state.version == published.version
+    assert state.state_id == f"{published.version}+{state.token[:8]}"
+
+    result = tick(instance, resources, cursor=first.cursor)
+
+    # one sync run for the lagging copy, keyed by table and lake state
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.run_key == f"sync:{TABLE}:{state.state_id}"
+    assert request.asset_selection == [rds_key(TABLE)]
+    assert request.tags["gold/table"] == TABLE
+    assert request.tags["gold/lake_version"] == state.state_id
+
+    # the outside change itself is recorded as a runless materialization of the lake asset
+    assert len(result.asset_events) == 1
+    event = result.asset_events[0]
+    assert isinstance(event, dg.AssetMaterialization)
+    assert event.asset_key == lake_key("gold", TABLE)
+    assert event.metadata["version"].value == state.state_id
+    assert event.metadata["token"].value == state.token
+    assert event.metadata["changed_outside_dagster"].value is True
+    assert event.metadata["dagster/row_count"].value == published.manifest.row_count + added
+
+    cursor = json.loads(result.cursor)
+    assert cursor[TABLE] == state.state_id
+    for spec in GOLD_TABLES:
+        if spec.name != TABLE:
+            assert cursor[spec.name] == json.loads(first.cursor)[spec.name]
+
+    # the daemon stores the event; do what it does, then tick again: nothing new is recorded and
+    # the only request repeats the same run_key (the daemon never launches a run_key twice)
+    instance.report_runless_asset_event(event)
+    second = tick(instance, resources, cursor=result.cursor)
+    assert second.asset_events == []
+    assert [r.run_key for r in second.run_requests] == [request.run_key]
+    assert second.cursor == result.cursor
+
+    # a fresh cursor (sensor reset) finds the recorded version on the instance: no duplicate
+    reset = tick(instance, resources, cursor=None)
+    assert reset.asset_events == []
+    assert [r.run_key for r in reset.run_requests] == [request.run_key]
+
+    # the requested run brings RDS back in sync; after it the sensor is quiet again
+    assert materialize(f"key:rds/gold/{TABLE}", resources, instance=instance).success
+    with serving.connect(autocommit=True) as conn:
+        status = table_status(GOLD_BY_NAME[TABLE], GoldLake(lake), conn)
+    assert status.table == TABLE and status.in_sync
+    assert status.rds_rows == published.manifest.row_count + added
+    after = tick(instance, resources, cursor=second.cursor)
+    assert after.run_requests == [] and after.asset_events == []
+
+
+def test_a_second_outside_change_gets_a_new_run_key(built):
+    instance, resources = built
+    lake = resources["lake"]
+    first = tick(instance, resources, cursor=None)
+    add_outside_file(lake)
+    one = tick(instance, resources, cursor=first.cursor)
+    add_outside_file(lake)
+    two = tick(instance, resources, cursor=one.cursor)
+
+    keys = [r.run_key for r in one.run_requests] + [r.run_key for r in two.run_requests]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert keys[1] == f"sync:{TABLE}:{GoldLake(lake).current_state(TABLE).state_id}"
+    assert len(two.asset_events) == 1
+
+
+def test_no_request_while_the_table_is_in_an_active_run(built):
+    """A build in progress publishes before its run ends: the sensor must not race it."""
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    add_outside_file(resources["lake"])
+    run = instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=uuid.uuid4().hex,
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({lake_key("gold", TABLE), rds_key(TABLE)}),
+        )
+    )
+
+    result = tick(instance, resources, cursor=first.cursor)
+    assert result.run_requests == []
+    # nor record the run's own new version as an outside change before the run stores it
+    assert result.asset_events == []
+    assert json.loads(result.cursor)[TABLE] == json.loads(first.cursor)[TABLE]
+
+    # once the run is over the sensor looks again: the change is recorded and synced
+    instance.report_run_failed(run)
+    later = tick(instance, resources, cursor=result.cursor)
+    state = GoldLake(resources["lake"]).current_state(TABLE)
+    assert [r.run_key for r in later.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
+    assert [e.asset_key for e in later.asset_events] == [lake_key("gold", TABLE)]
