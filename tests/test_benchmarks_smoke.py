@@ -6,35 +6,14 @@ benchmark's own output, never in a test's pass/fail.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from tests.benchmark_runner import run_benchmark_quick
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "sync_throughput.py"
 METHODS = ("loader", "to_sql", "psql_copy")
 TARGETS = ("loader_vs_psql_copy_met", "loader_vs_to_sql_met", "peak_memory_growth_met")
 
 
-def run_quick() -> dict:
-    """`--json --quick` on its own throwaway PostgreSQL (RDS_URL removed so it never leaves)."""
-    env = {k: v for k, v in os.environ.items() if k != "RDS_URL"}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--json", "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
-
-
 def test_sync_throughput_quick_reports_every_number():
-    result = run_quick()
+    result = run_benchmark_quick("sync_throughput.py")
 
     assert result["rows"] == 200_000
     assert 0 < result["to_sql_rows"] <= result["rows"]

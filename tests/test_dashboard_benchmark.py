@@ -6,28 +6,11 @@ both engines return the same rows for every page, and no page view failed while 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "dashboard_latency.py"
+from tests.benchmark_runner import run_benchmark_quick
 
 
 def test_dashboard_latency_quick_reports_every_page():
-    env = {k: v for k, v in os.environ.items() if k not in ("RDS_URL", "DASHBOARD_RDS_URL")}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--json", "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    result = run_benchmark_quick("dashboard_latency.py")
 
     assert set(result["pages"]) == {"overview", "routes", "weather"}
     for page in result["pages"].values():
