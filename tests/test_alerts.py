@@ -229,3 +229,43 @@ def test_an_alert_the_webhook_did_not_take_is_sent_on_the_next_tick(local_lake, 
             assert set(by_check(back.take())) == {check_name(TABLE, c) for c in RDS_CHECKS}
             alert_tick(instance, back, cursor)
             assert back.take() == []
+
+
+def _freshness_change(instance, key: dg.AssetKey, previous: str, new: str) -> None:
+    """Store a freshness state change the way the daemon's FreshnessDaemon does."""
+    import time
+
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    instance._report_runless_asset_event(  # noqa: SLF001 (the daemon's own entry point)
+        FreshnessStateChange(
+            key=key,
+            previous_state=FreshnessState(previous),
+            new_state=FreshnessState(new),
+            state_change_timestamp=time.time(),
+        )
+    )
+
+
+def test_freshness_failure_alerts_once_and_recovery_once(receiver):
+    key = dg.AssetKey(["rds", "gold", TABLE])
+    with dg.instance_for_test() as instance:
+        _freshness_change(instance, key, "UNKNOWN", "PASS")
+        cursor = alert_tick(instance, receiver, None)
+        assert receiver.take() == []
+
+        _freshness_change(instance, key, "PASS", "FAIL")
+        cursor = alert_tick(instance, receiver, cursor)
+        [failing] = receiver.take()
+        assert failing["fields"]["asset"] == key.to_user_string()
+        assert "FAIL" in json.dumps(failing)
+        cursor = alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+        _freshness_change(instance, key, "FAIL", "PASS")
+        cursor = alert_tick(instance, receiver, cursor)
+        [recovered] = receiver.take()
+        assert recovered["fields"]["asset"] == key.to_user_string()
+        assert "PASS" in json.dumps(recovered)
+        alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
