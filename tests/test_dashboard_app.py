@@ -242,7 +242,7 @@ def test_read_only_session_even_for_a_privileged_url(gold, monkeypatch):
     serving, _ = gold
     monkeypatch.setenv("DASHBOARD_RDS_URL", serving.conninfo())  # the owner, not the reader
     st.cache_resource.clear()
-    from dashboard.app import connection
+    from dashboard.data import connection
 
     conn = connection(serving.conninfo())
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
