@@ -262,11 +262,32 @@ def _fingerprint_check(spec, lake: GoldLake, engine, conn, key) -> dg.AssetCheck
     )
 
 
+def rds_op_name(table: str) -> str:
+    return f"rds_gold_{table}"
+
+
+def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
+    """The months a partitioned RDS copy holds: the partitions of its reload-months job."""
+    return dg.DynamicPartitionsDefinition(name=f"{spec.name}__months")
+
+
+def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving) -> None:
+    """The months the copy holds become the partitions of its reload-months backfill job."""
+    with serving.connect(autocommit=True) as conn:
+        held = set(ledger.read_partitions(conn, spec.name))
+    name = months_partitions(spec).name
+    known = set(instance.get_dynamic_partitions(name))
+    if held - known:
+        instance.add_dynamic_partitions(name, sorted(held - known))
+    for month in sorted(known - held):
+        instance.delete_dynamic_partition(name, month)
+
+
 def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     key, upstream = rds_key(spec.name), lake_key("gold", spec.name)
 
     @dg.multi_asset(
-        name=f"rds_gold_{spec.name}",
+        name=rds_op_name(spec.name),
         specs=[
             dg.AssetSpec(
                 key,
@@ -319,6 +340,8 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     },
                 )
                 raise dg.Failure(description=str(refused)) from None
+            if spec.partitioned:
+                _register_months(context.instance, spec, serving)
             yield dg.MaterializeResult(asset_key=key, metadata=result.metadata())
         selected = {k.name for k in context.selected_asset_check_keys}
         yield from _rds_check_results(spec, gold, engine, serving, selected)

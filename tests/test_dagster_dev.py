@@ -20,10 +20,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
 from benchmarks.staleness import DagsterDev, add_outside_file, dev_env, goldctl_status
+from platform_assets.backfills import reload_months_job_name
 from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
+from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_TABLES
 from tests.test_alerts import webhook_receiver
 from tests.test_sensors import TABLE
@@ -76,6 +79,43 @@ def instigator_statuses(dev: DagsterDev) -> dict[str, str]:
         s["name"]: s["scheduleState"]["status"] for s in data["schedulesOrError"]["results"]
     }
     return {**sensors, **schedules}
+
+
+def launch_backfill(dev: DagsterDev, job: str, partitions: list[str]) -> str:
+    """What the job's Partitions tab -> Launch backfill does."""
+    data = dev.graphql(
+        """mutation ($params: LaunchBackfillParams!) {
+          launchPartitionBackfill(backfillParams: $params) {
+            __typename
+            ... on LaunchBackfillSuccess { backfillId }
+            ... on PythonError { message }
+            ... on PartitionSetNotFoundError { message }
+          } }""",
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": f"{job}_partition_set",
+                    "repositorySelector": REPO,
+                },
+                "partitionNames": partitions,
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert data["__typename"] == "LaunchBackfillSuccess", data
+    return data["backfillId"]
+
+
+def wait_backfill(dev: DagsterDev, backfill_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dev.graphql(
+            """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                 ... on PartitionBackfill { status } } }""",
+            {"id": backfill_id},
+        )["partitionBackfillOrError"]["status"]
+        if status not in ("REQUESTED", "CANCELING", "FAILING") or time.monotonic() > deadline:
+            return status
+        time.sleep(2)
 
 
 def by_table(report: dict) -> dict[str, dict]:
@@ -180,3 +220,17 @@ def test_dagster_dev_builds_checks_and_follows_an_outside_change(dagster_dev):
         time.sleep(2)
     assert all(n == 1 for n in failing.values()), receiver.posts
     assert recovered == failing, receiver.posts
+
+    # (c) A backfill of two months of a partitioned copy, launched as from the job's Partitions
+    # tab: one run per month, those months reloaded, the others untouched
+    partitioned = next(s.name for s in GOLD_TABLES if s.partitioned)
+    months = ["2013-04", "2013-05"]
+    with psycopg.connect(env["RDS_URL"], autocommit=True) as conn:
+        before = ledger.read_partitions(conn, partitioned)
+    backfill = launch_backfill(dev, reload_months_job_name(partitioned), months)
+    assert wait_backfill(dev, backfill, timeout=150) in ("COMPLETED", "COMPLETED_SUCCESS")
+    with psycopg.connect(env["RDS_URL"], autocommit=True) as conn:
+        after = ledger.read_partitions(conn, partitioned)
+    reloaded = sorted(m for m, row in after.items() if row.loaded_at != before[m].loaded_at)
+    assert reloaded == months, dev.log_tail()
+    assert goldctl_status(env)[0] == 0

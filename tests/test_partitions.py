@@ -1,10 +1,14 @@
 """Month-partitioned RDS copies: a change to one lake month reloads that month only."""
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from platform_assets.backfills import reload_months_job_name, reload_months_jobs
+from platform_assets.definitions import ASSETS
+from platform_assets.gold_assets import months_partitions
 from platform_assets.serving import ledger
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
@@ -114,3 +118,29 @@ def test_launchpad_run_config_reloads_a_month_range(synced):
     for month, row in before.items():
         changed = after[month].loaded_at != row.loaded_at
         assert changed == (month in months), month
+
+
+def test_months_backfill_job_reloads_one_month_per_partition(local_lake, serving):
+    """What the UI's Partitions tab -> Launch backfill runs: one run per chosen month."""
+    resources = platform_resources(local_lake, serving)
+    selection = f"key:lake/gold/{SPEC.name} or key:rds/gold/{SPEC.name}"
+    with dg.instance_for_test() as instance:
+        assert materialize(selection, resources, instance=instance).success
+        partitions = months_partitions(SPEC).name
+        months = [f"2013-{m:02d}" for m in range(1, 13)]
+        assert instance.get_dynamic_partitions(partitions) == months
+
+        before = _partition_rows(serving)
+        job = dg.Definitions(
+            assets=ASSETS, jobs=reload_months_jobs, resources=resources
+        ).resolve_job_def(reload_months_job_name(SPEC.name))
+        for month in ("2013-04", "2013-05"):
+            result = job.execute_in_process(instance=instance, partition_key=month)
+            assert result.success
+            [event] = result.asset_materializations_for_node(f"rds_gold_{SPEC.name}")
+            assert event.metadata["months_reloaded"].value == month
+        after = _partition_rows(serving)
+        for month, row in before.items():
+            assert (after[month].loaded_at != row.loaded_at) == (month in ("2013-04", "2013-05"))
+        with serving.connect(autocommit=True) as conn:
+            assert table_status(SPEC, GoldLake(local_lake), conn).in_sync
