@@ -271,15 +271,22 @@ def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"{spec.name}__months")
 
 
+def months_changes(
+    instance: dg.DagsterInstance, spec: GoldTableSpec, conn
+) -> tuple[list[str], list[str]]:
+    """(months to add, months to drop) so the reload job's partitions are the months held."""
+    held = set(ledger.read_partitions(conn, spec.name))
+    known = set(instance.get_dynamic_partitions(months_partitions(spec).name))
+    return sorted(held - known), sorted(known - held)
+
+
 def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving) -> None:
-    """The months the copy holds become the partitions of its reload-months backfill job."""
     with serving.connect(autocommit=True) as conn:
-        held = set(ledger.read_partitions(conn, spec.name))
+        added, dropped = months_changes(instance, spec, conn)
     name = months_partitions(spec).name
-    known = set(instance.get_dynamic_partitions(name))
-    if held - known:
-        instance.add_dynamic_partitions(name, sorted(held - known))
-    for month in sorted(known - held):
+    if added:
+        instance.add_dynamic_partitions(name, added)
+    for month in dropped:
         instance.delete_dynamic_partition(name, month)
 
 

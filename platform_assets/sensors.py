@@ -1,9 +1,10 @@
 """`lake_change_sensor`: the RDS copies follow the lake, whoever changed it.
 
 Each tick lists every Gold table's current location (one small LIST per table) and reads the
-ledger (one query). A state Dagster did not produce (a hand-run CTAS, an analyst's INSERT INTO,
-a manual upload) is recorded as a runless materialization of the lake asset; every RDS copy
-that lags gets a run request keyed by table and lake state, so nothing runs twice.
+ledger (one query, and one per partitioned table to keep its reload-months partitions current).
+A state Dagster did not produce (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is
+recorded as a runless materialization of the lake asset; every RDS copy that lags gets a run
+request keyed by table and lake state, so nothing runs twice.
 """
 
 import json
@@ -11,7 +12,7 @@ import json
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 
-from platform_assets.gold_assets import rds_key
+from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_TABLES
@@ -33,6 +34,21 @@ def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -
     return value.value if value is not None else None
 
 
+def _months_requests(instance: dg.DagsterInstance, conn) -> list:
+    """Keep each reload-months job's partitions equal to the months RDS holds, also on a new
+    instance (a fresh `dagster dev`) where no sync has run yet."""
+    requests = []
+    for spec in GOLD_TABLES:
+        if not spec.partitioned:
+            continue
+        added, dropped = months_changes(instance, spec, conn)
+        if added:
+            requests.append(months_partitions(spec).build_add_request(added))
+        if dropped:
+            requests.append(months_partitions(spec).build_delete_request(dropped))
+    return requests
+
+
 @dg.sensor(
     name="lake_change_sensor",
     minimum_interval_seconds=15,
@@ -47,6 +63,7 @@ def lake_change_sensor(
     seen = json.loads(context.cursor) if context.cursor else {}
     with serving.connect(autocommit=True) as conn:
         ledger_rows = ledger.read_all(conn)
+        partition_requests = _months_requests(context.instance, conn)
     active = _active_asset_keys(context.instance)
     events, requests = [], []
     for spec in GOLD_TABLES:
@@ -88,4 +105,9 @@ def lake_change_sensor(
                 tags={"gold/table": spec.name, "gold/lake_version": state.state_id},
             )
         )
-    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(seen))
+    return dg.SensorResult(
+        run_requests=requests,
+        asset_events=events,
+        dynamic_partitions_requests=partition_requests,
+        cursor=json.dumps(seen),
+    )

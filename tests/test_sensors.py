@@ -184,3 +184,22 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     state = GoldLake(resources["lake"]).current_state(TABLE)
     assert [r.run_key for r in later.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
     assert [e.asset_key for e in later.asset_events] == [lake_key("gold", TABLE)]
+
+
+def test_a_new_instance_learns_the_months_it_can_backfill(built):
+    """A fresh `dagster dev` instance (no sync run there yet) gets the reload-months partitions
+    from the first tick; an instance that already has them gets no request."""
+    from platform_assets.gold_assets import months_partitions
+
+    instance, resources = built
+    expected = [f"2013-{m:02d}" for m in range(1, 13)]
+    with dg.instance_for_test() as fresh:
+        result = tick(fresh, resources, cursor=None)
+        added = {
+            r.partitions_def_name: list(r.partition_keys)
+            for r in result.dynamic_partitions_requests
+        }
+        assert added == {
+            months_partitions(spec).name: expected for spec in GOLD_TABLES if spec.partitioned
+        }
+    assert tick(instance, resources, cursor=None).dynamic_partitions_requests == []
