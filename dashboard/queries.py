@@ -87,12 +87,17 @@ SELECT origin FROM a WHERE origin IS NOT NULL ORDER BY origin"""
     return Query("airports", sql)
 
 
-def date_bounds() -> Query:
-    """First and last flight date (MIN/MAX over the primary key's leading column)."""
+def _bounds(name: str, table: str, column: str, label: str) -> Query:
+    """First and last value of a primary key's leading column (two index probes)."""
     sql = f"""
-SELECT (SELECT MIN(flight_date) FROM {CARRIER_DAILY}) AS first_date,
-       (SELECT MAX(flight_date) FROM {CARRIER_DAILY}) AS last_date"""
-    return Query("date_bounds", sql)
+SELECT (SELECT MIN({column}) FROM {table}) AS first_{label},
+       (SELECT MAX({column}) FROM {table}) AS last_{label}"""
+    return Query(name, sql)
+
+
+def date_bounds() -> Query:
+    """First and last flight date."""
+    return _bounds("date_bounds", CARRIER_DAILY, "flight_date", "date")
 
 
 # ---- Overview ------------------------------------------------------------------------------
@@ -171,11 +176,8 @@ LIMIT %(limit)s"""
 
 
 def route_months() -> Query:
-    """First and last month held (MIN/MAX over the primary key's leading column)."""
-    sql = f"""
-SELECT (SELECT MIN(month) FROM {ROUTE_MONTHLY}) AS first_month,
-       (SELECT MAX(month) FROM {ROUTE_MONTHLY}) AS last_month"""
-    return Query("route_months", sql)
+    """First and last month of the route table."""
+    return _bounds("route_months", ROUTE_MONTHLY, "month", "month")
 
 
 # ---- Airports & weather --------------------------------------------------------------------
