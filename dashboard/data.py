@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import pandas as pd
 import psycopg
 import streamlit as st
 
 from dashboard import queries as Q
-from resources.serving_db import libpq_url, redact
+from resources.serving_db import error_reason, libpq_url, redact
 
 CACHE_TTL_S = int(os.environ.get("DASHBOARD_CACHE_TTL_S", "120"))
 MATERIALIZE = "uv run dagster asset materialize --select '*'"
@@ -39,11 +38,6 @@ def resolve_url() -> tuple[str, str]:
 
     with open_resources() as resources:
         return resources["serving"].dashboard_url(), "embedded default"
-
-
-def _scrub(text: str, url: str) -> str:
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
 
 
 @st.cache_resource(show_spinner=False, validate=lambda conn: not conn.closed)
@@ -95,13 +89,13 @@ def run(query: Q.Query) -> tuple[pd.DataFrame, datetime]:
     try:
         return fetch(url, query.name, query.sql, query.params)
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
-        reason = _scrub(str(exc).strip().splitlines()[0], url)
+        reason = error_reason(exc.diag.message_primary or exc, url)
         raise Unavailable(
             f"The Gold tables are not in the serving database yet ({reason}; {source}: "
             f"{shown}). Build and sync them with `{MATERIALIZE}`, then reload this page."
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        reason = _scrub(str(exc).strip().splitlines()[0], url)
+        reason = error_reason(exc.diag.message_primary or exc, url)
         raise Unavailable(
             f"The dashboard role may not read the Gold tables ({reason}; {source}: {shown}). "
             "Grants are re-applied at every sync: run `uv run goldctl sync --force`."
@@ -112,8 +106,7 @@ def run(query: Q.Query) -> tuple[pd.DataFrame, datetime]:
             f"{shown}. Narrow the filters, or check the serving database's load."
         ) from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        reason = _scrub(" ".join(lines) or type(exc).__name__, url)
+        reason = error_reason(exc, url)
         setting = f"DASHBOARD_RDS_URL={shown}" if source == "DASHBOARD_RDS_URL" else shown
         raise Unavailable(
             f"Cannot reach the serving database ({setting}): {reason}. Check that the server "

@@ -56,6 +56,15 @@ def _secrets(conninfo: str) -> list[str]:
     return found
 
 
+def error_reason(exc: BaseException | str, conninfo: str) -> str:
+    """A driver error (or its message) as one line, without `conninfo`'s password in any form."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = " ".join(lines) or type(exc).__name__
+    for secret in _secrets(conninfo):
+        reason = reason.replace(secret, "***")
+    return reason
+
+
 def libpq_url(url: str) -> str:
     """`postgresql+psycopg://...` (SQLAlchemy style) -> `postgresql://...` (libpq style)."""
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url.strip())
@@ -112,10 +121,7 @@ class ServingDatabase(ConfigurableResource):
                 **kwargs,
             )
         except psycopg.OperationalError as exc:
-            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-            reason = " ".join(lines) or type(exc).__name__
-            for secret in _secrets(conninfo):
-                reason = reason.replace(secret, "***")
+            reason = error_reason(exc, conninfo)
             setting = "RDS_URL" if self.url else f"embedded PostgreSQL at {self.embedded_pgdata}"
             raise ServingDbError(
                 f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}"
