@@ -48,6 +48,7 @@ import psycopg  # noqa: E402
 from dashboard import queries as Q  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_TABLES  # noqa: E402
+from resources import embedded_pg  # noqa: E402
 from resources.lake_tables import GoldLake  # noqa: E402
 from resources.serving_db import ServingDatabase, redact  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
@@ -82,18 +83,16 @@ def summary(ms: list[float]) -> dict:
 # ---- setup ----------------------------------------------------------------------------------
 
 
-def build_platform(workdir: Path, scale_years: int):
-    """Embedded PostgreSQL + local lake in `workdir`, everything materialized by the assets.
+def build_platform(workdir: Path, rds_url: str, scale_years: int):
+    """A local lake in `workdir` and the serving DB at `rds_url`, materialized by the assets.
 
-    Returns (lake, serving, server handle)."""
+    Returns (lake, serving)."""
     import dagster as dg
 
     from platform_assets.definitions import ASSETS
-    from resources import embedded_pg
     from resources.source import SourceSettings
 
-    server = embedded_pg.start(workdir / "pg", keep=False)
-    serving = ServingDatabase(url=server.get_postmaster_info().get_uri(database="postgres"))
+    serving = ServingDatabase(url=rds_url)
     lake = LakeStorage(url=str(workdir / "lake"))
     log(f"materializing the platform at scale_years={scale_years} into {workdir} ...")
     started = time.monotonic()
@@ -111,7 +110,7 @@ def build_platform(workdir: Path, scale_years: int):
     if not result.success:
         raise SystemExit("materialize failed")
     log(f"platform built in {time.monotonic() - started:.1f} s")
-    return lake, serving, server
+    return lake, serving
 
 
 def reader_url(serving: ServingDatabase, dashboard_url: str | None) -> str:
@@ -303,7 +302,6 @@ def run(args) -> dict:
     repeats = args.repeats or (8 if args.quick else 40)
     seconds = args.seconds or (4.0 if args.quick else 20.0)
     scale = args.scale_years or (1 if args.quick else 3)
-    server = None
     with contextlib.ExitStack() as stack:
         if args.lake and args.rds_url:
             lake = LakeStorage(url=args.lake)
@@ -313,7 +311,8 @@ def run(args) -> dict:
             raise SystemExit("--lake and --rds-url go together (or neither: temp setup)")
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dashlat-")))
-            lake, serving, server = build_platform(workdir, scale)
+            rds_url = stack.enter_context(embedded_pg.throwaway(workdir / "pg"))
+            lake, serving = build_platform(workdir, rds_url, scale)
         engine = DuckDBEngine(lake=lake)
         url = reader_url(serving, args.dashboard_url)
         log(f"reading as {redact(url)}")
@@ -358,9 +357,6 @@ def run(args) -> dict:
         idle = concurrent_run(url, pages, seconds)
         log(f"{CLIENTS} concurrent clients while force-syncing every table, {seconds:.0f} s ...")
         syncing = concurrent_run(url, pages, seconds, sync=(lake.url, serving.conninfo()))
-        if server is not None:
-            server.cleanup()
-            server = None
 
     return {
         "benchmark": "dashboard_latency",

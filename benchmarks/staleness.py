@@ -36,8 +36,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -349,18 +347,6 @@ def run_phases(dev: DagsterDev, table: str, state_id: str, changed_at: float) ->
     }
 
 
-@contextmanager
-def throwaway_postgres(workdir: Path) -> Iterator[str]:
-    """A fresh embedded PostgreSQL for this benchmark only (deleted at the end)."""
-    from resources import embedded_pg
-
-    server = embedded_pg.start(workdir / "pg", keep=False)
-    try:
-        yield server.get_postmaster_info().get_uri(database="postgres")
-    finally:
-        server.cleanup()
-
-
 def sensor_interval_s() -> int:
     from platform_assets.definitions import defs
 
@@ -369,6 +355,7 @@ def sensor_interval_s() -> int:
 
 def run(args) -> dict:
     from platform_assets.definitions import ASSET_KEYS
+    from resources import embedded_pg
     from resources.storage import LakeStorage
 
     started = time.monotonic()
@@ -376,7 +363,7 @@ def run(args) -> dict:
         workdir = Path(tmp)
         lake = LakeStorage(url=str(workdir / "lake"))
         receiver = Receiver()
-        with throwaway_postgres(workdir) as rds_url:
+        with embedded_pg.throwaway(workdir / "pg") as rds_url:
             env = dev_env(workdir / "dagster_home", lake.url, rds_url, receiver.url)
             dev = DagsterDev(env, workdir / "dagster_dev.log")
             try:

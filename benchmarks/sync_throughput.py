@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -50,6 +49,7 @@ import pyarrow.parquet as pq
 
 from platform_assets.serving import loader
 from platform_assets.serving.ledger import quote_ident
+from resources.serving_db import libpq_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,15 +165,12 @@ def postgres_url(workdir: Path) -> Iterator[tuple[str, str]]:
     """(libpq URL, label): `RDS_URL` when set, else a throwaway embedded PostgreSQL."""
     rds = os.environ.get("RDS_URL")
     if rds:
-        yield re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", rds.strip()), "RDS_URL"
+        yield libpq_url(rds), "RDS_URL"
         return
     from resources import embedded_pg
 
-    server = embedded_pg.start(workdir / "pg", keep=False)
-    try:
-        yield server.get_postmaster_info().get_uri(database="postgres"), "embedded"
-    finally:
-        server.cleanup()
+    with embedded_pg.throwaway(workdir / "pg") as url:
+        yield url, "embedded"
 
 
 def server_version(url: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_PGDATA = ".local/pg"
@@ -26,6 +28,16 @@ def start(pgdata: str | os.PathLike = DEFAULT_PGDATA, keep: bool = True):
     path = Path(pgdata).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return get_server(path, cleanup_mode=None if keep else "delete")
+
+
+@contextmanager
+def throwaway(pgdata: str | os.PathLike) -> Iterator[str]:
+    """A server for one test session or benchmark run: its URL, and the folder deleted after."""
+    server = start(pgdata, keep=False)
+    try:
+        yield server.get_postmaster_info().get_uri(database="postgres")
+    finally:
+        server.cleanup()
 
 
 def url(pgdata: str | os.PathLike = DEFAULT_PGDATA, user: str = "postgres") -> str:

@@ -32,10 +32,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def pg_url():
     """A real PostgreSQL for the whole session, deleted afterwards."""
-    pgdata = Path(tempfile.mkdtemp(prefix="pgtest-")) / "pg"
-    server = embedded_pg.start(pgdata, keep=False)
-    yield server.get_postmaster_info().get_uri(database="postgres")
-    server.cleanup()
+    with embedded_pg.throwaway(Path(tempfile.mkdtemp(prefix="pgtest-")) / "pg") as url:
+        yield url
 
 
 @pytest.fixture
