@@ -18,6 +18,15 @@ def index_name(table: str, columns: tuple[str, ...]) -> str:
     return f"{table}_{'_'.join(columns)}_idx"[:63]
 
 
+def _create(conn: psycopg.Connection, table: str, cols: tuple[str, ...]) -> str:
+    name = index_name(table, cols)
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS {q(name)} ON {q(SCHEMA)}.{q(table)} "
+        f"({', '.join(q(c) for c in cols)})"
+    )
+    return name
+
+
 def build(conn: psycopg.Connection, spec, table: str) -> None:
     """Primary key and declared indexes on a freshly loaded (staging) table."""
     conn.execute(
@@ -25,10 +34,7 @@ def build(conn: psycopg.Connection, spec, table: str) -> None:
         f"PRIMARY KEY ({', '.join(q(c) for c in spec.primary_key)})"
     )
     for cols in spec.indexes:
-        conn.execute(
-            f"CREATE INDEX {q(index_name(table, cols))} ON {q(SCHEMA)}.{q(table)} "
-            f"({', '.join(q(c) for c in cols)})"
-        )
+        _create(conn, table, cols)
 
 
 def existing(conn: psycopg.Connection, table: str) -> set[tuple[str, ...]]:
@@ -57,14 +63,4 @@ def ensure(conn: psycopg.Connection, spec) -> list[str]:
     built on every month and new months' staging tables already carry it.
     """
     have = existing(conn, spec.name)
-    created = []
-    for cols in spec.indexes:
-        if tuple(cols) in have:
-            continue
-        name = index_name(spec.name, cols)
-        conn.execute(
-            f"CREATE INDEX IF NOT EXISTS {q(name)} ON {q(SCHEMA)}.{q(spec.name)} "
-            f"({', '.join(q(c) for c in cols)})"
-        )
-        created.append(name)
-    return created
+    return [_create(conn, spec.name, cols) for cols in spec.indexes if tuple(cols) not in have]

@@ -179,12 +179,13 @@ def sync_table(
                     log,
                     forced_months=set(months or ()),
                 )
-            else:
+                # the months kept were built under the spec of their time
+                result.indexes_created = _ensure_indexes(conn, spec, log)
+            else:  # a full load builds every declared index on the new table
                 result = _load_and_swap(
                     spec, lake, db, conn, state, expected_rows, expected_segments, started, log
                 )
             result.dropped_leftovers = dropped
-            result.indexes_created = _ensure_indexes(conn, spec, log)
             return result
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_table_lock_key(spec.name),))
