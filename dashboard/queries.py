@@ -54,15 +54,21 @@ class Query:
 # ---- filters (the sidebar's choices) ----------------------------------------------------------
 
 
+def _distinct_cte(alias: str, table: str, column: str) -> str:
+    """`WITH RECURSIVE <alias>(<column>)`: the column's distinct values by a loose index scan
+    (one index probe per value, where SELECT DISTINCT reads every row)."""
+    return f"""
+WITH RECURSIVE {alias}({column}) AS (
+    SELECT MIN({column}) FROM {table}
+    UNION ALL
+    SELECT (SELECT MIN(t.{column}) FROM {table} AS t WHERE t.{column} > {alias}.{column})
+    FROM {alias} WHERE {alias}.{column} IS NOT NULL
+)"""
+
+
 def carriers() -> Query:
     """Distinct carriers with their names: a loose index scan over (carrier, flight_date)."""
-    sql = f"""
-WITH RECURSIVE c(carrier) AS (
-    SELECT MIN(carrier) FROM {CARRIER_DAILY}
-    UNION ALL
-    SELECT (SELECT MIN(t.carrier) FROM {CARRIER_DAILY} AS t WHERE t.carrier > c.carrier)
-    FROM c WHERE c.carrier IS NOT NULL
-)
+    sql = f"""{_distinct_cte("c", CARRIER_DAILY, "carrier")}
 SELECT c.carrier,
        (SELECT MAX(t.carrier_name) FROM {CARRIER_DAILY} AS t
          WHERE t.carrier = c.carrier AND t.flight_date = (
@@ -76,13 +82,7 @@ ORDER BY c.carrier"""
 
 def airports() -> Query:
     """Distinct origin airports: a loose index scan over (origin, flight_date)."""
-    sql = f"""
-WITH RECURSIVE a(origin) AS (
-    SELECT MIN(origin) FROM {AIRPORT_WEATHER}
-    UNION ALL
-    SELECT (SELECT MIN(t.origin) FROM {AIRPORT_WEATHER} AS t WHERE t.origin > a.origin)
-    FROM a WHERE a.origin IS NOT NULL
-)
+    sql = f"""{_distinct_cte("a", AIRPORT_WEATHER, "origin")}
 SELECT origin FROM a WHERE origin IS NOT NULL ORDER BY origin"""
     return Query("airports", sql)
 
