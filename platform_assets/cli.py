@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.set_defaults(func=cmd_sync)
     stop = sub.add_parser("stop-db", help="stop the embedded PostgreSQL (data kept)")
-    stop.set_defaults(func=None)
+    stop.set_defaults(func=cmd_stop_db, without_resources=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly
-    if args.command == "stop-db":
-        return cmd_stop_db(args)
+    if getattr(args, "without_resources", False):
+        return args.func(args)
     try:
         with settings.open_resources() as res:
             return args.func(args, res["lake"], res["engine"], res["serving"])
