@@ -15,7 +15,7 @@ import sys
 
 from platform_assets import settings
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from platform_assets.status import table_status
+from platform_assets.status import table_statuses
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDbError
 from resources.storage import LakeConfigError
@@ -24,7 +24,7 @@ from resources.storage import LakeConfigError
 def cmd_status(args, lake, engine, serving) -> int:
     gold = GoldLake(lake)
     with serving.connect(autocommit=True) as conn:
-        statuses = [table_status(spec, gold, conn) for spec in GOLD_TABLES]
+        statuses = table_statuses(list(GOLD_TABLES), gold, conn)
     if args.json:
         print(json.dumps({"tables": [s.to_dict() for s in statuses]}, indent=2, default=str))
     else:

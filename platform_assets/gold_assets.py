@@ -11,13 +11,9 @@ import dagster as dg
 
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
-from platform_assets.serving import ledger, loader
-from platform_assets.serving.protocol import (
-    SyncRefused,
-    lake_expectation,
-    postgres_segments,
-    sync_table,
-)
+from platform_assets.serving import ledger, loader, snapshot
+from platform_assets.serving.names import qualified
+from platform_assets.serving.protocol import SyncRefused, postgres_segments, sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources.fingerprint import differing_segments, fingerprint
@@ -186,30 +182,17 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
 # ---- rds/gold/<table> --------------------------------------------------------------------------
 
 
-def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, selected: set[str]):
+def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected: set[str]):
+    """The RDS checks, judging the run's lake snapshot (the state the sync loaded)."""
     key = rds_key(spec.name)
+    state = snap.state if snap else None
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        st = table_status.table_status(spec, lake, conn)
+        facts = table_status.read_rds_facts(conn, [spec.name])
+        rds_rows = table_status.live_row_count(conn, spec.name)
+        st = table_status.evaluate(spec, state, facts, snap.rows if snap else None, rds_rows)
         if "in_sync_with_lake" in selected:
-            behind = _months_behind(spec, lake, engine, conn) if not st.in_sync else []
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name="in_sync_with_lake",
-                passed=st.in_sync,
-                severity=(
-                    dg.AssetCheckSeverity.WARN
-                    if st.severity == "warn"
-                    else dg.AssetCheckSeverity.ERROR
-                ),
-                metadata={
-                    "lake_version": st.lake_version or "none",
-                    "rds_version": st.rds_version or "none",
-                    "lag_seconds": st.lag_seconds,
-                    "lag_tolerance_seconds": st.lag_tolerance_seconds,
-                    **({"months_behind": ", ".join(behind[:24])} if behind else {}),
-                },
-            )
+            yield _in_sync_check(spec, gold, snap, facts, st)
         if "row_count_matches" in selected:
             yield dg.AssetCheckResult(
                 asset_key=key,
@@ -218,45 +201,69 @@ def _rds_check_results(spec, lake: GoldLake, engine, db: ServingDatabase, select
                 metadata={"lake_rows": st.lake_rows, "rds_rows": st.rds_rows},
             )
         if "fingerprint_matches" in selected:
-            yield _fingerprint_check(spec, lake, engine, conn, key)
+            yield _fingerprint_check(spec, snap, facts, conn, key)
 
 
-def _months_behind(spec, lake: GoldLake, engine, conn) -> list[str]:
-    """Partitioned tables: the months whose RDS partition differs from the lake."""
-    state = lake.current_state(spec.name)
-    if not spec.partitioned or state is None:
-        return []
-    _, expected = lake_expectation(engine, lake, spec, state)
-    loaded = {
-        month: tuple(row.segments.get(month, ()))
-        for month, row in ledger.read_partitions(conn, spec.name).items()
+def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
+    metadata = {
+        "lake_version": st.lake_version or "none",
+        "rds_version": st.rds_version or "none",
+        "lag_seconds": st.lag_seconds,
+        "lag_tolerance_seconds": st.lag_tolerance_seconds,
+        "reason": st.reason,
     }
+    if snap is not None and not st.in_sync:
+        behind = _months_behind(spec, snap, facts)
+        if behind:
+            metadata["months_behind"] = ", ".join(behind[:24])
+    now = gold.current_state(spec.name)  # one listing: did the lake move on during the run?
+    if snap is not None and now is not None and now.token != snap.state.token:
+        metadata["lake_moved_on_to"] = now.state_id
+    return dg.AssetCheckResult(
+        asset_key=rds_key(spec.name),
+        check_name="in_sync_with_lake",
+        passed=st.in_sync,
+        severity=(
+            dg.AssetCheckSeverity.WARN if st.severity == "warn" else dg.AssetCheckSeverity.ERROR
+        ),
+        description=st.reason,
+        metadata=metadata,
+    )
+
+
+def _months_behind(spec, snap, facts) -> list[str]:
+    """Partitioned tables: the months whose RDS partition differs from the snapshot's."""
+    if not spec.partitioned:
+        return []
+    _, units = facts.ledger.get(spec.name, (None, {}))
+    loaded = {m: tuple(r.segments.get(m, ())) for m, r in units.items()}
+    expected = snap.segments
     return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
 
 
-def _fingerprint_check(spec, lake: GoldLake, engine, conn, key) -> dg.AssetCheckResult:
-    state = lake.current_state(spec.name)
-    if state is None or table_status.live_row_count(conn, spec.name) is None:
-        return dg.AssetCheckResult(
-            asset_key=key,
-            check_name="fingerprint_matches",
-            passed=False,
-            description="the lake version or the RDS table does not exist yet",
+def _fingerprint_check(spec, snap, facts, conn, key) -> dg.AssetCheckResult:
+    copy = facts.copies.get(spec.name)
+    missing = None
+    if snap is None or copy is None:
+        missing = "the lake version or the RDS table does not exist yet"
+    elif set(snap.columns) - set(copy.columns):
+        missing = "the RDS copy lacks columns of the lake version: " + ", ".join(
+            sorted({c for c, _ in set(snap.columns) - set(copy.columns)})
         )
-    _, expected = lake_expectation(engine, lake, spec, state)
-    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
-    actual = postgres_segments(
-        conn, f"gold.{ledger.quote_ident(spec.name)}", schema, spec.segment_column
-    )
-    differing = differing_segments(expected, actual)
+    if missing:
+        return dg.AssetCheckResult(
+            asset_key=key, check_name="fingerprint_matches", passed=False, description=missing
+        )
+    actual = postgres_segments(conn, qualified(spec.name), snap.schema, spec.segment_column)
+    differing = differing_segments(snap.segments, actual)
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="fingerprint_matches",
         passed=not differing,
         metadata={
-            "lake_fingerprint": fingerprint(expected),
+            "lake_fingerprint": snap.fingerprint,
             "rds_fingerprint": fingerprint(actual),
-            "segments": len(expected),
+            "segments": len(snap.segments),
             "differing_segments": ", ".join(differing[:50]) or "none",
         },
     )
@@ -325,6 +332,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         serving: ServingDatabase,
     ):
         gold = GoldLake(lake)
+        snap = snapshot.take(spec, gold, engine)  # the one lake read of this run
         if key in context.selected_asset_keys:
             try:
                 result = sync_table(
@@ -335,6 +343,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     force=config.force,
                     log=context.log.info,
                     months=config.months,
+                    snap=snap,
                 )
             except SyncRefused as refused:
                 yield dg.AssetCheckResult(
@@ -351,7 +360,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 _register_months(context.instance, spec, serving)
             yield dg.MaterializeResult(asset_key=key, metadata=result.metadata())
         selected = {k.name for k in context.selected_asset_check_keys}
-        yield from _rds_check_results(spec, gold, engine, serving, selected)
+        yield from _rds_check_results(spec, gold, snap, serving, selected)
 
     return _rds_gold
 
@@ -359,5 +368,6 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
 def build_gold_assets(specs=GOLD_TABLES) -> list[dg.AssetsDefinition]:
     assets = []
     for spec in specs:
+        spec.validate()
         assets += [build_lake_asset(spec), build_rds_asset(spec)]
     return assets

@@ -1,12 +1,14 @@
 """`lake_change_sensor`: the RDS copies follow the lake, whoever changed it.
 
 Each tick lists every Gold table's current location (one small LIST per table) and reads the
-ledger (one query, and one per partitioned table to keep its reload-months partitions current).
-A state Dagster did not produce (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is
-recorded as a runless materialization of the lake asset; every RDS copy that lags gets a run
-request keyed by table and lake state, so nothing runs twice.
+ledger and the copies' catalog facts (a few queries, no scan). A state Dagster did not produce
+(a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is recorded as a runless
+materialization of the lake asset; every RDS copy that the in-sync rule finds out of sync (the
+lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
+by table, lake state and the copy's catalog facts, so nothing runs twice.
 """
 
+import hashlib
 import json
 
 import dagster as dg
@@ -14,8 +16,8 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilt
 
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
-from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_TABLES
+from platform_assets.status import read_rds_facts
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
@@ -32,6 +34,14 @@ def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -
         return None
     value = event.asset_materialization.metadata.get("version")
     return value.value if value is not None else None
+
+
+def _copy_digest(rds, table: str) -> str:
+    """Short digest of the copy's catalog facts: a copy damaged again after a repair is a new
+    state of the world, and gets a new run key."""
+    copy = rds.copies.get(table)
+    text = repr((copy.oid, copy.columns, sorted(copy.children.items()))) if copy else "missing"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _months_requests(instance: dg.DagsterInstance, conn) -> list:
@@ -62,7 +72,7 @@ def lake_change_sensor(
     gold = GoldLake(lake)
     seen = json.loads(context.cursor) if context.cursor else {}
     with serving.connect(autocommit=True) as conn:
-        ledger_rows = ledger.read_all(conn)
+        rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
         partition_requests = _months_requests(context.instance, conn)
     active = _active_asset_keys(context.instance)
     events, requests = [], []
@@ -94,13 +104,13 @@ def lake_change_sensor(
                         },
                     )
                 )
-        row = ledger_rows.get(spec.name)
-        in_sync = row is not None and row.lake_token == state.token
-        if in_sync:
+        verdict = rds.verdict(spec.name, state)
+        if verdict.in_sync:
             continue
+        context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
         requests.append(
             dg.RunRequest(
-                run_key=f"sync:{spec.name}:{state.state_id}",
+                run_key=f"sync:{spec.name}:{state.state_id}:{_copy_digest(rds, spec.name)}",
                 asset_selection=[rds_key(spec.name)],
                 tags={"gold/table": spec.name, "gold/lake_version": state.state_id},
             )

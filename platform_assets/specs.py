@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
+
+import sqlglot
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -30,8 +34,10 @@ class GoldTableSpec:
     lag_tolerance: timedelta = timedelta(minutes=15)  # RDS behind the lake longer: ERROR
     max_shrink_ratio: float = 0.5  # refuse a load that loses more than this share of rows
     retention_days: float = 7.0  # old lake versions kept for rollback and slow readers
-    partitioned: bool = False  # RDS copy partitioned by month of segment_column; only changed
-    # months are reloaded (see serving/partitions.py)
+    partitioned: bool = False  # RDS copy has one partition per month of segment_column; only
+    # changed months are reloaded (see serving/units.py)
+    on_schema_change: Literal["evolve", "fail"] = "evolve"  # when the lake's columns change:
+    # publish the new shape, or refuse (naming the columns) and keep serving the old copy
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -42,6 +48,43 @@ class GoldTableSpec:
     @property
     def sql(self) -> str:
         return self.sql_path.read_text()
+
+    @property
+    def key_columns(self) -> set[str]:
+        """Columns the copy cannot do without: primary key, segment column, indexed columns."""
+        return {*self.primary_key, self.segment_column, *(c for i in self.indexes for c in i)}
+
+    @cached_property
+    def output_columns(self) -> list[str]:
+        """The columns the Gold SQL selects (read from the SQL, Athena/Trino dialect)."""
+        return sqlglot.parse_one(self.sql, read="trino").named_selects
+
+    def validate(self) -> None:
+        """Fail at definition time, naming the spec, when its keys do not fit its SQL."""
+        if self.on_schema_change not in ("evolve", "fail"):
+            raise ValueError(
+                f"GoldTableSpec {self.name}: on_schema_change={self.on_schema_change!r}, "
+                "expected 'evolve' or 'fail'"
+            )
+        if self.segment_column not in self.primary_key:
+            raise ValueError(
+                f"GoldTableSpec {self.name}: the primary key {self.primary_key} must include the "
+                f"segment column {self.segment_column!r} (the copy is partitioned by it)"
+            )
+        selected = set(self.output_columns)
+        if "*" in selected:
+            return  # SELECT *: the columns are only known once built
+        for what, cols in [
+            ("primary key", self.primary_key),
+            ("segment column", [self.segment_column]),
+        ] + [(f"index {tuple(i)}", i) for i in self.indexes]:
+            missing = [c for c in cols if c not in selected]
+            if missing:
+                raise ValueError(
+                    f"GoldTableSpec {self.name}: its {what} uses column(s) "
+                    f"{', '.join(missing)} that {self.sql_path.name} does not select "
+                    f"(it selects {', '.join(self.output_columns)})"
+                )
 
 
 GOLD_TABLES: tuple[GoldTableSpec, ...] = (

@@ -1,7 +1,8 @@
-"""Is each RDS copy in sync with the lake? One answer for checks, sensors, goldctl and dashboard.
+"""Is each RDS copy in sync with the lake? The in-sync rule's verdict with the numbers around it.
 
-The verdict compares the ledger row (what RDS holds) with the lake's current state (what is
-stored at the table's location now). Lag is how long the lake has held something RDS lacks.
+`goldctl status`, the RDS checks and the dashboard read this; the sensor and the protocol's
+no-op test call the same rule (`serving/insync.judge`). Lag is how long the lake has held a
+state RDS lacks; a copy damaged by hand is an error at once, whatever the lag tolerance.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from platform_assets.serving import ledger
+from platform_assets.serving import catalog, insync, ledger
+from platform_assets.serving.catalog import CopyFacts
+from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
 from resources.lake_tables import GoldLake, LakeTableState
 
@@ -27,70 +30,104 @@ class TableStatus:
     rds_loaded_at: str | None
     lag_seconds: float
     in_sync: bool
-    severity: str  # "ok" | "warn" (behind, within tolerance) | "error"
+    severity: str  # "ok" (in sync) | "warn" (behind, within tolerance) | "error"
     lag_tolerance_seconds: float
+    reason: str  # the in-sync rule's verdict, one line
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RdsFacts:
+    """What RDS says about every copy, read in three catalog/ledger queries."""
+
+    ledger: dict[str, tuple[ledger.LedgerRow, dict[str, ledger.LedgerRow]]]
+    copies: dict[str, CopyFacts]
+    refusals: dict[str, tuple[str, str]]
+
+    def verdict(self, table: str, state: LakeTableState | None) -> insync.Verdict:
+        row, units = self.ledger.get(table, (None, {}))
+        return insync.judge(
+            table,
+            state.state_id if state else None,
+            state.token if state else None,
+            row,
+            units,
+            self.copies.get(table),
+            self.refusals.get(table),
+        )
+
+
+def read_rds_facts(conn: psycopg.Connection, tables: list[str]) -> RdsFacts:
+    return RdsFacts(
+        ledger.read_everything(conn), catalog.copy_facts(conn, tables), ledger.read_refusals(conn)
+    )
+
+
 def live_row_count(conn: psycopg.Connection, table: str) -> int | None:
     if conn.execute("SELECT to_regclass(%s)", (f"gold.{table}",)).fetchone()[0] is None:
         return None
-    return conn.execute(f"SELECT count(*) FROM gold.{ledger.quote_ident(table)}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()[0]
 
 
 def evaluate(
     spec: GoldTableSpec,
     state: LakeTableState | None,
-    row: ledger.LedgerRow | None,
+    facts: RdsFacts,
+    lake_rows: int | None,
     rds_rows: int | None,
     now: datetime | None = None,
 ) -> TableStatus:
     now = now or datetime.now(UTC)
+    verdict = facts.verdict(spec.name, state)
+    row, _ = facts.ledger.get(spec.name, (None, {}))
     tolerance = spec.lag_tolerance.total_seconds()
-    in_sync = (
-        state is not None
-        and row is not None
-        and rds_rows is not None
-        and row.lake_token == state.token
-        and row.lake_version == state.state_id
-    )
-    lag = 0.0 if in_sync or state is None else max(0.0, (now - state.created_at).total_seconds())
-    if in_sync or state is None:
-        severity = "ok" if state is not None or row is None else "warn"
+    lag = 0.0
+    if not verdict.in_sync and state is not None:
+        lag = max(0.0, (now - state.created_at).total_seconds()) if verdict.lake_behind else 0.0
+    if verdict.in_sync:
+        severity = "ok"
+    elif state is None or verdict.copy_drifted:
+        severity = "error"
     else:
         severity = "warn" if lag <= tolerance else "error"
     return TableStatus(
         table=spec.name,
         lake_version=state.state_id if state else None,
         rds_version=row.lake_version if row else None,
-        lake_rows=_lake_rows(state),
+        lake_rows=lake_rows,
         rds_rows=rds_rows,
         lake_created_at=state.created_at.isoformat() if state else None,
         rds_loaded_at=row.loaded_at.isoformat() if row else None,
         lag_seconds=round(lag, 1),
-        in_sync=in_sync,
+        in_sync=verdict.in_sync,
         severity=severity,
         lag_tolerance_seconds=tolerance,
+        reason=verdict.reason,
     )
 
 
-def _lake_rows(state: LakeTableState | None) -> int | None:
+def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
+    """The manifest's count for published files, else counted from the files' footers."""
     if state is None:
         return None
     if not state.changed_outside:
         return state.manifest.row_count
-    return None  # unknown until the files are read; callers that need it count footers
+    return lake.storage.parquet_row_count(state.parquet_keys)
 
 
-def table_status(
-    spec: GoldTableSpec, lake: GoldLake, conn: psycopg.Connection, now: datetime | None = None
-) -> TableStatus:
-    state = lake.current_state(spec.name)
-    rows = ledger.read_all(conn)
-    status = evaluate(spec, state, rows.get(spec.name), live_row_count(conn, spec.name), now)
-    if state is not None and status.lake_rows is None:
-        counted = lake.storage.parquet_row_count(state.parquet_keys)
-        status = TableStatus(**{**status.to_dict(), "lake_rows": counted})
-    return status
+def table_statuses(
+    specs: list[GoldTableSpec], lake: GoldLake, conn: psycopg.Connection
+) -> list[TableStatus]:
+    facts = read_rds_facts(conn, [s.name for s in specs])
+    statuses = []
+    for spec in specs:
+        state = lake.current_state(spec.name)
+        rows = lake_row_count(lake, state)
+        statuses.append(evaluate(spec, state, facts, rows, live_row_count(conn, spec.name)))
+    return statuses
+
+
+def table_status(spec: GoldTableSpec, lake: GoldLake, conn: psycopg.Connection) -> TableStatus:
+    return table_statuses([spec], lake, conn)[0]

@@ -20,7 +20,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.serving import indexes, ledger, swap
+from platform_assets.serving import indexes, ledger
+from platform_assets.serving.names import STAGE_SCHEMA, stage_comment
 from platform_assets.serving.protocol import SyncRefused, sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
@@ -117,11 +118,18 @@ def _stage_tables(serving) -> list[str]:
         return sorted(
             r[0]
             for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'gold' "
-                "AND strpos(tablename, %s) > 0",
-                (swap.STAGE_MARK,),
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,)
             ).fetchall()
         )
+
+
+def _leave_staging(serving, owner: str, name: str) -> None:
+    """A staging table as a crashed sync of `owner` leaves it: marked, half-loaded."""
+    with serving.connect(autocommit=True) as conn:
+        ledger.bootstrap(conn, serving.dashboard_role)
+        conn.execute(f'CREATE TABLE {STAGE_SCHEMA}."{name}" (junk int)')
+        conn.execute(f'INSERT INTO {STAGE_SCHEMA}."{name}" VALUES (1), (2)')
+        conn.execute(f"COMMENT ON TABLE {STAGE_SCHEMA}.\"{name}\" IS '{stage_comment(owner)}'")
 
 
 def _relation_oids(serving, spec) -> dict[str, int]:
@@ -364,17 +372,11 @@ def test_leftover_staging_of_a_crashed_sync_is_dropped(synced):
         extra.schema.get_field_index(column), column, pa.array(["Q1", "Q2", "Q3"])
     )
     _write_file(lake, spec, extra, "late.parquet")
-    state = GoldLake(lake).current_state(spec.name)
-    crashed = [
-        swap.staging_name(spec.name, state.token),
-        f"{spec.name}{swap.STAGE_MARK}201301_{state.token[:8]}",
-        f"{spec.name}{swap.STAGE_MARK}deadbeef",
-    ]
-    other = f"route_monthly_performance{swap.STAGE_MARK}0badf00d"
-    with serving.connect(autocommit=True) as conn:
-        for name in [*crashed, other]:
-            conn.execute(f'CREATE TABLE gold."{name}" (junk int)')
-            conn.execute(f'INSERT INTO gold."{name}" VALUES (1), (2)')
+    crashed = [f"{spec.name}__stage", f"{spec.name}__p201301", f"{spec.name}__all"]
+    other = "route_monthly_performance__stage"
+    for name in crashed:
+        _leave_staging(serving, spec.name, name)
+    _leave_staging(serving, "route_monthly_performance", other)
     before = _count_and_sum(serving, spec)[0]
 
     result = _sync(lake, serving, spec)
@@ -388,9 +390,8 @@ def test_leftover_staging_of_a_crashed_sync_is_dropped(synced):
 
 def test_leftovers_are_dropped_even_when_nothing_changed(weather):
     lake, serving = weather
-    name = f"{WEATHER.name}{swap.STAGE_MARK}0123abcd"
-    with serving.connect(autocommit=True) as conn:
-        conn.execute(f'CREATE TABLE gold."{name}" (LIKE gold.{WEATHER.name})')
+    name = f"{WEATHER.name}__stage"
+    _leave_staging(serving, WEATHER.name, name)
     result = _sync(lake, serving, WEATHER)
     assert result.action == "unchanged"
     assert result.dropped_leftovers == [name]

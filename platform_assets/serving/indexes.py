@@ -1,44 +1,40 @@
-"""The indexes a spec declares, on staging tables and on live copies that predate the spec.
+"""The indexes a spec declares: on a new parent, and on live copies that predate the spec.
 
-Staging tables get the primary key and every declared index before the swap. A live copy built
-before an index was added to its spec gets the missing index on the next sync, even when the lake
-did not change: an edit of `GoldTableSpec.indexes` must reach RDS without a forced reload.
+A new parent gets the primary key and every declared index (its units are staged with the same
+ones, see units.build_indexes). A live copy built before an index was added to its spec gets the
+missing index on the next sync, even when the lake did not change: an edit of
+`GoldTableSpec.indexes` must reach RDS without a forced reload.
 """
 
 from __future__ import annotations
 
 import psycopg
 
-from platform_assets.serving.ledger import quote_ident as q
-
-SCHEMA = "gold"
+from platform_assets.serving.catalog import IndexDef
+from platform_assets.serving.names import SCHEMA, fit, qualified, quote_ident
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:
-    return f"{table}_{'_'.join(columns)}_idx"[:63]
+    return fit(f"{table}_{'_'.join(columns)}_idx")
 
 
-def _create(conn: psycopg.Connection, table: str, cols: tuple[str, ...]) -> str:
-    name = index_name(table, cols)
-    conn.execute(
-        f"CREATE INDEX IF NOT EXISTS {q(name)} ON {q(SCHEMA)}.{q(table)} "
-        f"({', '.join(q(c) for c in cols)})"
+def _body(columns) -> str:
+    return f"USING btree ({', '.join(quote_ident(c) for c in columns)})"
+
+
+def spec_index_defs(spec) -> list[IndexDef]:
+    """The primary key and declared indexes of a new copy."""
+    pk = IndexDef(
+        fit(f"{spec.name}_pkey"), _body(spec.primary_key), True, "p", frozenset(spec.primary_key)
     )
-    return name
-
-
-def build(conn: psycopg.Connection, spec, table: str) -> None:
-    """Primary key and declared indexes on a freshly loaded (staging) table."""
-    conn.execute(
-        f"ALTER TABLE {q(SCHEMA)}.{q(table)} ADD CONSTRAINT {q(table + '_pkey')} "
-        f"PRIMARY KEY ({', '.join(q(c) for c in spec.primary_key)})"
-    )
-    for cols in spec.indexes:
-        _create(conn, table, cols)
+    return [pk] + [
+        IndexDef(index_name(spec.name, cols), _body(cols), False, None, frozenset(cols))
+        for cols in spec.indexes
+    ]
 
 
 def existing(conn: psycopg.Connection, table: str) -> set[tuple[str, ...]]:
-    """Key-column lists of the indexes on gold.<table> (on the parent if partitioned)."""
+    """Key-column lists of the indexes on gold.<table>."""
     rows = conn.execute(
         """
         SELECT array_agg(a.attname ORDER BY k.ord)
@@ -59,8 +55,17 @@ def ensure(conn: psycopg.Connection, spec) -> list[str]:
     """Create the declared indexes gold.<table> lacks; returns their names.
 
     CREATE INDEX takes a SHARE lock: dashboard readers go on, only writers wait, and the sync
-    holds the table's advisory lock so no swap races it. On a partitioned table the index is
-    built on every month and new months' staging tables already carry it.
+    holds the table's advisory lock so no publish races it. On the partitioned parent the index
+    is built on every unit, and units staged later are given it too.
     """
     have = existing(conn, spec.name)
-    return [_create(conn, spec.name, cols) for cols in spec.indexes if tuple(cols) not in have]
+    created = []
+    for cols in spec.indexes:
+        if tuple(cols) not in have:
+            name = index_name(spec.name, cols)
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {qualified(spec.name)} "
+                f"{_body(cols)}"
+            )
+            created.append(name)
+    return created

@@ -1,24 +1,31 @@
 """`platform.sync_ledger`: which lake version each RDS copy holds.
 
-One row per table (and partition), written in the swap transaction. The lag check, the alert
-sensor, `goldctl status` and the dashboard badge all read this row, so they cannot disagree.
-`platform.sync_history` keeps every load for audits and trend charts.
+One row per table (`partition_key = ''`) and one per unit it published (a month, or `*` for a
+table loaded whole), written in the publish transaction. Besides the lake state, a row records
+what was published: the columns (table row) and the unit's `oid:relfilenode` (unit rows), so the
+in-sync rule can tell a copy dropped, truncated or altered by hand from the one it published.
+The lag check, the alert sensor, `goldctl status` and the dashboard badge all read these rows.
+`platform.sync_history` keeps every load; `platform.sync_refusals` the reason a sync of the
+current lake state was refused (guard, schema policy), which every surface shows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from platform_assets.serving.names import quote_ident
+
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS platform;
 CREATE SCHEMA IF NOT EXISTS gold;
+CREATE SCHEMA IF NOT EXISTS gold_stage;
 CREATE TABLE IF NOT EXISTS platform.sync_ledger (
     table_name      text NOT NULL,
     partition_key   text NOT NULL DEFAULT '',
@@ -45,6 +52,14 @@ CREATE TABLE IF NOT EXISTS platform.sync_history (
     duration_s      double precision NOT NULL,
     rows_per_s      double precision
 );
+ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS columns jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS relation_id text;
+CREATE TABLE IF NOT EXISTS platform.sync_refusals (
+    table_name      text PRIMARY KEY,
+    lake_version    text NOT NULL,
+    reason          text NOT NULL,
+    refused_at      timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -61,10 +76,38 @@ class LedgerRow:
     loaded_at: datetime
     duration_s: float
     rows_per_s: float | None
+    columns: list = field(default_factory=list)  # table row: [[name, type], ...] published
+    relation_id: str | None = None  # table row: the parent's oid; unit row: "oid:relfilenode"
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def published_row(
+    table: str,
+    unit: str,
+    state,
+    segments: dict,
+    duration_s: float,
+    rows_per_s: float | None,
+    relation_id: str,
+    columns=(),
+) -> LedgerRow:
+    """The ledger row of a table (`unit=''`) or of one unit, as the publish writes it."""
+    from resources.fingerprint import fingerprint
+
+    return LedgerRow(
+        table_name=table,
+        partition_key=unit,
+        lake_version=state.state_id,
+        lake_token=state.token,
+        row_count=sum(n for n, _ in segments.values()),
+        fingerprint=fingerprint(segments),
+        segments={k: list(v) for k, v in segments.items()},
+        lake_created_at=state.created_at,
+        loaded_at=None,  # now() in the publish transaction
+        duration_s=duration_s,
+        rows_per_s=rows_per_s,
+        columns=[list(c) for c in columns],
+        relation_id=relation_id,
+    )
 
 
 def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
@@ -79,7 +122,10 @@ def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
         if not exists:
             conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
         conn.execute(f"GRANT USAGE ON SCHEMA gold, platform TO {role}")
-        conn.execute(f"GRANT SELECT ON platform.sync_ledger, platform.sync_history TO {role}")
+        conn.execute(
+            "GRANT SELECT ON platform.sync_ledger, platform.sync_history, platform.sync_refusals "
+            f"TO {role}"
+        )
         conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
 
 
@@ -92,29 +138,21 @@ def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> Ledge
     return LedgerRow(**row) if row else None
 
 
-def read_all(conn: psycopg.Connection) -> dict[str, LedgerRow]:
-    """Whole-table ledger rows by table name ({} before the first sync)."""
-    exists = conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0]
-    if exists is None:
-        return {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("SELECT * FROM platform.sync_ledger WHERE partition_key = ''").fetchall()
-    return {r["table_name"]: LedgerRow(**r) for r in rows}
-
-
 def write(conn: psycopg.Connection, row: LedgerRow) -> None:
     """Upsert the current row and append history (call inside the swap transaction)."""
     conn.execute(
         """
         INSERT INTO platform.sync_ledger (table_name, partition_key, lake_version, lake_token,
-            row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s)
+            row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s,
+            columns, relation_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s)
         ON CONFLICT (table_name, partition_key) DO UPDATE SET
             lake_version = EXCLUDED.lake_version, lake_token = EXCLUDED.lake_token,
             row_count = EXCLUDED.row_count, fingerprint = EXCLUDED.fingerprint,
             segments = EXCLUDED.segments, lake_created_at = EXCLUDED.lake_created_at,
             loaded_at = EXCLUDED.loaded_at, duration_s = EXCLUDED.duration_s,
-            rows_per_s = EXCLUDED.rows_per_s
+            rows_per_s = EXCLUDED.rows_per_s, columns = EXCLUDED.columns,
+            relation_id = EXCLUDED.relation_id
         """,
         (
             row.table_name,
@@ -127,6 +165,8 @@ def write(conn: psycopg.Connection, row: LedgerRow) -> None:
             row.lake_created_at,
             row.duration_s,
             row.rows_per_s,
+            Jsonb(row.columns),
+            row.relation_id,
         ),
     )
     conn.execute(
@@ -148,8 +188,8 @@ def write(conn: psycopg.Connection, row: LedgerRow) -> None:
     )
 
 
-def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
-    """Per-partition rows of a partitioned table, by partition key ('YYYY-MM')."""
+def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
+    """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT * FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> ''",
@@ -158,8 +198,55 @@ def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow
     return {r["partition_key"]: LedgerRow(**r) for r in rows}
 
 
-def delete_partition(conn: psycopg.Connection, table: str, partition_key: str) -> None:
+def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
+    """The months a month-partitioned copy holds, by 'YYYY-MM'."""
+    return {k: r for k, r in read_units(conn, table).items() if k != "*"}
+
+
+def read_everything(conn: psycopg.Connection) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
+    """Every table's row and unit rows in one query ({} before the first sync)."""
+    if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
+        return {}
+    tables: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for r in cur.execute("SELECT * FROM platform.sync_ledger"):
+            row = LedgerRow(**r)
+            table_row, units = tables.get(row.table_name, (None, {}))
+            if row.partition_key:
+                units[row.partition_key] = row
+            else:
+                table_row = row
+            tables[row.table_name] = (table_row, units)
+    return {t: v for t, v in tables.items() if v[0] is not None}
+
+
+def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
+    """Forget the unit rows of `table` except `keep` (inside the publish transaction)."""
     conn.execute(
-        "DELETE FROM platform.sync_ledger WHERE table_name = %s AND partition_key = %s",
-        (table, partition_key),
+        "DELETE FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> '' "
+        "AND NOT partition_key = ANY(%s)",
+        (table, sorted(keep)),
     )
+
+
+def read_refusals(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
+    """table -> (lake version, reason) of the last refused sync, until one publishes."""
+    if conn.execute("SELECT to_regclass('platform.sync_refusals')").fetchone()[0] is None:
+        return {}
+    rows = conn.execute("SELECT table_name, lake_version, reason FROM platform.sync_refusals")
+    return {t: (v, reason) for t, v, reason in rows}
+
+
+def record_refusal(conn: psycopg.Connection, table: str, lake_version: str, reason: str) -> None:
+    conn.execute(
+        """
+        INSERT INTO platform.sync_refusals (table_name, lake_version, reason) VALUES (%s, %s, %s)
+        ON CONFLICT (table_name) DO UPDATE SET lake_version = EXCLUDED.lake_version,
+            reason = EXCLUDED.reason, refused_at = now()
+        """,
+        (table, lake_version, reason),
+    )
+
+
+def clear_refusal(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("DELETE FROM platform.sync_refusals WHERE table_name = %s", (table,))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from platform_assets.serving.ledger import quote_ident
+from platform_assets.serving.names import quote_ident
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
 # Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,
@@ -36,8 +36,8 @@ def pg_type(arrow_type: pa.DataType) -> str:
         return "double precision"
     if pa.types.is_date(arrow_type):
         return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamptz" if arrow_type.tz else "timestamp"
+    if pa.types.is_timestamp(arrow_type):  # spelled as the catalog's format_type() spells it
+        return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return "text"
     raise TypeError(f"no PostgreSQL type for Arrow type {arrow_type}")

@@ -1,46 +1,49 @@
-"""The sync protocol, lake Gold -> RDS (DESIGN.md, "Sync protocol").
+"""The sync protocol, lake Gold -> RDS (docs/DESIGN.md, "Sync protocol").
 
-1. read the lake state; if the ledger already holds it, do nothing;
-2. refuse an empty table or one that shrank beyond the spec, unless forced;
-3. stream the Parquet files into a staging table with binary COPY;
-4. verify row count and segment checksums against the lake's, build indexes, ANALYZE;
-5. swap in one short transaction that also writes the ledger;
-6. drop leftovers of crashed runs.
+1. take one snapshot of the lake state (or use the run's); if the in-sync rule says the copy
+   holds it, do nothing;
+2. refuse an empty table, one that shrank beyond the spec, or a schema change the spec's
+   policy (or a user's view) does not allow, unless forced; the old copy keeps serving;
+3. plan the units to (re)load: all of them for a new copy or a new shape, else only those whose
+   lake checksums changed or whose live child drifted from the ledger;
+4. stage them (units.py: COPY, verify, indexes, ANALYZE) and publish them all in one short
+   transaction that also writes the ledger (publish.py);
+5. drop leftovers of crashed runs first, under the table's advisory lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import indexes, ledger, loader, partitions, swap
-from platform_assets.specs import GoldTableSpec
-from resources.fingerprint import (
-    Segments,
-    differing_segments,
-    fingerprint,
-    segment_checksum_sql,
-    segments_from_rows,
+from platform_assets.serving import catalog, indexes, insync, ledger, schema_change, snapshot
+from platform_assets.serving.names import lock_key
+from platform_assets.serving.publish import LockBudgetExhausted, Publication, publish
+from platform_assets.serving.snapshot import LakeSnapshot
+from platform_assets.serving.units import (
+    SyncRefused,
+    SyncVerificationError,
+    drop_staging,
+    postgres_segments,
+    stage,
+    units_of,
 )
-from resources.lake_tables import GoldLake, LakeTableState
+from platform_assets.specs import GoldTableSpec
+from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 
-SCHEMA = "gold"
-
-
-class SyncRefused(RuntimeError):
-    """The guard refused to publish; the old copy keeps serving."""
-
-    def __init__(self, message: str, numbers: dict):
-        super().__init__(message)
-        self.numbers = numbers
-
-
-class SyncVerificationError(RuntimeError):
-    """Staging did not match the lake; nothing was swapped."""
+__all__ = [
+    "LockBudgetExhausted",
+    "SyncRefused",
+    "SyncResult",
+    "SyncVerificationError",
+    "postgres_segments",
+    "sync_table",
+]
 
 
 @dataclass
@@ -57,6 +60,8 @@ class SyncResult:
     dropped_leftovers: list[str] = field(default_factory=list)
     partitions_reloaded: list[str] | None = None  # partitioned tables: the months reloaded
     indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
+    schema_change: schema_change.SchemaChange | None = None
+    repaired: str | None = None  # what the in-sync rule found wrong with the live copy
 
     def metadata(self) -> dict:
         meta = {
@@ -80,32 +85,23 @@ class SyncResult:
         if self.partitions_reloaded is not None:
             meta["partitions_reloaded"] = len(self.partitions_reloaded)
             meta["months_reloaded"] = ", ".join(self.partitions_reloaded[:24]) or "none"
+        if self.schema_change:
+            meta.update(self.schema_change.metadata())
+        if self.repaired:
+            meta["repaired"] = self.repaired
         return meta
 
 
-def lake_expectation(engine, lake: GoldLake, spec: GoldTableSpec, state: LakeTableState):
-    """Row count and segment checksums of what the lake holds now.
-
-    The manifest's figures when the stored files are the published ones; otherwise (someone
-    changed the location outside the platform) the engine recomputes them from the files.
-    """
-    if not state.changed_outside:
-        segments = {k: (v[0], v[1]) for k, v in state.manifest.segments.items()}
-        return state.manifest.row_count, segments
-    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
-    segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
-    return sum(n for n, _ in segments.values()), segments
-
-
-def postgres_segments(
-    conn: psycopg.Connection, relation: str, schema, segment_column: str
-) -> Segments:
-    sql = segment_checksum_sql("postgres", relation, schema, segment_column)
-    return segments_from_rows(conn.execute(sql).fetchall())
-
-
-def _table_lock_key(table: str) -> str:
-    return f"gold-sync:{table}"
+@contextlib.contextmanager
+def table_lock(conn: psycopg.Connection, table: str) -> Iterator[None]:
+    """One sync per table at a time; others wait rather than race on the same staging."""
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key(table),))
+    try:
+        yield
+    finally:
+        if not conn.closed and not conn.broken:  # a lost session has released it already
+            with contextlib.suppress(psycopg.OperationalError):
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key(table),))
 
 
 def sync_table(
@@ -116,86 +112,150 @@ def sync_table(
     force: bool = False,
     log: Callable[[str], None] = print,
     months: list[str] | None = None,
+    snap: LakeSnapshot | None = None,
 ) -> SyncResult:
     """Run the protocol for one table. `months` (partitioned tables) reloads those months even
-    when their checksums match: the RDS side of a backfill or a repair."""
+    when their checksums match: the RDS side of a backfill or a repair. `snap` is the run's
+    lake snapshot (taken here when not given)."""
     if months and not spec.partitioned:
         raise ValueError(f"gold.{spec.name} is not partitioned: months cannot be reloaded alone")
     started = time.monotonic()
-    state = lake.current_state(spec.name)
-    if state is None:
+    snap = snap or snapshot.take(spec, lake, engine)
+    if snap is None:
         raise LookupError(f"gold.{spec.name} has no published version in the lake yet")
-
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        # One sync per table at a time; others wait rather than race on the same staging.
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_table_lock_key(spec.name),))
-        try:
-            dropped = swap.drop_leftovers(conn, SCHEMA, spec.name)
+        with table_lock(conn, spec.name):
+            dropped = drop_staging(conn, spec.name)
             if dropped:
                 log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
-            current = ledger.read(conn, spec.name)
-            live_exists = conn.execute(
-                "SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)
-            ).fetchone()[0]
-            if (
-                current is not None
-                and live_exists
-                and current.lake_token == state.token
-                and current.lake_version == state.state_id
-                and not force
-                and not months
-            ):
-                log(f"gold.{spec.name} already holds lake version {state.state_id}: nothing to do")
-                created = _ensure_indexes(conn, spec, log)
-                return SyncResult(
-                    spec.name,
-                    "unchanged",
-                    state.state_id,
-                    current.row_count,
-                    current.fingerprint,
-                    seconds=time.monotonic() - started,
-                    dropped_leftovers=dropped,
-                    indexes_created=created,
-                )
-
-            expected_rows, expected_segments = lake_expectation(engine, lake, spec, state)
-            _guard(spec, expected_rows, current, force)
-
-            if (
-                spec.partitioned
-                and current is not None
-                and partitions.is_partitioned(conn, spec.name)
-            ):
-                result = _sync_changed_months(
-                    spec,
-                    lake,
-                    db,
-                    conn,
-                    state,
-                    expected_segments,
-                    started,
-                    force,
-                    log,
-                    forced_months=set(months or ()),
-                )
-                # the months kept were built under the spec of their time
-                result.indexes_created = _ensure_indexes(conn, spec, log)
-            else:  # a full load builds every declared index on the new table
-                result = _load_and_swap(
-                    spec, lake, db, conn, state, expected_rows, expected_segments, started, log
-                )
+            try:
+                result = _sync_locked(spec, lake, db, conn, snap, force, months or [], log)
+            except SyncRefused as refused:
+                ledger.record_refusal(conn, spec.name, snap.state.state_id, str(refused))
+                raise
+            result.seconds = time.monotonic() - started
             result.dropped_leftovers = dropped
             return result
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_table_lock_key(spec.name),))
 
 
-def _ensure_indexes(conn: psycopg.Connection, spec: GoldTableSpec, log) -> list[str]:
-    created = indexes.ensure(conn, spec)
-    if created:
-        log(f"gold.{spec.name}: created the indexes its spec declares: {', '.join(created)}")
-    return created
+def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log) -> SyncResult:
+    table_row = ledger.read(conn, spec.name)
+    unit_rows = ledger.read_units(conn, spec.name) if table_row else {}
+    facts = catalog.copy_facts(conn, [spec.name]).get(spec.name)
+    verdict = insync.judge(
+        spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
+    )
+    if verdict.in_sync and not force and not months:
+        log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
+        created = indexes.ensure(conn, spec)
+        if created:
+            log(f"gold.{spec.name}: created the indexes its spec declares: {', '.join(created)}")
+        return SyncResult(
+            spec.name,
+            "unchanged",
+            snap.state.state_id,
+            table_row.row_count,
+            table_row.fingerprint,
+            indexes_created=created,
+        )
+    if verdict.copy_drifted:
+        log(f"repairing: {verdict.reason}")
+    _guard(spec, snap.rows, table_row, force)
+    lake_units = units_of(spec, snap.segments)
+    unknown = set(months) - set(lake_units)
+    if unknown:
+        raise ValueError(
+            f"gold.{spec.name} has no lake data for month(s) {', '.join(sorted(unknown))}; "
+            f"months look like {min(lake_units, default='2013-01')}"
+        )
+
+    usable = facts is not None and facts.relkind == "p"
+    usable = usable and facts.partition_column == spec.segment_column
+    change = schema_change.SchemaChange()
+    if usable:
+        change = schema_change.diff(facts.columns, snap.columns)
+        _check_schema_policy(spec, table_row, facts, snap, change)
+        _check_views(conn, spec, change)
+        index_defs = [
+            d
+            for d in catalog.parent_indexes(conn, spec.name)
+            if not d.columns & set(change.dropped)
+        ]
+    else:
+        if facts is not None:
+            _check_no_views(conn, spec, facts)
+        index_defs = indexes.spec_index_defs(spec)
+    _check_spec_columns(spec, snap)
+
+    if not usable or change:
+        load = list(lake_units)
+    else:
+        load = [
+            key
+            for key, unit in lake_units.items()
+            if force
+            or key in months
+            or key in verdict.drifted_units
+            or _unit_segments(unit_rows.get(key)) != unit.expected
+        ]
+    removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
+    partitioned = spec.partitioned
+    if partitioned:
+        log(f"gold.{spec.name}: {len(load)} of {len(lake_units)} month(s) to reload")
+    staged = None
+    if load:
+        staged = stage(
+            conn,
+            db.conninfo(),
+            spec,
+            [lake_units[k] for k in sorted(load)],
+            snap.dataset(lake),
+            snap.schema,
+            index_defs,
+            log,
+        )
+    pub = Publication(
+        spec=spec,
+        snapshot=snap,
+        staged=staged,
+        removed=removed,
+        create_parent=not usable,
+        change=change,
+        index_defs=tuple(index_defs),
+        dashboard_role=db.dashboard_role,
+        started=time.monotonic(),
+        extra_children=verdict.extra_children,
+    )
+    try:
+        attempts = publish(conn, pub, db.lock_timeout_ms)
+    except BaseException:
+        drop_staging(conn, spec.name)
+        raise
+    if not usable or change:
+        conn.execute(f"ANALYZE gold.{spec.name}")  # the parent's own statistics, all new
+    if change:
+        log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
+    log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")
+    return SyncResult(
+        spec.name,
+        "loaded",
+        snap.state.state_id,
+        snap.rows,
+        snap.fingerprint,
+        load_seconds=staged.copy_seconds if staged else 0.0,
+        rows_per_s=staged.rows_per_s if staged else None,
+        swap_attempts=attempts,
+        partitions_reloaded=sorted(load) if partitioned else None,
+        schema_change=change or None,
+        repaired=verdict.reason if verdict.copy_drifted else None,
+    )
+
+
+def _unit_segments(row: ledger.LedgerRow | None):
+    if row is None:
+        return None
+    return {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
 
 
 def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, force: bool) -> None:
@@ -223,205 +283,61 @@ def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, for
         )
 
 
-def _load_and_swap(
-    spec, lake, db, conn, state, expected_rows, expected_segments, started, log
-) -> SyncResult:
-    dataset = lake.storage.dataset(state.parquet_keys)
-    schema = loader.load_schema(dataset.schema)
-    staging = swap.staging_name(spec.name, state.token)
-    if spec.partitioned:
-        partitions.create_partitioned(
-            conn, staging, schema, spec.segment_column, expected_segments, spec.primary_key
-        )
-    else:
-        conn.execute(loader.create_table_ddl(SCHEMA, staging, schema, not_null=spec.primary_key))
-    try:
-        log(
-            f"loading {expected_rows} rows of lake version {state.state_id} into {SCHEMA}.{staging}"
-        )
-        stats = loader.load_dataset(db.conninfo(), SCHEMA, staging, dataset, schema)
-        log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
-
-        relation = f"{ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
-        actual_segments = postgres_segments(conn, relation, schema, spec.segment_column)
-        actual_rows = sum(n for n, _ in actual_segments.values())
-        if actual_rows != expected_rows or actual_segments != expected_segments:
-            bad = differing_segments(expected_segments, actual_segments)
-            raise SyncVerificationError(
-                f"staging for gold.{spec.name} does not match the lake: {actual_rows} rows vs "
-                f"{expected_rows} expected; differing segments: {', '.join(bad[:12]) or 'none'}"
-            )
-        indexes.build(conn, spec, staging)
-        conn.execute(f"ANALYZE {relation}")
-
-        seconds = time.monotonic() - started
-        row = ledger.LedgerRow(
-            table_name=spec.name,
-            partition_key="",
-            lake_version=state.state_id,
-            lake_token=state.token,
-            row_count=actual_rows,
-            fingerprint=fingerprint(actual_segments),
-            segments={k: list(v) for k, v in actual_segments.items()},
-            lake_created_at=state.created_at,
-            loaded_at=None,  # now() in the transaction
-            duration_s=seconds,
-            rows_per_s=stats.rows_per_s,
+def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> None:
+    """`fail` refuses a change of the lake's columns; repairing a copy altered by hand is no
+    schema change (the lake still has the columns the ledger published)."""
+    if spec.on_schema_change != "fail" or not change:
+        return
+    published = tuple(tuple(c) for c in table_row.columns) if table_row else ()
+    lake_change = schema_change.diff(published or facts.columns, snap.columns)
+    if lake_change:
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: the lake's columns changed "
+            f"({lake_change.describe()}) and its spec says on_schema_change='fail'; "
+            "RDS keeps serving the old copy"
         )
 
-        def in_transaction(c: psycopg.Connection) -> None:
-            ledger.write(c, row)
-            if spec.partitioned:
-                partitions.rename_children(c, spec.name, staging)
-                for month in ledger.read_partitions(c, spec.name):
-                    ledger.delete_partition(c, spec.name, month)
-                for month, segment in actual_segments.items():
-                    ledger.write(
-                        c,
-                        partitions.ledger_row(
-                            spec, month, state, segment, seconds, stats.rows_per_s
-                        ),
-                    )
 
-        attempts = swap.swap_in(
-            conn,
-            SCHEMA,
-            spec.name,
-            staging,
-            db.dashboard_role,
-            in_transaction=in_transaction,
-            lock_timeout_ms=db.lock_timeout_ms,
+def _check_views(conn, spec, change) -> None:
+    """A user's view that reads a column the lake dropped or retyped blocks the new shape."""
+    touched = set(change.dropped) | {c for c, _, _ in change.retyped}
+    if not touched:
+        return
+    blocking = {
+        view: sorted(cols & touched)
+        for view, cols in catalog.dependent_views(conn, spec.name).items()
+        if cols & touched
+    }
+    if blocking:
+        views = "; ".join(f"view {v} reads {', '.join(c)}" for v, c in sorted(blocking.items()))
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: the lake {change.describe()}, but {views}. "
+            "Drop or change the view (or the lake table); RDS keeps serving the old copy"
         )
-    except BaseException:
-        conn.execute(
-            f"DROP TABLE IF EXISTS {ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
+
+
+def _check_no_views(conn, spec, facts) -> None:
+    """Re-creating the copy (an older layout) would drop the views on it: refuse, naming them."""
+    views = sorted(catalog.dependent_views(conn, spec.name))
+    if views:
+        raise SyncRefused(
+            f"refusing to re-create gold.{spec.name} (it is a {facts.relkind!r} table of an older "
+            f"layout): view(s) {', '.join(views)} depend on it. Drop them, sync, and create them "
+            "again; RDS keeps serving the old copy"
         )
-        raise
-    log(f"gold.{spec.name} now serves lake version {state.state_id} ({attempts} swap attempt(s))")
-    return SyncResult(
-        spec.name,
-        "loaded",
-        state.state_id,
-        actual_rows,
-        row.fingerprint,
-        seconds=time.monotonic() - started,
-        load_seconds=stats.seconds,
-        rows_per_s=stats.rows_per_s,
-        swap_attempts=attempts,
-    )
 
 
-def _sync_changed_months(
-    spec, lake, db, conn, state, expected_segments, started, force, log, forced_months=frozenset()
-) -> SyncResult:
-    """Reload only the months whose lake checksum differs from the ledger's (all if forced)."""
-    unknown = set(forced_months) - set(expected_segments)
-    if unknown:
-        raise ValueError(
-            f"gold.{spec.name} has no lake data for month(s) {', '.join(sorted(unknown))}; "
-            f"months look like {min(expected_segments, default='2013-01')}"
+def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
+    """The lake must still have the columns the spec keys, partitions and indexes by."""
+    have = dict(snap.columns)
+    missing = sorted(set(spec.key_columns) - set(have))
+    if missing:
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: the lake table lacks column(s) "
+            f"{', '.join(missing)} that its spec's primary key, segment column or indexes use"
         )
-    partitions_rows = ledger.read_partitions(conn, spec.name)
-    changed = sorted(
-        m
-        for m in set(expected_segments) | set(partitions_rows)
-        if force
-        or m in forced_months
-        or _segment_of(partitions_rows.get(m), m) != expected_segments.get(m)
-    )
-    dataset = lake.storage.dataset(state.parquet_keys)
-    schema = loader.load_schema(dataset.schema)
-    copy_seconds, copied, attempts = 0.0, 0, 0
-    log(f"gold.{spec.name}: {len(changed)} of {len(expected_segments)} month(s) to reload")
-    for month in changed:
-        segment = expected_segments.get(month)
-        if segment is None:  # the month left the lake
-            attempts += partitions.swap_partition(
-                conn,
-                spec.name,
-                month,
-                None,
-                db.dashboard_role,
-                lambda c, m=month: ledger.delete_partition(c, spec.name, m),
-                db.lock_timeout_ms,
-            )
-            log(f"removed month {month}")
-            continue
-        staging = f"{spec.name}{swap.STAGE_MARK}{month.replace('-', '')}_{state.token[:8]}"
-        partitions.prepare_month_staging(conn, spec, staging, schema, month)
-        try:
-            stats = loader.load_dataset(
-                db.conninfo(),
-                SCHEMA,
-                staging,
-                dataset,
-                schema,
-                filter=partitions.month_filter(spec.segment_column, month),
-            )
-            copy_seconds += stats.seconds
-            copied += stats.rows
-            relation = f"{ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
-            actual = postgres_segments(conn, relation, schema, spec.segment_column)
-            if actual.get(month) != segment or set(actual) - {month}:
-                raise SyncVerificationError(
-                    f"staging of gold.{spec.name} month {month} does not match the lake: "
-                    f"{actual.get(month)} vs {segment} (rows, checksum)"
-                )
-            indexes.build(conn, spec, staging)
-            conn.execute(f"ANALYZE {relation}")
-            row = partitions.ledger_row(
-                spec, month, state, segment, time.monotonic() - started, stats.rows_per_s
-            )
-            attempts += partitions.swap_partition(
-                conn,
-                spec.name,
-                month,
-                staging,
-                db.dashboard_role,
-                lambda c, r=row: ledger.write(c, r),
-                db.lock_timeout_ms,
-            )
-        except BaseException:
-            conn.execute(
-                f"DROP TABLE IF EXISTS {ledger.quote_ident(SCHEMA)}.{ledger.quote_ident(staging)}"
-            )
-            raise
-    total = sum(n for n, _ in expected_segments.values())
-    seconds = time.monotonic() - started
-    with conn.transaction():
-        ledger.write(
-            conn,
-            ledger.LedgerRow(
-                table_name=spec.name,
-                partition_key="",
-                lake_version=state.state_id,
-                lake_token=state.token,
-                row_count=total,
-                fingerprint=fingerprint(expected_segments),
-                segments={k: list(v) for k, v in expected_segments.items()},
-                lake_created_at=state.created_at,
-                loaded_at=None,
-                duration_s=seconds,
-                rows_per_s=copied / copy_seconds if copy_seconds else None,
-            ),
+    if have[spec.segment_column] != "date":
+        raise SyncRefused(
+            f"refusing to publish gold.{spec.name}: its segment column {spec.segment_column} "
+            f"is {have[spec.segment_column]} in the lake; the copy is partitioned by it as a date"
         )
-    log(f"gold.{spec.name} now serves lake version {state.state_id} ({len(changed)} month(s))")
-    return SyncResult(
-        spec.name,
-        "loaded",
-        state.state_id,
-        total,
-        fingerprint(expected_segments),
-        seconds=seconds,
-        load_seconds=copy_seconds,
-        rows_per_s=copied / copy_seconds if copy_seconds else None,
-        swap_attempts=attempts,
-        partitions_reloaded=changed,
-    )
-
-
-def _segment_of(row: ledger.LedgerRow | None, month: str):
-    if row is None or month not in row.segments:
-        return None
-    rows, checksum = row.segments[month]
-    return (int(rows), int(checksum))

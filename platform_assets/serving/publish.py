@@ -1,0 +1,178 @@
+"""Publishing: every staged unit of one sync goes live in one short transaction.
+
+The live copy `gold.<table>` is a partitioned parent that stays put: views, grants and indexes
+that users hang on it survive every sync. A publish detaches and drops the units it replaces,
+evolves the parent's columns when the lake's changed (the parent then has no children, so that
+is catalog work only), moves the staged children into `gold`, attaches them and writes the
+ledger, all in one transaction: a reader sees the old units or the new ones, never two lake
+versions in one query. Locks are asked for with a short `lock_timeout` and retried, so a long
+dashboard query delays the publish instead of queueing every new reader behind it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import errors
+
+from platform_assets.serving import catalog, ledger
+from platform_assets.serving.catalog import Columns, IndexDef
+from platform_assets.serving.names import (
+    SCHEMA,
+    STAGE_SCHEMA,
+    qualified,
+    quote_ident,
+    unit_child,
+)
+from platform_assets.serving.schema_change import SchemaChange
+from platform_assets.serving.snapshot import LakeSnapshot
+from platform_assets.serving.units import Staged, SyncRefused, stage_name
+
+
+class LockBudgetExhausted(TimeoutError):
+    """Readers held the table for longer than the publish may wait; a retry may get through."""
+
+
+def with_lock_budget(
+    conn: psycopg.Connection,
+    work: Callable[[psycopg.Connection], None],
+    what: str,
+    lock_timeout_ms: int,
+    deadline_s: float = 120.0,
+) -> int:
+    """Run `work` in one transaction whose locks wait at most `lock_timeout_ms`, retrying with
+    backoff until `deadline_s`; returns the number of attempts."""
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
+                work(conn)
+            return attempt
+        except (errors.LockNotAvailable, errors.DeadlockDetected):
+            if time.monotonic() - started > deadline_s:
+                raise LockBudgetExhausted(
+                    f"{what} could not get its locks within {deadline_s:.0f}s ({attempt} "
+                    "attempts): readers held the table"
+                ) from None
+            time.sleep(min(0.05 * attempt, 1.0) * (0.5 + random.random()))
+
+
+@dataclass(frozen=True)
+class Publication:
+    spec: object  # GoldTableSpec
+    snapshot: LakeSnapshot
+    staged: Staged | None  # None: nothing to (re)load, only the ledger moves
+    removed: tuple[str, ...]  # unit keys whose children leave the copy
+    create_parent: bool  # no usable parent yet: (re)create it
+    change: SchemaChange  # columns to evolve on the existing parent
+    index_defs: tuple[IndexDef, ...]  # the parent's indexes (for a new parent: the spec's)
+    dashboard_role: str
+    started: float  # time.monotonic() when the sync started
+    extra_children: tuple[str, ...] = ()  # attached by hand: detached, left in place
+
+
+def publish(conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int) -> int:
+    """Make the staged units live and write the ledger, atomically; returns attempts."""
+    name = pub.spec.name
+    return with_lock_budget(
+        conn, lambda c: _publish(c, pub), f"publishing gold.{name}", lock_timeout_ms
+    )
+
+
+def _publish(conn: psycopg.Connection, pub: Publication) -> None:
+    spec, live = pub.spec, qualified(pub.spec.name)
+    staged = pub.staged.units if pub.staged else ()
+    try:
+        if pub.create_parent:
+            conn.execute(f"DROP TABLE IF EXISTS {live}")
+            _create_parent(conn, spec, pub.snapshot.columns, pub.index_defs)
+            conn.execute(f"GRANT SELECT ON {live} TO {quote_ident(pub.dashboard_role)}")
+        else:
+            attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
+            leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
+            for child in sorted(attached if pub.change else set(attached) & leaving):
+                conn.execute(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
+                conn.execute(f"DROP TABLE {qualified(child)}")
+            for child in sorted(set(pub.extra_children) & set(attached) - leaving):
+                conn.execute(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
+            if pub.change:
+                _evolve(conn, live, pub.change)
+        for unit in staged:
+            conn.execute(
+                f"ALTER TABLE {qualified(stage_name(spec.name), STAGE_SCHEMA)} "
+                f"DETACH PARTITION {qualified(unit.child, STAGE_SCHEMA)}"
+            )
+            conn.execute(f"ALTER TABLE {qualified(unit.child, STAGE_SCHEMA)} SET SCHEMA {SCHEMA}")
+            conn.execute(
+                f"ALTER TABLE {live} ATTACH PARTITION {qualified(unit.child)} {unit.bound()}"
+            )
+        conn.execute(f"DROP TABLE IF EXISTS {qualified(stage_name(spec.name), STAGE_SCHEMA)}")
+    except (errors.DependentObjectsStillExist, errors.FeatureNotSupported) as exc:
+        raise SyncRefused(
+            f"gold.{spec.name} cannot take the lake's new shape ({pub.change.describe()}): "
+            f"{exc.diag.message_primary}; {exc.diag.message_detail or ''} "
+            "Drop or change the view, or set on_schema_change='fail'. The old copy keeps serving."
+        ) from None
+    _write_ledger(conn, pub, staged)
+
+
+def _create_parent(conn, spec, columns: Columns, index_defs) -> None:
+    not_null = set(spec.primary_key)
+    cols = ", ".join(
+        f"{quote_ident(c)} {t}{' NOT NULL' if c in not_null else ''}" for c, t in columns
+    )
+    live = qualified(spec.name)
+    conn.execute(
+        f"CREATE TABLE {live} ({cols}) PARTITION BY RANGE ({quote_ident(spec.segment_column)})"
+    )
+    for d in index_defs:
+        if d.constraint == "p":  # body: "USING btree (a, b)"
+            keys = d.body[d.body.index("(") :]
+            conn.execute(
+                f"ALTER TABLE {live} ADD CONSTRAINT {quote_ident(d.name)} PRIMARY KEY {keys}"
+            )
+        else:
+            unique = "UNIQUE " if d.unique else ""
+            conn.execute(f"CREATE {unique}INDEX {quote_ident(d.name)} ON {live} {d.body}")
+
+
+def _evolve(conn, live: str, change: SchemaChange) -> None:
+    """Give the (now childless) parent the lake's columns: catalog work, no rewrite."""
+    for column in change.dropped:
+        conn.execute(f"ALTER TABLE {live} DROP COLUMN {quote_ident(column)}")
+    for column, _, new_type in change.retyped:
+        conn.execute(
+            f"ALTER TABLE {live} ALTER COLUMN {quote_ident(column)} TYPE {new_type} USING NULL"
+        )
+    for column, col_type in change.added:
+        conn.execute(f"ALTER TABLE {live} ADD COLUMN {quote_ident(column)} {col_type}")
+
+
+def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
+    spec, snap = pub.spec, pub.snapshot
+    seconds = time.monotonic() - pub.started
+    rate = pub.staged.rows_per_s if pub.staged else None
+    facts = catalog.copy_facts(conn, [spec.name])[spec.name]
+    for unit in staged:
+        rid = catalog.relation_id(conn, SCHEMA, unit.child)
+        row = ledger.published_row(
+            spec.name, unit.key, snap.state, unit.expected, seconds, rate, rid
+        )
+        ledger.write(conn, row)
+    keep = {u.key for u in staged}
+    if not pub.create_parent and not pub.change:
+        keep |= set(ledger.read_units(conn, spec.name)) - set(pub.removed)
+    ledger.delete_units(conn, spec.name, keep)
+    ledger.write(
+        conn,
+        ledger.published_row(
+            spec.name, "", snap.state, snap.segments, seconds, rate, str(facts.oid), facts.columns
+        ),
+    )
+    ledger.clear_refusal(conn, spec.name)

@@ -1,0 +1,56 @@
+"""One read of a Gold table's lake state per run, handed to the sync and to every check.
+
+A snapshot is what the run loads and what its checks judge: the stored files (state), their
+schema as it is sent to PostgreSQL, and the expected rows and segment checksums (the manifest's
+when the files are the published ones, else recomputed once by the engine). Reading the lake
+again later in the run could judge another state than the one loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from platform_assets.serving import loader
+from platform_assets.serving.catalog import Columns
+from resources.fingerprint import Segments, fingerprint
+from resources.lake_tables import GoldLake, LakeTableState
+
+
+@dataclass(frozen=True)
+class LakeSnapshot:
+    table: str
+    state: LakeTableState
+    schema: pa.Schema  # as loaded into PostgreSQL (loader.load_schema)
+    segments: Segments  # segment -> (rows, checksum)
+
+    @property
+    def rows(self) -> int:
+        return sum(n for n, _ in self.segments.values())
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.segments)
+
+    @property
+    def columns(self) -> Columns:
+        """(name, PostgreSQL type) in lake order: the shape the copy must have."""
+        return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
+
+    def dataset(self, lake: GoldLake) -> ds.Dataset:
+        return lake.storage.dataset(self.state.parquet_keys)
+
+
+def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
+    """The lake state of `spec`'s table now; None before its first published build."""
+    state = lake.current_state(spec.name)
+    if state is None:
+        return None
+    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
+    if state.changed_outside:
+        segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
+    else:
+        segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}
+    return LakeSnapshot(spec.name, state, schema, segments)

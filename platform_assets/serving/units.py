@@ -1,0 +1,218 @@
+"""The unit of loading: one path from lake files to a verified, indexed child table.
+
+A unit is one month of a month-partitioned copy or a whole table (its one default partition).
+Every sync stages the units it (re)loads the same way: a partitioned staging table in
+`gold_stage` whose children are the units under their final names, one binary COPY of the lake
+rows into it, verification (rows and segment checksums equal the lake's), the live parent's
+indexes (spec and user-made alike) built on every child, ANALYZE. The children are published
+by moving them into `gold` and attaching them to the live parent (see publish.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from platform_assets.serving import loader
+from platform_assets.serving.catalog import IndexDef
+from platform_assets.serving.names import (
+    STAGE_SCHEMA,
+    WHOLE,
+    fit,
+    index_name,
+    qualified,
+    quote_ident,
+    stage_comment,
+    unit_child,
+)
+from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
+from resources.fingerprint import segments_from_rows as _rows_to_segments
+
+MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+
+class SyncRefused(RuntimeError):
+    """A sync was refused (guard, schema policy, verification, a user object in the way);
+    nothing was published and the old copy keeps serving. Retrying does not help."""
+
+    def __init__(self, message: str, numbers: dict | None = None):
+        super().__init__(message)
+        self.numbers = numbers or {}
+
+
+class SyncVerificationError(SyncRefused):
+    """Staging did not match the lake; nothing was published."""
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """'2013-02' -> (2013-02-01, 2013-03-01)."""
+    year, mon = (int(p) for p in month.split("-"))
+    return date(year, mon, 1), date(year + (mon == 12), mon % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    table: str
+    key: str  # 'YYYY-MM', or WHOLE
+    expected: Segments  # the lake's segments this unit must hold
+
+    @property
+    def child(self) -> str:
+        return unit_child(self.table, self.key)
+
+    def bound(self) -> str:
+        if self.key == WHOLE:
+            return "DEFAULT"
+        start, end = month_bounds(self.key)
+        return f"FOR VALUES FROM ('{start}') TO ('{end}')"
+
+    def month_check(self, column: str) -> str | None:
+        """The CHECK that lets ATTACH PARTITION skip its validation scan."""
+        if self.key == WHOLE:
+            return None
+        start, end = month_bounds(self.key)
+        col = quote_ident(column)
+        return f"{col} IS NOT NULL AND {col} >= '{start}' AND {col} < '{end}'"
+
+
+def units_of(spec, segments: Segments) -> dict[str, Unit]:
+    """The units the lake's segments make: one per month if partitioned, else one."""
+    if not spec.partitioned:
+        return {WHOLE: Unit(spec.name, WHOLE, dict(segments))}
+    bad = sorted(k for k in segments if not MONTH.match(k))
+    if bad:
+        rows = sum(segments[k][0] for k in bad)
+        raise SyncRefused(
+            f"gold.{spec.name}: {rows} row(s) have no month in {spec.segment_column} "
+            f"(segment {', '.join(bad[:3])}); a month-partitioned copy cannot hold them"
+        )
+    return {k: Unit(spec.name, k, {k: v}) for k, v in segments.items()}
+
+
+def _month_filter(column: str, months: list[str]) -> ds.Expression:
+    field, expr = ds.field(column), None
+    for month in months:
+        start, end = month_bounds(month)
+        one = (field >= pa.scalar(start, pa.date32())) & (field < pa.scalar(end, pa.date32()))
+        expr = one if expr is None else expr | one
+    return expr
+
+
+def stage_name(table: str) -> str:
+    return fit(f"{table}__stage")
+
+
+def postgres_segments(conn: psycopg.Connection, relation: str, schema, column: str) -> Segments:
+    sql = segment_checksum_sql("postgres", relation, schema, column)
+    return _rows_to_segments(conn.execute(sql).fetchall())
+
+
+@dataclass(frozen=True)
+class Staged:
+    units: tuple[Unit, ...]
+    rows: int
+    copy_seconds: float
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.copy_seconds if self.copy_seconds else None
+
+
+def stage(
+    conn: psycopg.Connection,
+    conninfo: str,
+    spec,
+    units: list[Unit],
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    index_defs: list[IndexDef],
+    log,
+) -> Staged:
+    """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish.
+
+    On any failure the staging tables are dropped and the error raised; nothing live changed.
+    """
+    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
+    not_null = set(spec.primary_key)
+    conn.execute(f"DROP TABLE IF EXISTS {parent}")
+    try:
+        conn.execute(
+            f"{loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)} "
+            f"PARTITION BY RANGE ({quote_ident(spec.segment_column)})"
+        )
+        conn.execute(f"COMMENT ON TABLE {parent} IS {_literal(stage_comment(spec.name))}")
+        for unit in units:
+            child = qualified(unit.child, STAGE_SCHEMA)
+            conn.execute(f"DROP TABLE IF EXISTS {child}")
+            conn.execute(f"CREATE TABLE {child} PARTITION OF {parent} {unit.bound()}")
+            conn.execute(f"COMMENT ON TABLE {child} IS {_literal(stage_comment(spec.name))}")
+            check = unit.month_check(spec.segment_column)
+            if check:
+                name = quote_ident(index_name(unit.child, "month"))
+                conn.execute(f"ALTER TABLE {child} ADD CONSTRAINT {name} CHECK ({check})")
+        months = [u.key for u in units if u.key != WHOLE]
+        where = _month_filter(spec.segment_column, months) if months else None
+        expected = {k: v for u in units for k, v in u.expected.items()}
+        rows = sum(n for n, _ in expected.values())
+        log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
+        stats = loader.load_dataset(
+            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
+        )
+        actual = postgres_segments(conn, parent, schema, spec.segment_column)
+        if actual != expected:
+            bad = differing_segments(expected, actual)
+            raise SyncVerificationError(
+                f"staging of gold.{spec.name} does not match the lake: "
+                f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
+                f"differing segments: {', '.join(bad[:12])}"
+            )
+        for unit in units:
+            build_indexes(conn, spec.name, unit.child, index_defs)
+        conn.execute(f"ANALYZE {parent}")
+        log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
+        return Staged(tuple(units), stats.rows, stats.seconds)
+    except BaseException:
+        drop_staging(conn, spec.name)
+        raise
+
+
+def build_indexes(conn: psycopg.Connection, table: str, child: str, defs: list[IndexDef]) -> None:
+    """Give a staged child the live parent's indexes, so ATTACH adopts them instead of building
+    them under its lock. Names are the child's own, within PostgreSQL's 63 bytes."""
+    relation = qualified(child, STAGE_SCHEMA)
+    for d in defs:
+        suffix = d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name
+        name = index_name(child, suffix)
+        unique = "UNIQUE " if d.unique else ""
+        conn.execute(f"CREATE {unique}INDEX {quote_ident(name)} ON {relation} {d.body}")
+        if d.constraint in ("p", "u"):
+            kind = "PRIMARY KEY" if d.constraint == "p" else "UNIQUE"
+            conn.execute(
+                f"ALTER TABLE {relation} ADD CONSTRAINT {quote_ident(name)} "
+                f"{kind} USING INDEX {quote_ident(name)}"
+            )
+
+
+def drop_staging(conn: psycopg.Connection, table: str) -> list[str]:
+    """Drop `table`'s staging tables (a failed run's, or a crashed one's); returns their names."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND obj_description(c.oid, 'pg_class') = %s",
+            (STAGE_SCHEMA, stage_comment(table)),
+        ).fetchall()
+    ]
+    for name in names:
+        conn.execute(f"DROP TABLE IF EXISTS {qualified(name, STAGE_SCHEMA)}")
+    return names
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
