@@ -36,12 +36,15 @@ def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -
     return value.value if value is not None else None
 
 
-def _copy_digest(rds, table: str) -> str:
-    """Short digest of the copy's catalog facts: a copy damaged again after a repair is a new
-    state of the world, and gets a new run key."""
+def _run_key(table: str, state_id: str, verdict, rds) -> str:
+    """`sync:<table>:<lake state>`; a damaged copy adds a digest of its catalog facts, so a copy
+    damaged again after a repair gets a new run key."""
+    key = f"sync:{table}:{state_id}"
+    if not verdict.copy_drifted:
+        return key
     copy = rds.copies.get(table)
     text = repr((copy.oid, copy.columns, sorted(copy.children.items()))) if copy else "missing"
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{key}:repair-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _months_requests(instance: dg.DagsterInstance, conn) -> list:
@@ -110,7 +113,7 @@ def lake_change_sensor(
         context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
         requests.append(
             dg.RunRequest(
-                run_key=f"sync:{spec.name}:{state.state_id}:{_copy_digest(rds, spec.name)}",
+                run_key=_run_key(spec.name, state.state_id, verdict, rds),
                 asset_selection=[rds_key(spec.name)],
                 tags={"gold/table": spec.name, "gold/lake_version": state.state_id},
             )

@@ -122,7 +122,9 @@ def test_damage_by_hand_is_seen_requested_once_and_repaired(damage, built):
     first = tick(instance, resources, cursor=None)
     assert first.run_requests == []
     with serving.connect(autocommit=True) as conn:
-        count, total = conn.execute(f"SELECT count(*), sum(flights) FROM gold.{spec.name}").fetchone()
+        count, total = conn.execute(
+            f"SELECT count(*), sum(flights) FROM gold.{spec.name}"
+        ).fetchone()
 
     _damage(serving, DAMAGE[damage].format(t=spec.name))
 
@@ -139,9 +141,10 @@ def test_damage_by_hand_is_seen_requested_once_and_repaired(damage, built):
     repaired = _sync(lake, serving, spec)  # a plain sync, no force
     assert repaired.action == "loaded" and repaired.repaired
     with serving.connect(autocommit=True) as conn:
-        assert conn.execute(
-            f"SELECT count(*), sum(flights) FROM gold.{spec.name}"
-        ).fetchone() == (count, total)
+        assert conn.execute(f"SELECT count(*), sum(flights) FROM gold.{spec.name}").fetchone() == (
+            count,
+            total,
+        )
         assert table_status(spec, GoldLake(lake), conn).in_sync
     assert _sync(lake, serving, spec).action == "unchanged"  # and then a no-op again
     assert tick(instance, resources, cursor=again.cursor).run_requests == []
