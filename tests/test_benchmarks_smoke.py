@@ -33,3 +33,19 @@ def test_sync_throughput_quick_reports_every_number():
     for target in TARGETS:
         assert isinstance(result["targets"][target], bool)
     assert isinstance(result["all_targets_met"], bool)
+
+
+def test_sync_units_quick_reports_each_kind_of_change():
+    result = run_benchmark_quick("sync_units.py")
+
+    assert result["scale_years"] == 1 and result["months"] == 12
+    carrier = result["tables"]["carrier_daily_performance"]
+    assert carrier["noop"]["action"] == "unchanged" and carrier["noop"]["units_reloaded"] == 0
+    assert carrier["one_month"]["units_reloaded"] == 1  # only the month that changed
+    assert carrier["schema_change"]["units_reloaded"] == 12  # a new shape: every month
+    assert carrier["full_reload"]["units_reloaded"] == 12
+    weather = result["tables"]["airport_daily_weather"]
+    assert weather["one_month"]["units_reloaded"] == 1  # the whole table is one unit
+    for table in result["tables"].values():
+        for step in table.values():
+            assert step["bad_reads"] == 0 and step["seconds"] > 0
