@@ -25,10 +25,24 @@ def cmd_status(args, lake, engine, serving) -> int:
     gold = GoldLake(lake)
     with serving.connect(autocommit=True) as conn:
         statuses = table_statuses(list(GOLD_TABLES), gold, conn)
+    built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
-        print(json.dumps({"tables": [s.to_dict() for s in statuses]}, indent=2, default=str))
+        print(
+            json.dumps(
+                {"built": built, "tables": [s.to_dict() for s in statuses]}, indent=2, default=str
+            )
+        )
     else:
         print(_format_table(statuses))
+        for s in statuses:
+            if not s.in_sync:
+                print(f"  {s.table}: {s.reason}")
+    if not built:
+        print(
+            "goldctl: the platform is not built yet: run "
+            "`uv run dagster asset materialize --select '*'`",
+            file=sys.stderr,
+        )
     return 0 if all(s.in_sync for s in statuses) else 3
 
 
@@ -37,10 +51,10 @@ def _format_table(statuses) -> str:
     rows = [
         (
             s.table,
-            str(s.lake_version),
-            str(s.rds_version),
-            str(s.lake_rows),
-            str(s.rds_rows),
+            s.lake_version or "-",
+            s.rds_version or "-",
+            "-" if s.lake_rows is None else str(s.lake_rows),
+            "-" if s.rds_rows is None else str(s.rds_rows),
             f"{s.lag_seconds:.0f}",
             "in sync" if s.in_sync else s.severity.upper(),
         )
@@ -62,7 +76,8 @@ def cmd_rds_url(args, lake, engine, serving) -> int:
 
 
 def cmd_sync(args, lake, engine, serving) -> int:
-    from platform_assets.serving.protocol import SyncRefused, sync_table
+    """Sync each table; one that fails is reported and the others go on (exit 1 at the end)."""
+    from platform_assets.serving.protocol import SyncRefused, SyncTransientError, sync_table
 
     unknown = [t for t in args.tables if t not in GOLD_BY_NAME]
     if unknown:
@@ -78,8 +93,8 @@ def cmd_sync(args, lake, engine, serving) -> int:
                 spec, GoldLake(lake), engine, serving, force=args.force, months=args.month
             )
             print(json.dumps({"table": spec.name, **result.metadata()}))
-        except SyncRefused as refused:
-            print(f"{spec.name}: {refused}", file=sys.stderr)
+        except (SyncRefused, SyncTransientError, LookupError) as failure:
+            print(f"goldctl: {failure}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
@@ -93,7 +108,11 @@ def cmd_stop_db(args) -> int:
     if serving.url:
         print("goldctl: RDS_URL is set; only the embedded server can be stopped", file=sys.stderr)
         return 2
-    stopped = embedded_pg.stop(serving.embedded_pgdata)
+    try:
+        stopped = embedded_pg.stop(serving.embedded_pgdata)
+    except embedded_pg.EmbeddedPgError as exc:
+        print(f"goldctl: {exc}", file=sys.stderr)
+        return 1
     print(f"{'stopped' if stopped else 'not running'}: {serving.embedded_pgdata}")
     return 0
 

@@ -13,11 +13,16 @@ from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import ledger, loader, snapshot
 from platform_assets.serving.names import qualified
-from platform_assets.serving.protocol import SyncRefused, postgres_segments, sync_table
+from platform_assets.serving.protocol import (
+    SyncRefused,
+    SyncTransientError,
+    postgres_segments,
+    sync_table,
+)
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources.fingerprint import differing_segments, fingerprint
-from resources.lake_tables import GoldLake, Manifest, new_version_id, version_prefix
+from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage, listing_token
@@ -44,6 +49,14 @@ def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(
         fail_window=spec.freshness_sla, warn_window=spec.freshness_warn
     )
+
+
+# Sync runs retry transient faults (connection lost, server restarting, lock budget exhausted):
+# after 5, 10 and 20 s (+/- jitter). Refusals (guard, schema policy, verification, a bad lake
+# file) raise Failure(allow_retries=False): retrying cannot help them.
+SYNC_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 class SyncConfig(dg.Config):
@@ -182,15 +195,19 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
 # ---- rds/gold/<table> --------------------------------------------------------------------------
 
 
-def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected: set[str]):
-    """The RDS checks, judging the run's lake snapshot (the state the sync loaded)."""
+def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected, fault=None):
+    """The RDS checks, judging the run's lake snapshot (the state the sync loaded), or the
+    fault that kept the lake state from being read."""
     key = rds_key(spec.name)
     state = snap.state if snap else None
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
         facts = table_status.read_rds_facts(conn, [spec.name])
         rds_rows = table_status.live_row_count(conn, spec.name)
-        st = table_status.evaluate(spec, state, facts, snap.rows if snap else None, rds_rows)
+        if fault is not None:
+            st = table_status.faulted(spec, facts, fault, rds_rows)
+        else:
+            st = table_status.evaluate(spec, state, facts, snap.rows if snap else None, rds_rows)
         if "in_sync_with_lake" in selected:
             yield _in_sync_check(spec, gold, snap, facts, st)
         if "row_count_matches" in selected:
@@ -201,7 +218,7 @@ def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected
                 metadata={"lake_rows": st.lake_rows, "rds_rows": st.rds_rows},
             )
         if "fingerprint_matches" in selected:
-            yield _fingerprint_check(spec, snap, facts, conn, key)
+            yield _fingerprint_check(spec, snap, facts, conn, key, st.reason if fault else None)
 
 
 def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
@@ -216,7 +233,10 @@ def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult
         behind = _months_behind(spec, snap, facts)
         if behind:
             metadata["months_behind"] = ", ".join(behind[:24])
-    now = gold.current_state(spec.name)  # one listing: did the lake move on during the run?
+    try:  # one listing: did the lake move on during the run?
+        now = gold.current_state(spec.name)
+    except LakeFault:
+        now = None
     if snap is not None and now is not None and now.token != snap.state.token:
         metadata["lake_moved_on_to"] = now.state_id
     return dg.AssetCheckResult(
@@ -241,12 +261,12 @@ def _months_behind(spec, snap, facts) -> list[str]:
     return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
 
 
-def _fingerprint_check(spec, snap, facts, conn, key) -> dg.AssetCheckResult:
+def _fingerprint_check(spec, snap, facts, conn, key, fault=None) -> dg.AssetCheckResult:
     copy = facts.copies.get(spec.name)
-    missing = None
-    if snap is None or copy is None:
+    missing = fault
+    if missing is None and (snap is None or copy is None):
         missing = "the lake version or the RDS table does not exist yet"
-    elif set(snap.columns) - set(copy.columns):
+    elif missing is None and set(snap.columns) - set(copy.columns):
         missing = "the RDS copy lacks columns of the lake version: " + ", ".join(
             sorted({c for c, _ in set(snap.columns) - set(copy.columns)})
         )
@@ -323,6 +343,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             for name, text in RDS_CHECKS.items()
         ],
         can_subset=True,
+        retry_policy=SYNC_RETRY,
     )
     def _rds_gold(
         context: dg.AssetExecutionContext,
@@ -332,7 +353,10 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         serving: ServingDatabase,
     ):
         gold = GoldLake(lake)
-        snap = snapshot.take(spec, gold, engine)  # the one lake read of this run
+        try:
+            snap, fault = snapshot.take(spec, gold, engine), None  # the run's one lake read
+        except LakeFault as exc:  # the sync refuses it too, naming the file
+            snap, fault = None, exc
         if key in context.selected_asset_keys:
             try:
                 result = sync_table(
@@ -355,12 +379,16 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                         "refused": str(refused),
                     },
                 )
-                raise dg.Failure(description=str(refused)) from None
+                raise dg.Failure(description=str(refused), allow_retries=False) from None
+            except LookupError as unbuilt:
+                raise dg.Failure(description=str(unbuilt), allow_retries=False) from None
+            except SyncTransientError as transient:  # retried by SYNC_RETRY, then by the sensor
+                raise dg.Failure(description=str(transient)) from None
             if spec.partitioned:
                 _register_months(context.instance, spec, serving)
             yield dg.MaterializeResult(asset_key=key, metadata=result.metadata())
         selected = {k.name for k in context.selected_asset_check_keys}
-        yield from _rds_check_results(spec, gold, snap, serving, selected)
+        yield from _rds_check_results(spec, gold, snap, serving, selected, fault)
 
     return _rds_gold
 

@@ -10,6 +10,7 @@ by table, lake state and the copy's catalog facts, so nothing runs twice.
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
@@ -17,8 +18,8 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilt
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_TABLES
-from platform_assets.status import read_rds_facts
-from resources.lake_tables import GoldLake
+from platform_assets.status import lake_row_count, read_rds_facts
+from resources.lake_tables import GoldLake, LakeFault
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 
@@ -80,47 +81,99 @@ def lake_change_sensor(
     active = _active_asset_keys(context.instance)
     events, requests = [], []
     for spec in GOLD_TABLES:
-        state = gold.current_state(spec.name)
-        if state is None:
+        try:
+            state = gold.current_state(spec.name)
+            if state is None:
+                continue
+            if lake_key("gold", spec.name) in active or rds_key(spec.name) in active:
+                # A run is building or syncing this table: its new version is not stored on the
+                # instance yet, so it would look like an outside change. Look after the run.
+                continue
+            events += _record_outside_change(context, gold, spec, state, seen)
+            request = _sync_request(context, spec, state, rds)
+        except LakeFault as fault:  # this table only: the others are looked at as usual
+            context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
             continue
-        key = lake_key("gold", spec.name)
-        if key in active or rds_key(spec.name) in active:
-            # A run is building or syncing this table: its new version is not stored on the
-            # instance yet, so it would look like an outside change. Look again after the run.
-            continue
-        if seen.get(spec.name) != state.state_id:
-            first_look = spec.name not in seen
-            seen[spec.name] = state.state_id
-            if _last_materialized_version(context.instance, key) != state.state_id:
-                how = "first seen by this instance" if first_look else "changed outside Dagster"
-                context.log.info(f"gold.{spec.name} {how}: {state.state_id}")
-                events.append(
-                    dg.AssetMaterialization(
-                        asset_key=key,
-                        description=f"Recorded by lake_change_sensor: {how}.",
-                        metadata={
-                            "version": state.state_id,
-                            "token": state.token,
-                            "files": len(state.parquet_keys),
-                            "dagster/row_count": lake.parquet_row_count(state.parquet_keys),
-                            "changed_outside_dagster": state.changed_outside or not first_look,
-                        },
-                    )
-                )
-        verdict = rds.verdict(spec.name, state)
-        if verdict.in_sync:
-            continue
-        context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
-        requests.append(
-            dg.RunRequest(
-                run_key=_run_key(spec.name, state.state_id, verdict, rds),
-                asset_selection=[rds_key(spec.name)],
-                tags={"gold/table": spec.name, "gold/lake_version": state.state_id},
-            )
-        )
+        if request is not None:
+            requests.append(request)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,
         dynamic_partitions_requests=partition_requests,
         cursor=json.dumps(seen),
     )
+
+
+def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> list:
+    """A runless materialization of the lake asset for a state Dagster did not produce."""
+    key = lake_key("gold", spec.name)
+    if seen.get(spec.name) == state.state_id:
+        return []
+    first_look = spec.name not in seen
+    if _last_materialized_version(context.instance, key) == state.state_id:
+        seen[spec.name] = state.state_id
+        return []
+    rows = lake_row_count(gold, state)  # a bad file raises here, before the cursor moves
+    seen[spec.name] = state.state_id
+    how = "first seen by this instance" if first_look else "changed outside Dagster"
+    context.log.info(f"gold.{spec.name} {how}: {state.state_id}")
+    return [
+        dg.AssetMaterialization(
+            asset_key=key,
+            description=f"Recorded by lake_change_sensor: {how}.",
+            metadata={
+                "version": state.state_id,
+                "token": state.token,
+                "files": len(state.parquet_keys),
+                "dagster/row_count": rows,
+                "changed_outside_dagster": state.changed_outside or not first_look,
+            },
+        )
+    ]
+
+
+def _sync_request(context, spec, state, rds) -> dg.RunRequest | None:
+    """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
+    with backoff (the same lake state's run key is used up), so the copy heals once the fault
+    clears."""
+    verdict = rds.verdict(spec.name, state)
+    if verdict.in_sync:
+        return None
+    key = _run_key(spec.name, state.state_id, verdict, rds)
+    attempt, wait = _retry_plan(context.instance, spec.name, state.state_id)
+    if wait > 0:
+        context.log.info(
+            f"gold.{spec.name} out of sync ({verdict.reason}); its last sync failed: "
+            f"next attempt ({attempt}) in {wait:.0f} s"
+        )
+        return None
+    context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
+    return dg.RunRequest(
+        run_key=key if attempt == 1 else f"{key}:attempt-{attempt}",
+        asset_selection=[rds_key(spec.name)],
+        tags={
+            "gold/table": spec.name,
+            "gold/lake_version": state.state_id,
+            "gold/attempt": str(attempt),
+        },
+    )
+
+
+RETRY_BASE_S = 60.0  # a failed sensor-launched sync is requested again after 1, 2, 4 ... min
+RETRY_MAX_S = 3600.0
+
+
+def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
+    """(attempt number of the next sync request, seconds still to wait before it)."""
+    records = instance.get_run_records(
+        filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
+    )
+    if not records:
+        return 1, 0.0
+    run = records[0].dagster_run
+    attempt = int(run.tags.get("gold/attempt", "1"))
+    if run.status != dg.DagsterRunStatus.FAILURE:
+        return attempt, 0.0  # the same run key again: the daemon never runs it twice
+    ended = records[0].end_time or time.time()
+    backoff = min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
+    return attempt + 1, max(0.0, ended + backoff - time.time())

