@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import dagster as dg
 import psycopg
@@ -23,6 +22,7 @@ from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
 from tests.conftest import materialize, platform_resources
+from tests.fault_tools import wait_for
 from tests.test_sensors import tick
 from tests.test_sync_protocol import _current_table, _rewrite_table, _sync
 
@@ -49,14 +49,6 @@ class SumReader(threading.Thread):
                     self.sums.append(int(total[0] or 0))
                 except Exception as exc:  # noqa: BLE001 - every error is a test failure
                     self.errors.append(f"{type(exc).__name__}: {exc}")
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_a_reader_never_sees_two_lake_versions_in_one_query(local_lake, serving):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
@@ -120,6 +121,7 @@ def _copy_sized(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
             step = max(64, COPY_CHUNK_BYTES * batch.num_rows // max(batch.nbytes, 1))
             for offset in range(0, batch.num_rows, step):
                 yield batch.slice(offset, step)
+                pausepoints.reached("copy")
 
     return pa.RecordBatchReader.from_batches(reader.schema, slices(reader))
 

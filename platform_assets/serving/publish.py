@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors
 
-from platform_assets.serving import catalog, ledger
+from platform_assets.serving import catalog, ledger, pausepoints
 from platform_assets.serving.catalog import Columns, IndexDef
 from platform_assets.serving.names import (
     SCHEMA,
@@ -106,6 +106,10 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
                 sql.append(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
             if pub.change:
                 sql += _evolve(live, pub.change)
+            if sql:
+                conn.execute(";\n".join(sql))
+                sql = []
+            pausepoints.reached("publish")
         for unit in staged:
             sql += [
                 f"ALTER TABLE {qualified(unit.child, STAGE_SCHEMA)} SET SCHEMA {SCHEMA}",

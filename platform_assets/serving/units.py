@@ -18,7 +18,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from platform_assets.serving import loader
+from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
 from platform_assets.serving.names import (
     STAGE_SCHEMA,
@@ -163,6 +163,7 @@ def stage(
         stats = loader.load_dataset(
             conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
         )
+        pausepoints.reached("verify")
         actual = postgres_segments(conn, parent, schema, spec.segment_column)
         if actual != expected:
             bad = differing_segments(expected, actual)

@@ -1,0 +1,31 @@
+"""Named points where a sync can be held still, so fault tests hit the exact moment they mean.
+
+With `GOLD_SYNC_PAUSE_AT=<point>` and `GOLD_SYNC_PAUSE_FILE=<path>` in its environment, a sync
+that reaches `<point>` writes its pid to `<path>` and waits while the file exists. A test waits
+for the file, then kills the process (SIGKILL), stops the database, or deletes the file to let
+it go on. Points: `copy` (mid-COPY, batches sent, the statement open), `verify` (rows copied,
+before their checksums are compared), `publish` (inside the publish transaction, old units
+detached and dropped, new ones not attached yet). Unset (always, outside tests), it costs one
+dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+POINTS = ("copy", "verify", "publish")
+
+
+def reached(point: str) -> None:
+    if os.environ.get("GOLD_SYNC_PAUSE_AT") != point:
+        return
+    marker = Path(os.environ["GOLD_SYNC_PAUSE_FILE"])
+    try:
+        with open(marker, "x") as f:  # only the first thread to get here pauses the run
+            f.write(str(os.getpid()))
+    except FileExistsError:
+        pass
+    while marker.exists():
+        time.sleep(0.01)
