@@ -92,7 +92,11 @@ class ServingDatabase(ConfigurableResource):
         default="dashboard_reader", description="Read-only role the dashboard logs in as."
     )
     lock_timeout_ms: int = Field(
-        default=100, description="How long the swap waits for readers before it retries."
+        default=100, description="How long the publish waits for readers before it retries."
+    )
+    lock_budget_s: float = Field(
+        default=120.0,
+        description="How long the publish keeps retrying before the sync fails (and is retried).",
     )
     connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
 

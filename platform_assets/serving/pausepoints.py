@@ -12,20 +12,22 @@ dictionary lookup.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
 POINTS = ("copy", "verify", "publish")
+_passed: set[str] = set()  # a point holds the process once; threads arriving meanwhile wait
+_lock = threading.Lock()
 
 
 def reached(point: str) -> None:
-    if os.environ.get("GOLD_SYNC_PAUSE_AT") != point:
+    if os.environ.get("GOLD_SYNC_PAUSE_AT") != point or point in _passed:
         return
     marker = Path(os.environ["GOLD_SYNC_PAUSE_FILE"])
-    try:
-        with open(marker, "x") as f:  # only the first thread to get here pauses the run
-            f.write(str(os.getpid()))
-    except FileExistsError:
-        pass
-    while marker.exists():
-        time.sleep(0.01)
+    with _lock:
+        if point not in _passed:
+            marker.write_text(str(os.getpid()))
+            while marker.exists():
+                time.sleep(0.01)
+            _passed.add(point)

@@ -27,6 +27,7 @@ from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
     SyncRefused,
     SyncVerificationError,
+    discard_staging,
     drop_staging,
     postgres_segments,
     stage,
@@ -169,8 +170,9 @@ def sync_table(
     except TRANSIENT as exc:
         reason = error_reason(exc, db.conninfo()) if not isinstance(exc, ServingDbError) else ""
         raise SyncTransientError(
-            f"gold.{spec.name}: {reason or exc} (during {step.now}); nothing was published, "
-            "RDS keeps serving the old copy and a retry can succeed"
+            f"gold.{spec.name}: the serving database failed during {step.now}: "
+            f"{reason or exc}. Nothing was published; RDS keeps serving the old copy, and a "
+            "retry can succeed"
         ) from None
 
 
@@ -284,9 +286,9 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     )
     step.now = "the publish transaction"
     try:
-        attempts = publish(conn, pub, db.lock_timeout_ms)
+        attempts = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
-        drop_staging(conn, spec.name)
+        discard_staging(conn, spec.name)
         raise
     if not usable or change:
         conn.execute(f"ANALYZE gold.{spec.name}")  # the parent's own statistics, all new

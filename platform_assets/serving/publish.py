@@ -77,11 +77,13 @@ class Publication:
     extra_children: tuple[str, ...] = ()  # attached by hand: detached, left in place
 
 
-def publish(conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int) -> int:
+def publish(
+    conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int, budget_s: float
+) -> int:
     """Make the staged units live and write the ledger, atomically; returns attempts."""
     name = pub.spec.name
     return with_lock_budget(
-        conn, lambda c: _publish(c, pub), f"publishing gold.{name}", lock_timeout_ms
+        conn, lambda c: _publish(c, pub), f"publishing gold.{name}", lock_timeout_ms, budget_s
     )
 
 

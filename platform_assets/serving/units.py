@@ -10,6 +10,7 @@ by moving them into `gold` and attaching them to the live parent (see publish.py
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -186,7 +187,7 @@ def stage(
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
         return Staged(tuple(units), stats.rows, stats.seconds)
     except BaseException:
-        drop_staging(conn, spec.name)
+        discard_staging(conn, spec.name)
         raise
 
 
@@ -205,6 +206,14 @@ def build_indexes(conn: psycopg.Connection, table: str, child: str, defs: list[I
                 f"ALTER TABLE {relation} ADD CONSTRAINT {quote_ident(name)} "
                 f"{kind} USING INDEX {quote_ident(name)}"
             )
+
+
+def discard_staging(conn: psycopg.Connection, table: str) -> None:
+    """Drop staging after a failure, if the connection still works: a lost connection must not
+    replace the error that says why the sync failed (the next sync drops the leftovers)."""
+    if not conn.broken:
+        with contextlib.suppress(psycopg.Error):
+            drop_staging(conn, table)
 
 
 def drop_staging(conn: psycopg.Connection, table: str) -> list[str]:
