@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -44,8 +45,10 @@ if str(ROOT) not in sys.path:
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
+from app_sessions import run as app_sessions_run  # noqa: E402
 
 from dashboard import queries as Q  # noqa: E402
+from dashboard.plans import gold_scans  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_TABLES  # noqa: E402
 from resources import embedded_pg  # noqa: E402
@@ -55,7 +58,6 @@ from resources.sql_engine import DuckDBEngine  # noqa: E402
 from resources.storage import LakeStorage  # noqa: E402
 
 CLIENTS = 8
-INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"}
 
 
 def log(message: str) -> None:
@@ -125,15 +127,13 @@ def connect_reader(url: str) -> psycopg.Connection:
 
 
 def default_filters(conn: psycopg.Connection) -> dict:
-    """The app's defaults: UA, JFK, the last 365 days of data, the last month."""
+    """The app's defaults: UA, all airports, the last 365 days of data, routes of 20 flights."""
     first, last = conn.execute(Q.date_bounds().sql).fetchone()
-    _, last_month = conn.execute(Q.route_months().sql).fetchone()
     return {
         "carrier": "UA",
-        "origin": "JFK",
+        "origin": None,
         "start": max(first, last - timedelta(days=364)),
         "end": last,
-        "month": last_month,
         "min_flights": 20,
     }
 
@@ -180,21 +180,13 @@ def timed(fn, *args) -> tuple[float, object]:
 # ---- EXPLAIN --------------------------------------------------------------------------------
 
 
-def _scans(plan: dict):
-    if "Relation Name" in plan:
-        yield plan["Node Type"], f"{plan.get('Schema', '')}.{plan['Relation Name']}"
-    for child in plan.get("Plans", []):
-        yield from _scans(child)
-
-
 def index_scans(conn: psycopg.Connection, queries: list[Q.Query]) -> dict[str, bool]:
+    """Per query: are its Gold relations read by index (`dashboard/plans.py`'s rule)?"""
     out = {}
     for q in queries:
-        raw = conn.execute("EXPLAIN (FORMAT JSON, VERBOSE) " + q.sql, q.params).fetchone()[0]
-        plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
-        gold = [t for t, r in _scans(plan) if r.startswith("gold.")]
+        gold, bad = gold_scans(conn, q)
         key = q.name if q.name not in out else f"{q.name}#{len(out)}"
-        out[key] = bool(gold) and all(t in INDEX_SCANS for t in gold)
+        out[key] = bool(gold) and not bad
     return out
 
 
@@ -298,6 +290,30 @@ def sync_loop(lake_url: str, serving_url: str, stop, ready, done, failed) -> Non
 # ---- main -----------------------------------------------------------------------------------
 
 
+def app_sessions(url: str, bounds: tuple, sessions: int, views: int) -> dict:
+    """Whole page views of the app (`benchmarks/app_sessions.py`): one session alone, then
+    `sessions` at once; the machine's load average is reported beside the numbers."""
+    load_before = os.getloadavg()[0]
+    single = app_sessions_run(url, bounds, 1, views)
+    many = app_sessions_run(url, bounds, sessions, views)
+    ok = [ms for ms, error in many if error is None]
+    errors = [error for _, error in [*single, *many] if error is not None]
+    return {
+        "sessions": sessions,
+        "views_per_session": views,
+        "views": len(many),
+        "p50_ms": round(pct(ok, 0.5), 1),
+        "p95_ms": round(pct(ok, 0.95), 1),
+        "max_ms": round(max(ok), 1) if ok else None,
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:3],
+        "single_p50_ms": round(pct([ms for ms, e in single if e is None], 0.5), 1),
+        "single_p95_ms": round(pct([ms for ms, e in single if e is None], 0.95), 1),
+        "cores": os.cpu_count(),
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def run(args) -> dict:
     repeats = args.repeats or (8 if args.quick else 40)
     seconds = args.seconds or (4.0 if args.quick else 20.0)
@@ -322,8 +338,8 @@ def run(args) -> dict:
             for s in GOLD_TABLES
         }
         f = default_filters(conn)
-        pages = {p: [q for q in Q.page_queries(p, f) if q.gold] for p in Q.PAGE_TABLES}
-        badge_q = Q.ledger_rows(tuple(s.name for s in GOLD_TABLES))
+        pages = {p: Q.page_queries(p, f) for p in Q.PAGES}
+        badge_q = Q.ledger_rows(Q.ALL_TABLES)
         filter_qs = [make() for make in Q.FILTER_QUERIES]
 
         # Same rows on both engines (and warm-up: first run not timed).
@@ -357,6 +373,10 @@ def run(args) -> dict:
         idle = concurrent_run(url, pages, seconds)
         log(f"{CLIENTS} concurrent clients while force-syncing every table, {seconds:.0f} s ...")
         syncing = concurrent_run(url, pages, seconds, sync=(lake.url, serving.conninfo()))
+        sessions = args.sessions or (2 if args.quick else CLIENTS)
+        views = args.views or (4 if args.quick else 24)
+        log(f"the app itself: 1 session, then {sessions} concurrent, {views} views each ...")
+        app = app_sessions(url, (f["start"] - timedelta(days=730), f["end"]), sessions, views)
 
     return {
         "benchmark": "dashboard_latency",
@@ -368,6 +388,7 @@ def run(args) -> dict:
         "badge_query_ms": {k: v for k, v in summary(badge_ms).items() if k in ("p50", "p95")},
         "filter_lists_ms": {k: v for k, v in summary(filters_ms).items() if k in ("p50", "p95")},
         "concurrent": {"idle": idle, "while_syncing": syncing},
+        "app_sessions": app,
         "same_rows_on_both_engines": match,
         "index_scans": plans,
         "all_index_scans": all(plans.values()),
@@ -383,6 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="page views per engine (40)")
     parser.add_argument("--seconds", type=float, default=None, help="each load phase (20 s)")
     parser.add_argument("--scale-years", type=int, default=None, help="temp setup scale (3)")
+    parser.add_argument("--sessions", type=int, default=None, help="app sessions at once (8)")
+    parser.add_argument("--views", type=int, default=None, help="timed views per session (24)")
     parser.add_argument("--lake", help="an existing lake (LAKE_URL form); needs --rds-url")
     parser.add_argument("--rds-url", help="the serving DB (loader) URL; needs --lake")
     parser.add_argument(

@@ -12,7 +12,7 @@ freshness badge from `platform.sync_ledger` (`dashboard/badge.py`). `?page=route
 from __future__ import annotations
 
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,25 +22,26 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from dashboard import data  # noqa: E402
 from dashboard import queries as Q  # noqa: E402
-from dashboard.data import CACHE_TTL_S, MATERIALIZE, Unavailable, fetch, rows  # noqa: E402
+from dashboard.data import MATERIALIZE, Unavailable, VersionMoved  # noqa: E402
 from dashboard.pages import overview, routes, weather  # noqa: E402
 
 PAGES = {"overview": "Overview", "routes": "Routes", "weather": "Airports & weather"}
+DRAW = {"overview": overview, "routes": routes, "weather": weather}
+ALL = "*"  # the "all carriers" / "all airports" choice (None would read as "nothing picked")
+# The sidebar filters each page applies (and so shows); the others are hidden, not ignored.
+FILTERS = {
+    "overview": ("carrier", "airport", "dates"),
+    "routes": ("carrier", "airport", "dates"),
+    "weather": ("airport", "dates"),
+}
 
 
 # ---- layout -----------------------------------------------------------------------------------
 
 
-def _months(first: date, last: date) -> list[date]:
-    out, m = [], date(first.year, first.month, 1)
-    while m <= last:
-        out.append(m)
-        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
-    return out
-
-
-def sidebar() -> tuple[str, dict]:
+def choose_page() -> str:
     keys = list(PAGES)
     wanted = st.query_params.get("page", "overview")
     page = st.sidebar.radio(
@@ -51,66 +52,88 @@ def sidebar() -> tuple[str, dict]:
         key="page",
     )
     st.query_params["page"] = page
+    return page
 
-    carriers = rows(Q.carriers())
-    airports = rows(Q.airports())["origin"].tolist()
-    bounds = rows(Q.date_bounds()).iloc[0]
-    month_bounds = rows(Q.route_months()).iloc[0]
-    if carriers.empty or not airports or pd.isna(bounds["first_date"]):
+
+def _kept(key: str, default):
+    """A filter's last value: Streamlit forgets a widget's state on a page that does not draw
+    it, so each value is also kept under `_<key>` and restored when the widget comes back."""
+    return st.session_state.get(key, st.session_state.get(f"_{key}", default))
+
+
+def _keep(key: str, value) -> None:
+    st.session_state[f"_{key}"] = value
+
+
+def _select(label: str, key: str, options: list, default, format_func):
+    kept = _kept(key, default)
+    index = options.index(kept) if kept in options else 0
+    value = st.sidebar.selectbox(label, options, index=index, format_func=format_func, key=key)
+    _keep(key, value)
+    return value
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def filter_lists(versions: tuple) -> dict:
+    """Carriers, airports and the first and last date, at the given lake versions."""
+    (carriers, airports, bounds), _ = data.load(
+        [make() for make in Q.FILTER_QUERIES], dict(versions)
+    )
+    if carriers.empty or airports.empty or pd.isna(bounds.iloc[0]["first_date"]):
         raise Unavailable(
             f"The Gold tables are empty in the serving database. Run `{MATERIALIZE}`."
         )
-    names = dict(zip(carriers["carrier"], carriers["carrier_name"], strict=True))
-    codes = list(names)
-    label = lambda c: f"{c} · {names[c]}" if names.get(c) else c  # noqa: E731
-
-    st.sidebar.header("Filters")
-    carrier = st.sidebar.selectbox(
-        "Carrier",
-        codes,
-        index=codes.index("UA") if "UA" in codes else 0,
-        format_func=label,
-        key="carrier",
-    )
-    origin = st.sidebar.selectbox(
-        "Airport",
-        airports,
-        index=airports.index("JFK") if "JFK" in airports else 0,
-        key="airport",
-    )
-    first, last = bounds["first_date"], bounds["last_date"]
-    picked = st.sidebar.date_input(
-        "Date range",
-        value=(max(first, last - timedelta(days=364)), last),
-        min_value=first,
-        max_value=last,
-        key="dates",
-    )
-    picked = picked if isinstance(picked, list | tuple) else (picked,)
-    start = picked[0]
-    end = picked[1] if len(picked) > 1 else picked[0]
-    st.sidebar.caption(f"Data from {first:%d %b %Y} to {last:%d %b %Y}.")
-    if st.sidebar.button("Refresh data", help=f"Queries are cached for {CACHE_TTL_S} s."):
-        fetch.clear()
-        st.rerun()
-    return page, {
-        "carrier": carrier,
-        "carrier_label": label(carrier),
-        "carriers": codes,
-        "origin": origin,
-        "airports": airports,
-        "start": start,
-        "end": end,
-        "months": _months(month_bounds["first_month"], month_bounds["last_month"]),
+    return {
+        "carriers": dict(zip(carriers["carrier"], carriers["carrier_name"], strict=True)),
+        "airports": airports["origin"].tolist(),
+        "first": bounds.iloc[0]["first_date"],
+        "last": bounds.iloc[0]["last_date"],
     }
+
+
+def sidebar(page: str, ledger: dict) -> dict:
+    """The filters `page` applies, drawn in the sidebar; None for carrier/origin means all."""
+    lists = filter_lists(tuple(sorted(ledger.items())))
+    names = lists["carriers"]
+    carrier_label = lambda c: "All carriers" if c == ALL else f"{c} · {names.get(c) or c}"  # noqa: E731
+    airport_label = lambda a: "All airports" if a == ALL else a  # noqa: E731
+    first, last = lists["first"], lists["last"]
+    f = {"carrier": ALL, "origin": ALL, "start": first, "end": last}
+    shown = FILTERS[page]
+    st.sidebar.header("Filters")
+    if "carrier" in shown:
+        default = "UA" if "UA" in names else ALL
+        f["carrier"] = _select("Carrier", "carrier", [ALL, *names], default, carrier_label)
+    if "airport" in shown:
+        f["origin"] = _select("Airport", "airport", [ALL, *lists["airports"]], ALL, airport_label)
+    if "dates" in shown:
+        default = (max(first, last - timedelta(days=364)), last)
+        kept = tuple(min(max(d, first), last) for d in _kept("dates", default))
+        picked = st.sidebar.date_input(
+            "Date range", value=kept, min_value=first, max_value=last, key="dates"
+        )
+        picked = picked if isinstance(picked, list | tuple) else (picked,)
+        f["start"], f["end"] = picked[0], picked[-1]  # one date picked: that day
+        _keep("dates", (f["start"], f["end"]))
+        st.sidebar.caption(f"Data from {first:%d %b %Y} to {last:%d %b %Y}.")
+    f["carrier_label"] = carrier_label(f["carrier"])
+    f["origin_label"] = airport_label(f["origin"])
+    return {**f, "carrier": _none(f["carrier"]), "origin": _none(f["origin"])}
+
+
+def _none(choice: str) -> str | None:
+    return None if choice == ALL else choice
 
 
 def main() -> None:
     st.set_page_config(page_title="Flight operations", page_icon="✈️", layout="wide")
     st.sidebar.title("✈️ Flight operations")
     try:
-        page, filters = sidebar()
-        {"overview": overview, "routes": routes, "weather": weather}[page](filters)
+        page = choose_page()
+        ledger = data.ledger()  # first, every view: the lake versions this view shows
+        DRAW[page](sidebar(page, ledger), ledger)
+    except VersionMoved:  # a sync landed during this view: draw it again at the new version
+        st.rerun()
     except Unavailable as exc:
         st.error(str(exc))
         st.stop()

@@ -1,23 +1,38 @@
-"""The dashboard's data access: one read-only connection to the serving copy, cached results,
-and every database failure turned into a message that says what to do (never a password).
+"""The dashboard's data access: a small pool of read-only connections to the serving copy,
+results cached per lake version, and every database failure turned into a message that says
+what to do (never a password).
 
 `DASHBOARD_RDS_URL` (the `dashboard_reader` login on RDS) or, when unset, the read-only role on
 the embedded PostgreSQL under `.local/`.
+
+Each page view reads the ledger's table rows first (one cheap, uncached query) and passes the
+lake versions into the cached fetches as part of their key: a sync shows on the next view, and
+the badge and the data of a view always name the same version. A fetch re-reads the versions
+in the transaction that read the data (after its locks: a swap cannot slip in between); if
+they moved since the view's first read, the view is drawn again (`VersionMoved`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pandas as pd
 import psycopg
 import streamlit as st
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import queries as Q
 from resources.serving_db import error_reason, libpq_url, redact
 
-CACHE_TTL_S = int(os.environ.get("DASHBOARD_CACHE_TTL_S", "120"))
+# Queries are keyed by lake version, so the TTL only bounds memory (and the badge's ages).
+CACHE_TTL_S = int(os.environ.get("DASHBOARD_CACHE_TTL_S", "600"))
+# RDS db.t3.micro allows ~80 connections: one app process holds at most POOL_MAX.
+POOL_MAX = int(os.environ.get("DASHBOARD_POOL_MAX", "4"))
+WAIT_S = 3.0  # for a free connection; then say why (a down server fails within this)
+STATEMENT_TIMEOUT_S = 15
 MATERIALIZE = "uv run dagster asset materialize --select '*'"
 
 
@@ -25,7 +40,11 @@ class Unavailable(Exception):
     """The dashboard cannot show data; the message says what to do (never a password)."""
 
 
-# ---- connection and cached queries ------------------------------------------------------------
+class VersionMoved(Exception):
+    """A sync swapped a table between the view's ledger read and its data: draw it again."""
+
+
+# ---- connections --------------------------------------------------------------------------
 
 
 @st.cache_resource(show_spinner=False)
@@ -40,44 +59,93 @@ def resolve_url() -> tuple[str, str]:
         return resources["serving"].dashboard_url(), "embedded default"
 
 
-@st.cache_resource(show_spinner=False, validate=lambda conn: not conn.closed)
-def connection(url: str) -> psycopg.Connection:
-    """One connection per server, shared by sessions (psycopg serialises its use)."""
-    conn = psycopg.connect(
-        url, autocommit=True, connect_timeout=5, application_name="gold-dashboard"
-    )
+def _configure(conn: psycopg.Connection) -> None:
+    """Every pooled session is read-only, whatever role the URL names, and time-boxed."""
     conn.execute("SET default_transaction_read_only = on")
-    conn.execute("SET statement_timeout = '15s'")
-    return conn
+    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
 
 
-def _run(url: str, sql: str, params: dict) -> pd.DataFrame:
-    for attempt in (1, 2):
-        conn = connection(url)
-        try:
+@st.cache_resource(show_spinner=False, on_release=lambda p: p.close(timeout=1))
+def pool(url: str) -> ConnectionPool:
+    """One pool per server for all sessions of the app process (1..POOL_MAX connections).
+
+    Connections are checked when taken (a server restart costs one reconnect, not an error),
+    and a failed reconnect gives up after WAIT_S, so the next view tries again at once."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=POOL_MAX,
+        open=True,
+        timeout=WAIT_S,
+        reconnect_timeout=WAIT_S,
+        check=ConnectionPool.check_connection,
+        configure=_configure,
+        name="gold-dashboard",
+        kwargs={
+            "autocommit": True,
+            "connect_timeout": 5,
+            "application_name": "gold-dashboard",
+        },
+    )
+
+
+def _frame(cur: psycopg.Cursor) -> pd.DataFrame:
+    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+
+
+def _versions(conn: psycopg.Connection, tables: tuple[str, ...]) -> dict[str, dict]:
+    q = Q.ledger_rows(tables)
+    with conn.cursor() as cur:
+        cur.execute(q.sql, q.params)
+        return {r["table_name"]: r for r in _frame(cur).to_dict("records")}
+
+
+def version_key(ledger: dict[str, dict], tables) -> tuple:
+    """(table, lake version) of each table: the part of a cache key that a sync changes."""
+    return tuple((t, (ledger.get(t) or {}).get("lake_version")) for t in sorted(set(tables)))
+
+
+# ---- cached reads -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=5000, show_spinner=False)
+def fetch(url: str, versions: tuple, keys: tuple) -> tuple[list[pd.DataFrame], datetime]:
+    """The rows of several queries (`Query.key`s) of the given lake versions, and when they
+    were read. One connection, one transaction: the data first (its locks hold off a swap),
+    then the ledger, which must still name `versions`."""
+    with pool(url).connection() as conn, conn.transaction():
+        frames = []
+        for _, sql, params in keys:
             with conn.cursor() as cur:
-                cur.execute(sql, params)
-                columns = [d.name for d in cur.description]
-                return pd.DataFrame(cur.fetchall(), columns=columns)
-        except psycopg.errors.QueryCanceled:
-            raise
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            connection.clear()  # a dropped connection (server restart, failover): reconnect once
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+                cur.execute(sql, dict(params))
+                frames.append(_frame(cur))
+        now = _versions(conn, tuple(t for t, _ in versions))
+    if version_key(now, [t for t, _ in versions]) != versions:
+        raise VersionMoved
+    return frames, datetime.now(UTC)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def fetch(url: str, name: str, sql: str, params: dict) -> tuple[pd.DataFrame, datetime]:
-    """Rows of one query and when they were fetched (cached for CACHE_TTL_S)."""
-    return _run(url, sql, params), datetime.now(UTC)
+def ledger() -> dict[str, dict]:
+    """The ledger's table rows of every Gold table the dashboard reads: read on every view."""
+    url, _ = _url()
+    with _explained(url), pool(url).connection() as conn:
+        return _versions(conn, Q.ALL_TABLES)
 
 
-def run(query: Q.Query) -> tuple[pd.DataFrame, datetime]:
-    """A dashboard query against the serving copy, with errors turned into what to do."""
+def load(queries: list[Q.Query], ledger_rows: dict) -> tuple[list[pd.DataFrame], datetime]:
+    """The queries' rows at the lake versions in `ledger_rows`, cached per version."""
+    url, _ = _url()
+    versions = version_key(ledger_rows, [t for q in queries for t in q.tables])
+    with _explained(url, queries[0].name):
+        return fetch(url, versions, tuple(q.key for q in queries))
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+
+def _url() -> tuple[str, str]:
     try:
-        url, source = resolve_url()
+        return resolve_url()
     except Exception as exc:  # the embedded server could not start
         raise Unavailable(
             "Cannot start the embedded serving database (DASHBOARD_RDS_URL is not set): "
@@ -85,9 +153,24 @@ def run(query: Q.Query) -> tuple[pd.DataFrame, datetime]:
             f"Run `{MATERIALIZE}` to build it, or set DASHBOARD_RDS_URL to the read-only "
             "dashboard role's URL."
         ) from None
+
+
+def _probe(url: str) -> str | None:
+    """Why a new connection fails now (None: it works and the pool was only busy)."""
+    try:
+        psycopg.connect(url, connect_timeout=3, application_name="gold-dashboard").close()
+    except psycopg.Error as exc:
+        return error_reason(exc, url)
+    return None
+
+
+@contextmanager
+def _explained(url: str, what: str = "ledger_rows") -> Iterator[None]:
+    """Database errors as `Unavailable` with what to do; `VersionMoved` passes through."""
+    source = _url()[1]
     shown = redact(url)
     try:
-        return fetch(url, query.name, query.sql, query.params)
+        yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
         reason = error_reason(exc.diag.message_primary or exc, url)
         raise Unavailable(
@@ -102,18 +185,19 @@ def run(query: Q.Query) -> tuple[pd.DataFrame, datetime]:
         ) from None
     except psycopg.errors.QueryCanceled:
         raise Unavailable(
-            f"A dashboard query ({query.name}) took longer than the 15 s statement timeout on "
-            f"{shown}. Narrow the filters, or check the serving database's load."
+            f"A dashboard query ({what}) took longer than the {STATEMENT_TIMEOUT_S} s statement "
+            f"timeout on {shown}. Narrow the filters, or check the serving database's load."
         ) from None
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        reason = error_reason(exc, url)
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        reason = _probe(url) if isinstance(exc, PoolTimeout) else error_reason(exc, url)
+        if reason is None:
+            raise Unavailable(
+                f"The serving database is busy: no free connection within {WAIT_S:.0f} s "
+                f"(pool of {POOL_MAX}). Reload the page in a moment."
+            ) from None
         setting = f"DASHBOARD_RDS_URL={shown}" if source == "DASHBOARD_RDS_URL" else shown
         raise Unavailable(
             f"Cannot reach the serving database ({setting}): {reason}. Check that the server "
             "is up and the URL is right; for the local default, build and sync the Gold tables "
             f"with `{MATERIALIZE}` (it starts the embedded PostgreSQL)."
         ) from None
-
-
-def rows(query: Q.Query) -> pd.DataFrame:
-    return run(query)[0]

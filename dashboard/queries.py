@@ -22,14 +22,12 @@ CARRIER_DAILY = "gold.carrier_daily_performance"
 ROUTE_MONTHLY = "gold.route_monthly_performance"
 AIRPORT_WEATHER = "gold.airport_daily_weather"
 
-# Which Gold table each page reads (its freshness badge reports these).
-PAGE_TABLES = {
-    "overview": ("carrier_daily_performance",),
-    "routes": ("route_monthly_performance",),
-    "weather": ("airport_daily_weather",),
-}
+PAGES = ("overview", "routes", "weather")
+# Every Gold table the dashboard reads: their ledger rows are read first on every page view.
+ALL_TABLES = tuple(sorted(t.split(".")[1] for t in (CARRIER_DAILY, ROUTE_MONTHLY, AIRPORT_WEATHER)))
 
 _PARAM = re.compile(r"%\((\w+)\)s")
+_GOLD = re.compile(r"\bgold\.(\w+)")
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,11 @@ class Query:
         used = set(_PARAM.findall(self.sql))
         sql = _PARAM.sub(lambda m: "$" + m.group(1), self.sql)
         return sql, {k: v for k, v in self.params.items() if k in used}
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The Gold tables the statement reads (whose lake versions key its cached rows)."""
+        return tuple(sorted(set(_GOLD.findall(self.sql))))
 
     @property
     def key(self) -> tuple:
@@ -103,101 +106,139 @@ def date_bounds() -> Query:
 # ---- Overview ------------------------------------------------------------------------------
 
 
-def carrier_kpis(carrier: str, start: date, end: date) -> Query:
-    """KPI tiles for one carrier and period.
+def _where(conditions: list[str], params: dict, **optional) -> str:
+    """The conditions and `column = %(column)s` for each optional filter set (None: all)."""
+    for column, value in optional.items():
+        if value is not None:
+            conditions.append(f"{column} = %({column})s")
+            params[column] = value
+    return " AND ".join(conditions)
 
-    on_time_rate = on-time arrivals / departed flights; the average delays are the daily
-    averages weighted by departed flights (cancelled flights have no delay).
+
+def first_of_month(day: date) -> date:
+    return date(day.year, day.month, 1)
+
+
+def daily_performance(carrier: str | None, start: date, end: date) -> Query:
+    """One row per day of one carrier (or all): volumes and the sums the KPI tiles and the
+    trend chart are computed from (`dashboard/metrics.py`), so the page needs one query.
+
+    A delay average of several rows is weighted by departed flights: `*_delay_sum` is the
+    weighted sum, `*_delay_n` the weight of the rows that have an average.
     """
-    sql = f"""
-SELECT
-    COALESCE(SUM(flights), 0) AS flights,
-    COALESCE(SUM(cancelled), 0) AS cancelled,
-    COALESCE(SUM(departed), 0) AS departed,
-    SUM(on_time_arrivals) / NULLIF(SUM(departed), 0) AS on_time_rate,
-    SUM(avg_dep_delay_min * departed) / NULLIF(SUM(CASE WHEN avg_dep_delay_min IS NOT NULL
-        THEN departed END), 0) AS avg_dep_delay_min,
-    SUM(avg_arr_delay_min * departed) / NULLIF(SUM(CASE WHEN avg_arr_delay_min IS NOT NULL
-        THEN departed END), 0) AS avg_arr_delay_min
-FROM {CARRIER_DAILY}
-WHERE carrier = %(carrier)s AND flight_date BETWEEN %(start)s AND %(end)s"""
-    return Query("carrier_kpis", sql, {"carrier": carrier, "start": start, "end": end})
-
-
-def carrier_daily_trend(carrier: str, start: date, end: date) -> Query:
-    """One row per day for the trend chart."""
+    params: dict = {"start": start, "end": end}
+    where = _where(["flight_date BETWEEN %(start)s AND %(end)s"], params, carrier=carrier)
     sql = f"""
 SELECT
     flight_date,
-    flights,
-    cancelled,
-    on_time_arrivals / NULLIF(departed, 0) AS on_time_rate,
-    avg_dep_delay_min,
-    avg_arr_delay_min
+    CAST(SUM(flights) AS BIGINT) AS flights,
+    CAST(SUM(cancelled) AS BIGINT) AS cancelled,
+    CAST(SUM(departed) AS BIGINT) AS departed,
+    CAST(SUM(on_time_arrivals) AS BIGINT) AS on_time_arrivals,
+    SUM(avg_dep_delay_min * departed) AS dep_delay_sum,
+    CAST(SUM(CASE WHEN avg_dep_delay_min IS NOT NULL THEN departed END) AS BIGINT) AS dep_delay_n,
+    SUM(avg_arr_delay_min * departed) AS arr_delay_sum,
+    CAST(SUM(CASE WHEN avg_arr_delay_min IS NOT NULL THEN departed END) AS BIGINT) AS arr_delay_n
 FROM {CARRIER_DAILY}
-WHERE carrier = %(carrier)s AND flight_date BETWEEN %(start)s AND %(end)s
+WHERE {where}
+GROUP BY flight_date
 ORDER BY flight_date"""
-    return Query("carrier_daily_trend", sql, {"carrier": carrier, "start": start, "end": end})
+    return Query("daily_performance", sql, params)
+
+
+def airport_months(carrier: str | None, origin: str, start: date, end: date) -> Query:
+    """One row per month of departures from one airport (one carrier or all): the Overview for
+    an airport. Only the monthly route table has both carrier and airport, so the period is
+    the whole months the dates touch, and there is no on-time count or departure delay."""
+    params: dict = {"first_month": first_of_month(start), "end": end}
+    where = _where(
+        ["month BETWEEN %(first_month)s AND %(end)s"], params, carrier=carrier, origin=origin
+    )
+    sql = f"""
+SELECT
+    month,
+    CAST(SUM(flights) AS BIGINT) AS flights,
+    CAST(SUM(cancelled) AS BIGINT) AS cancelled,
+    CAST(SUM(flights - cancelled) AS BIGINT) AS departed,
+    SUM(avg_arr_delay_min * (flights - cancelled)) AS arr_delay_sum,
+    CAST(SUM(CASE WHEN avg_arr_delay_min IS NOT NULL THEN flights - cancelled END) AS BIGINT)
+        AS arr_delay_n
+FROM {ROUTE_MONTHLY}
+WHERE {where}
+GROUP BY month
+ORDER BY month"""
+    return Query("airport_months", sql, params)
 
 
 # ---- Routes --------------------------------------------------------------------------------
 
 
 def worst_routes(
-    month: date,
+    start: date,
+    end: date,
     carrier: str | None = None,
     origin: str | None = None,
     min_flights: int = 1,
     limit: int = 20,
 ) -> Query:
-    """Routes of one month by average arrival delay, worst first (index (month, avg_arr_delay))."""
-    filters = ["month = %(month)s", "flights >= %(min_flights)s", "avg_arr_delay_min IS NOT NULL"]
-    params: dict = {"month": month, "min_flights": int(min_flights), "limit": int(limit)}
-    if carrier:
-        filters.append("carrier = %(carrier)s")
-        params["carrier"] = carrier
-    if origin:
-        filters.append("origin = %(origin)s")
-        params["origin"] = origin
+    """Routes by average arrival delay over the whole months the dates touch, worst first.
+
+    A route's delay is its monthly averages weighted by departed flights; `min_flights` counts
+    the route's flights over the period."""
+    params: dict = {
+        "first_month": first_of_month(start),
+        "end": end,
+        "min_flights": int(min_flights),
+        "limit": int(limit),
+    }
+    where = _where(
+        ["month BETWEEN %(first_month)s AND %(end)s"], params, carrier=carrier, origin=origin
+    )
+    weight = "SUM(CASE WHEN avg_arr_delay_min IS NOT NULL THEN flights - cancelled END)"
     sql = f"""
-SELECT
-    origin,
-    dest,
-    carrier,
-    flights,
-    cancelled,
-    avg_arr_delay_min,
-    distance_miles
-FROM {ROUTE_MONTHLY}
-WHERE {" AND ".join(filters)}
+SELECT origin, dest, carrier, flights, cancelled, avg_arr_delay_min, distance_miles
+FROM (
+    SELECT
+        origin,
+        dest,
+        carrier,
+        CAST(SUM(flights) AS BIGINT) AS flights,
+        CAST(SUM(cancelled) AS BIGINT) AS cancelled,
+        SUM(avg_arr_delay_min * (flights - cancelled)) / {weight} AS avg_arr_delay_min,
+        SUM(distance_miles * flights) / SUM(flights) AS distance_miles
+    FROM {ROUTE_MONTHLY}
+    WHERE {where}
+    GROUP BY origin, dest, carrier
+    HAVING SUM(flights) >= %(min_flights)s AND {weight} > 0
+) AS routes
 ORDER BY avg_arr_delay_min DESC, origin, dest, carrier
 LIMIT %(limit)s"""
     return Query("worst_routes", sql, params)
 
 
-def route_months() -> Query:
-    """First and last month of the route table."""
-    return _bounds("route_months", ROUTE_MONTHLY, "month", "month")
-
-
 # ---- Airports & weather --------------------------------------------------------------------
 
 
-def airport_weather(origin: str, start: date, end: date) -> Query:
-    """One row per day at one airport: departures and delay next to that day's weather."""
+def airport_weather(origin: str | None, start: date, end: date) -> Query:
+    """One row per day at one airport (or all, averaged): departures and delay next to that
+    day's weather. Several airports' delays are weighted by departed flights."""
+    params: dict = {"start": start, "end": end}
+    where = _where(["flight_date BETWEEN %(start)s AND %(end)s"], params, origin=origin)
     sql = f"""
 SELECT
     flight_date,
-    flights,
-    cancelled,
-    avg_dep_delay_min,
-    precip_in,
-    visibility_mi,
-    wind_speed_mph
+    CAST(SUM(flights) AS BIGINT) AS flights,
+    CAST(SUM(cancelled) AS BIGINT) AS cancelled,
+    SUM(avg_dep_delay_min * (flights - cancelled)) / NULLIF(SUM(CASE WHEN avg_dep_delay_min
+        IS NOT NULL THEN flights - cancelled END), 0) AS avg_dep_delay_min,
+    AVG(precip_in) AS precip_in,
+    AVG(visibility_mi) AS visibility_mi,
+    AVG(wind_speed_mph) AS wind_speed_mph
 FROM {AIRPORT_WEATHER}
-WHERE origin = %(origin)s AND flight_date BETWEEN %(start)s AND %(end)s
+WHERE {where}
+GROUP BY flight_date
 ORDER BY flight_date"""
-    return Query("airport_weather", sql, {"origin": origin, "start": start, "end": end})
+    return Query("airport_weather", sql, params)
 
 
 # ---- freshness -----------------------------------------------------------------------------
@@ -215,33 +256,23 @@ ORDER BY table_name"""
 
 
 def page_queries(page: str, f: dict) -> list[Query]:
-    """The queries one page view runs, given its filters (what the benchmark times).
+    """The Gold queries one page view runs, given its filters (what the app fetches per view,
+    and what the benchmark times); the ledger row is read first and apart (`ledger_rows`).
 
-    `f` holds carrier, origin, start, end, month, and optionally route_carrier/route_origin/
-    min_flights. The filter lists (`FILTER_QUERIES`) are cached longer, so they are not here.
+    `f` holds carrier and origin (None: all), start, end and optionally min_flights. The
+    filter lists (`FILTER_QUERIES`) are fetched once per lake version, so they are not here.
     """
     if page == "overview":
-        return [
-            carrier_kpis(f["carrier"], f["start"], f["end"]),
-            carrier_daily_trend(f["carrier"], f["start"], f["end"]),
-            ledger_rows(PAGE_TABLES["overview"]),
-        ]
+        if f["origin"] is None:
+            return [daily_performance(f["carrier"], f["start"], f["end"])]
+        return [airport_months(f["carrier"], f["origin"], f["start"], f["end"])]
     if page == "routes":
         return [
-            worst_routes(
-                f["month"],
-                f.get("route_carrier"),
-                f.get("route_origin"),
-                f.get("min_flights", 1),
-            ),
-            ledger_rows(PAGE_TABLES["routes"]),
+            worst_routes(f["start"], f["end"], f["carrier"], f["origin"], f.get("min_flights", 1))
         ]
     if page == "weather":
-        return [
-            airport_weather(f["origin"], f["start"], f["end"]),
-            ledger_rows(PAGE_TABLES["weather"]),
-        ]
+        return [airport_weather(f["origin"], f["start"], f["end"])]
     raise ValueError(f"unknown page {page!r}")
 
 
-FILTER_QUERIES = (carriers, airports, date_bounds, route_months)
+FILTER_QUERIES = (carriers, airports, date_bounds)

@@ -73,14 +73,23 @@ def assert_badge(at: AppTest, serving, lake, table: str, colour: str = "GREEN") 
     assert any(c.startswith("View cached at ") for c in (e.value for e in at.caption))
 
 
+def sidebar_labels(at: AppTest) -> list[str]:
+    return [w.label for w in (*at.sidebar.selectbox, *at.sidebar.date_input)]
+
+
+def flights_shown(at: AppTest) -> str:
+    return {m.label: m.value for m in at.metric}["Flights"]
+
+
 def test_overview_kpis_equal_direct_sql_and_the_lake(app, gold):
     serving, lake = gold
     at = app.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+    assert sidebar_labels(at) == ["Carrier", "Airport", "Date range"]
     metrics = {m.label: m.value for m in at.metric}
 
-    # Default filters: UA, the last 365 days of data (here all of 2013).
+    # Default filters: UA, all airports, the last 365 days of data (here all of 2013).
     (flights, cancelled, on_time, departed) = sql(
         serving,
         "SELECT SUM(flights), SUM(cancelled), SUM(on_time_arrivals), SUM(departed) "
@@ -106,27 +115,55 @@ def test_overview_kpis_equal_direct_sql_and_the_lake(app, gold):
     assert abs(float(metrics["Avg arrival delay"].split()[0]) - truth["arr"]) < 0.15
     assert abs(float(metrics["Avg departure delay"].split()[0]) - truth["dep"]) < 0.15
 
-    assert len(charts(at)) >= 2  # daily delays + flights/cancellations
+    assert len(charts(at)) == 2  # daily delays + flights/cancellations (two axes, a legend)
     assert_badge(at, serving, lake, "carrier_daily_performance")
 
     # Another carrier and a shorter period: the tiles follow the filters.
     at.sidebar.selectbox(key="carrier").set_value("AA")
     at.sidebar.date_input(key="dates").set_value((date(2013, 6, 1), date(2013, 6, 30)))
     at.run()
-    expected = sql(
+    aa_june = sql(
         serving,
         "SELECT SUM(flights) FROM gold.carrier_daily_performance WHERE carrier = 'AA' "
         "AND flight_date BETWEEN '2013-06-01' AND '2013-06-30'",
     )[0][0]
-    assert {m.label: m.value for m in at.metric}["Flights"] == f"{expected:,}"
+    assert flights_shown(at) == f"{aa_june:,}"
     assert "Overview · AA" in at.header[0].value
 
+    # An airport: AA's departures from LGA in June, from the monthly route table.
+    at.sidebar.selectbox(key="airport").set_value("LGA").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    aa_lga, cancelled = sql(
+        serving,
+        "SELECT SUM(flights), SUM(cancelled) FROM gold.route_monthly_performance "
+        "WHERE carrier = 'AA' AND origin = 'LGA' AND month = '2013-06-01'",
+    )[0]
+    assert 0 < aa_lga < aa_june
+    assert flights_shown(at) == f"{aa_lga:,}"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Cancellations"] == f"{cancelled:,}"
+    assert "On-time rate" not in metrics  # the route table has no on-time count: not shown
+    assert "Overview · AA · American Airlines Inc. · LGA" in at.header[0].value
+    assert_badge(at, serving, lake, "route_monthly_performance")
 
-def test_routes_page_lists_the_worst_routes(app, gold):
+    # All carriers at LGA.
+    at.sidebar.selectbox(key="carrier").set_value("*").run()
+    (all_lga,) = sql(
+        serving,
+        "SELECT SUM(flights) FROM gold.route_monthly_performance "
+        "WHERE origin = 'LGA' AND month = '2013-06-01'",
+    )[0]
+    assert flights_shown(at) == f"{all_lga:,}"
+
+
+def test_routes_page_applies_the_sidebar_filters(app, gold):
     serving, lake = gold
     at = app.run()
     at.sidebar.radio(key="page").set_value("routes").run()
-    at.selectbox(key="month").set_value(date(2013, 7, 1))
+    assert sidebar_labels(at) == ["Carrier", "Airport", "Date range"]
+    assert [w.label for w in at.main.selectbox] == []  # no page-own carrier/origin/month
+    at.sidebar.selectbox(key="carrier").set_value("*")
+    at.sidebar.date_input(key="dates").set_value((date(2013, 7, 1), date(2013, 7, 31)))
     at.number_input(key="minf").set_value(20)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -144,18 +181,34 @@ def test_routes_page_lists_the_worst_routes(app, gold):
     assert len(charts(at)) == 1
     assert_badge(at, serving, lake, "route_monthly_performance")
 
-    at.selectbox(key="ro").set_value("EWR")
-    at.selectbox(key="rc").set_value("UA")
+    # The sidebar's carrier and airport narrow the list.
+    at.sidebar.selectbox(key="airport").set_value("EWR")
+    at.sidebar.selectbox(key="carrier").set_value("UA")
     at.run()
     table = at.dataframe[0].value
     assert len(table) > 0
     assert all(r.startswith("EWR→") and r.endswith("(UA)") for r in table["route"])
+
+    # A longer period: flights of each route add up over its months.
+    at.sidebar.date_input(key="dates").set_value((date(2013, 6, 15), date(2013, 8, 10)))
+    at.run()
+    summer = dict(
+        sql(
+            serving,
+            "SELECT dest, SUM(flights) FROM gold.route_monthly_performance WHERE origin = 'EWR' "
+            "AND carrier = 'UA' AND month BETWEEN '2013-06-01' AND '2013-08-01' GROUP BY dest",
+        )
+    )
+    table = at.dataframe[0].value
+    for route, flights in zip(table["route"], table["flights"], strict=True):
+        assert flights == summer[route.split("→")[1].split(" ")[0]]
 
 
 def test_weather_page_and_badge_colours(app, gold):
     serving, lake = gold
     at = app.run()
     at.sidebar.radio(key="page").set_value("weather").run()
+    assert sidebar_labels(at) == ["Airport", "Date range"]  # no carrier: the data has none
     at.sidebar.selectbox(key="airport").set_value("LGA").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
 
@@ -168,11 +221,27 @@ def test_weather_page_and_badge_colours(app, gold):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Days"] == f"{days:,}"
     assert metrics["Avg delay, wet days"] == f"{wet_delay:.1f} min"
-    assert len(charts(at)) == 3  # two scatter charts and the daily line
+    assert len(charts(at)) == 3  # two scatter charts and the daily bars + line (a legend)
     assert "Airports & weather · LGA" in at.header[0].value
     assert_badge(at, serving, lake, "airport_daily_weather")
 
+    # All airports: one row per day (averaged over the airports), other delays than LGA's.
+    at.sidebar.selectbox(key="airport").set_value("*").run()
+    everywhere = {m.label: m.value for m in at.metric}
+    assert everywhere["Days"] == "365"
+    assert everywhere["Avg delay, wet days"] != metrics["Avg delay, wet days"]
+    assert "Airports & weather · All airports" in at.header[0].value
+
+    # The carrier picked on Overview is kept while Weather hides it.
+    at.sidebar.radio(key="page").set_value("overview").run()
+    at.sidebar.selectbox(key="carrier").set_value("DL").run()
+    at.sidebar.radio(key="page").set_value("weather").run()
+    at.sidebar.radio(key="page").set_value("overview").run()
+    assert at.sidebar.selectbox(key="carrier").value == "DL"
+
     # The ledger says the version was built 25 h / 27 h ago: amber, then red (spec 24 h / 26 h).
+    # The badge reads the ledger on every view: no cache to clear.
+    at.sidebar.radio(key="page").set_value("weather").run()
     table = "airport_daily_weather"
     (created,) = sql(
         serving,
@@ -188,7 +257,6 @@ def test_weather_page_and_badge_colours(app, gold):
                 "WHERE table_name = %s AND partition_key = ''",
                 (timedelta(hours=hours), table),
             )
-            st.cache_data.clear()
             at.run()
             assert_badge(at, serving, lake, table, colour)
     finally:
@@ -242,9 +310,10 @@ def test_read_only_session_even_for_a_privileged_url(gold, monkeypatch):
     serving, _ = gold
     monkeypatch.setenv("DASHBOARD_RDS_URL", serving.conninfo())  # the owner, not the reader
     st.cache_resource.clear()
-    from dashboard.data import connection
+    from dashboard.data import pool
 
-    conn = connection(serving.conninfo())
-    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        conn.execute("CREATE TABLE gold.nope (x int)")
-    conn.close()
+    with pool(serving.conninfo()).connection() as conn:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE gold.nope (x int)")
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "15s"
+    st.cache_resource.clear()

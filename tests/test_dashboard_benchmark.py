@@ -1,7 +1,8 @@
 """`benchmarks/dashboard_latency.py --json --quick` runs end to end and reports every number.
 
 Only the report's shape and its correctness flags are asserted (timings belong in the output):
-both engines return the same rows for every page, and no page view failed while syncs ran.
+both engines return the same rows for every page, no page view failed while syncs ran, and the
+app itself drew every page of its concurrent sessions (`app_sessions`, small) without an error.
 """
 
 from __future__ import annotations
@@ -25,4 +26,9 @@ def test_dashboard_latency_quick_reports_every_page():
         assert 0 < run["p50_ms"] <= run["p95_ms"]
     assert result["concurrent"]["while_syncing"]["syncs_completed"] >= 1
     assert result["concurrent"]["while_syncing"]["sync_errors"] == []
-    assert set(result["index_scans"]) >= {"carrier_kpis", "worst_routes", "airport_weather"}
+    assert set(result["index_scans"]) >= {"daily_performance", "worst_routes", "airport_weather"}
+
+    app = result["app_sessions"]
+    assert app["sessions"] == 2 and app["views"] == 2 * app["views_per_session"] > 0
+    assert app["errors"] == 0, app["error_samples"]
+    assert 0 < app["p50_ms"] <= app["p95_ms"] and app["single_p50_ms"] > 0

@@ -29,7 +29,7 @@ def test_pages_render_badge_and_charts_in_chromium(gold, tmp_path):
         for page, table, heading, min_charts in (
             ("overview", "carrier_daily_performance", "Overview · UA", 2),
             ("routes", "route_monthly_performance", "Routes · worst average arrival delay", 1),
-            ("weather", "airport_daily_weather", "Airports & weather · JFK", 3),
+            ("weather", "airport_daily_weather", "Airports & weather · All airports", 3),
         ):
             browser.get(f"{base}/?page={page}")
             text, charts = browser.wait_for(
