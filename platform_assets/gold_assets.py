@@ -380,8 +380,8 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     },
                 )
                 raise dg.Failure(description=str(refused), allow_retries=False) from None
-            except LookupError as unbuilt:
-                raise dg.Failure(description=str(unbuilt), allow_retries=False) from None
+            except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
+                raise dg.Failure(description=str(bad), allow_retries=False) from None
             except SyncTransientError as transient:  # retried by SYNC_RETRY, then by the sensor
                 raise dg.Failure(description=str(transient)) from None
             if spec.partitioned:

@@ -46,9 +46,7 @@ def own_server(tmp_path):
     info = server.get_postmaster_info()
     url = info.get_uri(database="postgres")
     yield pgdata, info.socket_dir, with_user(url, "postgres", PASSWORD)
-    if not (pgdata / "postmaster.pid").exists():
-        _start(pgdata, info.socket_dir)
-    server.cleanup()
+    server.cleanup()  # stops it if it runs, and deletes its folder
 
 
 def _start(pgdata: Path, socket_dir) -> None:
