@@ -53,3 +53,29 @@ def test_stop_db_refuses_when_rds_url_is_set(tmp_path):
     )
     assert done.returncode == 2
     assert "RDS_URL" in done.stderr and "s3cret" not in done.stderr + done.stdout
+
+
+def test_stop_db_stops_the_server_even_after_its_users_were_killed(tmp_path):
+    """A process killed with SIGKILL leaves its pid in the package's handle list; stop-db must
+    still stop the server, and say so only when it did."""
+    pgdata = tmp_path / "pg"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal; from resources import embedded_pg; "
+            f"embedded_pg.url({str(pgdata)!r}); os.kill(os.getpid(), signal.SIGKILL)",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9
+    assert (pgdata / ".handle_pids.json").read_text() not in ("", "[]")  # the dead handle
+    url = goldctl(pgdata, "rds-url").stdout.strip()
+    psycopg.connect(url, connect_timeout=5).close()
+
+    stopped = goldctl(pgdata, "stop-db")
+    assert stopped.returncode == 0 and stopped.stdout.startswith("stopped"), stopped.stderr
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+    assert goldctl(pgdata, "stop-db").stdout.startswith("not running")
