@@ -66,7 +66,7 @@ def read_rds_facts(conn: psycopg.Connection, tables: list[str]) -> RdsFacts:
 
 
 def live_row_count(conn: psycopg.Connection, table: str) -> int | None:
-    if conn.execute("SELECT to_regclass(%s)", (f"gold.{table}",)).fetchone()[0] is None:
+    if conn.execute("SELECT to_regclass(%s)", (qualified(table),)).fetchone()[0] is None:
         return None
     return conn.execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()[0]
 

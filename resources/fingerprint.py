@@ -12,6 +12,8 @@ import hashlib
 
 import pyarrow as pa
 
+from resources.identifiers import quote_ident
+
 DIALECTS = ("athena", "duckdb", "postgres")
 
 
@@ -27,12 +29,8 @@ def column_kind(arrow_type: pa.DataType) -> str:
     return "string"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _canonical(dialect: str, name: str, kind: str) -> str:
-    col = _quote(name)
+    col = quote_ident(name)
     if kind == "float":
         # Scaled and floored in IEEE double arithmetic, which every engine does identically;
         # rounding through a decimal type would differ at halves (PostgreSQL converts float8
@@ -67,7 +65,7 @@ def segment_checksum_sql(
     parts = [_canonical(dialect, f.name, column_kind(f.type)) for f in schema]
     row_text = " || '|' || ".join(parts)
     text_type = "TEXT" if dialect == "postgres" else "VARCHAR"
-    segment = f"SUBSTR(CAST({_quote(segment_column)} AS {text_type}), 1, 7)"
+    segment = f"SUBSTR(CAST({quote_ident(segment_column)} AS {text_type}), 1, 7)"
     return (
         f"SELECT {segment} AS segment, COUNT(*) AS row_count, "
         f"SUM({_hash32(dialect, row_text)}) AS checksum "

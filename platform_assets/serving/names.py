@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 
+from resources.identifiers import quote_ident
+
+
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else
 PLATFORM_SCHEMA = "platform"  # the ledger
 WHOLE = "*"  # the unit key of a table loaded as one unit (a default partition)
 MAX_IDENT = 63  # NAMEDATALEN - 1
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def qualified(name: str, schema: str = SCHEMA) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from platform_assets.serving import catalog, indexes, insync, ledger, schema_change, snapshot
-from platform_assets.serving.names import lock_key
+from platform_assets.serving.names import lock_key, qualified
 from platform_assets.serving.publish import LockBudgetExhausted, Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
@@ -291,7 +291,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
         discard_staging(conn, spec.name)
         raise
     if not usable or change:
-        conn.execute(f"ANALYZE gold.{spec.name}")  # the parent's own statistics, all new
+        conn.execute(f"ANALYZE {qualified(spec.name)}")  # the parent's own statistics, all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")
