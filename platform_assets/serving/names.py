@@ -12,7 +12,6 @@ import hashlib
 
 from resources.identifiers import quote_ident
 
-
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else
 PLATFORM_SCHEMA = "platform"  # the ledger
