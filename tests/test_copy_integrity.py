@@ -95,6 +95,8 @@ DAMAGE = {
     "truncate_one_month": "TRUNCATE gold.{t}__p201305",
     "alter": "ALTER TABLE gold.{t} ADD COLUMN note text",
     "drop_column": "ALTER TABLE gold.{t} DROP COLUMN cancelled",
+    "recreate": "DROP TABLE gold.{t}; "
+    "CREATE TABLE gold.{t} (flight_date date, carrier text) PARTITION BY RANGE (flight_date)",
 }
 
 
@@ -152,3 +154,30 @@ def test_plain_table_truncated_by_hand_is_repaired(built):
     assert _sync(lake, serving, WEATHER).action == "loaded"
     with serving.connect(autocommit=True) as conn:
         assert conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0] == count
+
+
+def test_a_copy_of_an_older_layout_is_rebuilt_once(local_lake, serving):
+    """A plain table with a ledger row from before the ledger recorded relations (an upgrade):
+    the first sync rebuilds it as a partitioned parent, the next one is a no-op."""
+    resources = platform_resources(local_lake, serving)
+    assert materialize(f"key:lake/gold/{WEATHER.name} or key:rds/gold/{WEATHER.name}", resources)
+    with serving.connect(autocommit=True) as conn:
+        count = conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0]
+        conn.execute(f"CREATE TABLE gold.old_layout AS SELECT * FROM gold.{WEATHER.name}")
+        conn.execute(f"DROP TABLE gold.{WEATHER.name}")
+        conn.execute(f"ALTER TABLE gold.old_layout RENAME TO {WEATHER.name}")
+        conn.execute(
+            "UPDATE platform.sync_ledger SET relation_id = NULL, columns = '[]' "
+            "WHERE table_name = %s",
+            (WEATHER.name,),
+        )
+        assert not table_status(WEATHER, GoldLake(local_lake), conn).in_sync
+    assert _sync(local_lake, serving, WEATHER).action == "loaded"
+    with serving.connect(autocommit=True) as conn:
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = %s::regclass", (f"gold.{WEATHER.name}",)
+        ).fetchone()[0]
+        assert kind == "p"
+        assert conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0] == count
+        assert table_status(WEATHER, GoldLake(local_lake), conn).in_sync
+    assert _sync(local_lake, serving, WEATHER).action == "unchanged"

@@ -34,7 +34,7 @@ def copy_drift(
     if facts is None:
         return f"gold.{table} is missing (dropped by hand?)", tuple(units), ()
     if facts.relkind != "p" or row.relation_id != str(facts.oid):
-        return f"gold.{table} is not the table the platform published (re-created?)", (), ()
+        return f"gold.{table} is not the table the platform published (re-created by hand?)", (), ()
     published = tuple(tuple(c) for c in row.columns)
     if published != facts.columns:
         changed = sorted(set(published) ^ set(facts.columns))

@@ -226,8 +226,13 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
             f"months look like {min(lake_units, default='2013-01')}"
         )
 
-    usable = facts is not None and facts.relkind == "p"
-    usable = usable and facts.partition_column == spec.segment_column
+    usable = (  # the parent the ledger recorded, in the layout the spec asks for
+        facts is not None
+        and facts.relkind == "p"
+        and facts.partition_column == spec.segment_column
+        and table_row is not None
+        and table_row.relation_id == str(facts.oid)
+    )
     change = schema_change.SchemaChange()
     if usable:
         change = schema_change.diff(facts.columns, snap.columns)
@@ -379,9 +384,9 @@ def _check_no_views(conn, spec, facts) -> None:
     views = sorted(catalog.dependent_views(conn, spec.name))
     if views:
         raise SyncRefused(
-            f"refusing to re-create gold.{spec.name} (it is a {facts.relkind!r} table of an older "
-            f"layout): view(s) {', '.join(views)} depend on it. Drop them, sync, and create them "
-            "again; RDS keeps serving the old copy"
+            f"refusing to re-create gold.{spec.name} (it is not the table the platform "
+            f"published, or has an older layout): view(s) {', '.join(views)} depend on it. Drop "
+            "them, sync, and create them again; RDS keeps serving the old copy"
         )
 
 
