@@ -1,7 +1,7 @@
 """The indexes a spec declares: on a new parent, and on live copies that predate the spec.
 
 A new parent gets the primary key and every declared index (its units are staged with the same
-ones, see units.build_indexes). A live copy built before an index was added to its spec gets the
+ones, see units.index_ddl). A live copy built before an index was added to its spec gets the
 missing index on the next sync, even when the lake did not change: an edit of
 `GoldTableSpec.indexes` must reach RDS without a forced reload.
 """

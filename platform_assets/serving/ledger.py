@@ -201,7 +201,10 @@ def write(conn: psycopg.Connection, *rows: LedgerRow) -> None:
 
 
 def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
-    """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole)."""
+    """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole);
+    {} before the first sync created the ledger."""
+    if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
+        return {}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT * FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> ''",

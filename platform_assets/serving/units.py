@@ -140,22 +140,27 @@ def stage(
     """
     parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
     not_null = set(spec.primary_key)
-    conn.execute(f"DROP TABLE IF EXISTS {parent}")
     try:
-        conn.execute(
+        # DDL goes in batches: one round trip and one commit each, not one per statement and
+        # unit (a full rebuild of 120 months issues ~800 statements).
+        ddl = [
+            f"DROP TABLE IF EXISTS {parent}",
             f"{loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)} "
-            f"PARTITION BY RANGE ({quote_ident(spec.segment_column)})"
-        )
-        conn.execute(f"COMMENT ON TABLE {parent} IS {_literal(stage_comment(spec.name))}")
+            f"PARTITION BY RANGE ({quote_ident(spec.segment_column)})",
+            f"COMMENT ON TABLE {parent} IS {_literal(stage_comment(spec.name))}",
+        ]
         for unit in units:
             child = qualified(unit.child, STAGE_SCHEMA)
-            conn.execute(f"DROP TABLE IF EXISTS {child}")
-            conn.execute(f"CREATE TABLE {child} PARTITION OF {parent} {unit.bound()}")
-            conn.execute(f"COMMENT ON TABLE {child} IS {_literal(stage_comment(spec.name))}")
+            ddl += [
+                f"DROP TABLE IF EXISTS {child}",
+                f"CREATE TABLE {child} PARTITION OF {parent} {unit.bound()}",
+                f"COMMENT ON TABLE {child} IS {_literal(stage_comment(spec.name))}",
+            ]
             check = unit.month_check(spec.segment_column)
             if check:
                 name = quote_ident(index_name(unit.child, "month"))
-                conn.execute(f"ALTER TABLE {child} ADD CONSTRAINT {name} CHECK ({check})")
+                ddl.append(f"ALTER TABLE {child} ADD CONSTRAINT {name} CHECK ({check})")
+        conn.execute(";\n".join(ddl))
         months = [u.key for u in units if u.key != WHOLE]
         where = _month_filter(spec.segment_column, months) if months else None
         expected = {k: v for u in units for k, v in u.expected.items()}
@@ -173,17 +178,15 @@ def stage(
                 f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
                 f"differing segments: {', '.join(bad[:12])}"
             )
-        for unit in units:
-            build_indexes(conn, spec.name, unit.child, index_defs)
-        conn.execute(f"ANALYZE {parent}")
-        # Ready-made tables: the publish only moves and attaches them, holding its locks briefly.
-        conn.execute(
-            ";\n".join(
-                f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
-                for u in units
-            )
-            + f";\nDROP TABLE {parent}"
-        )
+        # Indexes, statistics, then ready-made tables: the publish only moves and attaches them.
+        finish = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
+        finish.append(f"ANALYZE {parent}")
+        finish += [
+            f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
+            for u in units
+        ]
+        finish.append(f"DROP TABLE {parent}")
+        conn.execute(";\n".join(finish))
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
         return Staged(tuple(units), stats.rows, stats.seconds)
     except BaseException:
@@ -191,21 +194,18 @@ def stage(
         raise
 
 
-def build_indexes(conn: psycopg.Connection, table: str, child: str, defs: list[IndexDef]) -> None:
-    """Give a staged child the live parent's indexes, so ATTACH adopts them instead of building
+def index_ddl(table: str, child: str, defs: list[IndexDef]) -> list[str]:
+    """The live parent's indexes for a staged child, so ATTACH adopts them instead of building
     them under its lock. Names are the child's own, within PostgreSQL's 63 bytes."""
-    relation = qualified(child, STAGE_SCHEMA)
+    relation, ddl = qualified(child, STAGE_SCHEMA), []
     for d in defs:
         suffix = d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name
-        name = index_name(child, suffix)
-        unique = "UNIQUE " if d.unique else ""
-        conn.execute(f"CREATE {unique}INDEX {quote_ident(name)} ON {relation} {d.body}")
+        name = quote_ident(index_name(child, suffix))
+        ddl.append(f"CREATE {'UNIQUE ' if d.unique else ''}INDEX {name} ON {relation} {d.body}")
         if d.constraint in ("p", "u"):
             kind = "PRIMARY KEY" if d.constraint == "p" else "UNIQUE"
-            conn.execute(
-                f"ALTER TABLE {relation} ADD CONSTRAINT {quote_ident(name)} "
-                f"{kind} USING INDEX {quote_ident(name)}"
-            )
+            ddl.append(f"ALTER TABLE {relation} ADD CONSTRAINT {name} {kind} USING INDEX {name}")
+    return ddl
 
 
 def discard_staging(conn: psycopg.Connection, table: str) -> None:
