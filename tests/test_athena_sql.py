@@ -15,11 +15,8 @@ that builds them) rather than retyped, and then:
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections import Counter
 
-import psycopg
 import pyarrow as pa
 import pytest
 import sqlglot
@@ -34,10 +31,9 @@ from platform_assets.sources import SOURCE_TABLES
 from platform_assets.specs import GOLD_TABLES, SQL_DIR
 from resources.fingerprint import segment_checksum_sql, segments_from_rows
 from resources.lake_tables import GoldLake, version_prefix
-from resources.serving_db import ServingDatabase
 from resources.sql_engine import DuckDBEngine
 from resources.storage import LakeStorage
-from tests.conftest import materialize, platform_resources
+from tests.conftest import gold_built
 from tests.test_athena_engine import athena  # noqa: F401 (the fixture)
 
 HIVE_DDL = (exp.Alter,)  # Athena runs DDL on its Hive engine; sqlglot's "athena" reads it so
@@ -46,18 +42,8 @@ HIVE_DDL = (exp.Alter,)  # Athena runs DDL on its Hive engine; sqlglot's "athena
 @pytest.fixture(scope="module")
 def gold(silver_lake_dir, pg_url, tmp_path_factory):
     """Gold built by the local engine into a private lake copy and synced into PostgreSQL."""
-    root = tmp_path_factory.mktemp("athena-sql")
-    shutil.copytree(silver_lake_dir, root / "lake")
-    lake = LakeStorage(url=str(root / "lake"))
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    serving = ServingDatabase(url=pg_url.replace("/postgres?", f"/{name}?"))
-    result = materialize("key:lake/gold/* or key:rds/gold/*", platform_resources(lake, serving))
-    assert result.success
-    yield lake, serving
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with gold_built(silver_lake_dir, pg_url, tmp_path_factory.mktemp("athena-sql")) as built:
+        yield built
 
 
 class _CheckRecorder:
