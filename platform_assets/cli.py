@@ -1,6 +1,7 @@
 """`goldctl`: the Gold layer from a terminal.
 
-goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync
+goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync; each
+                          copy's size and its next sync's headroom against the storage budget
 goldctl rds-url           the serving DB's URL (psql "$(goldctl rds-url)")
 goldctl sync [TABLE ...] [--force] [--month YYYY-MM]   run the sync protocol outside Dagster
 goldctl stop-db           stop the embedded PostgreSQL (its data stays in .local/pg)
@@ -14,6 +15,7 @@ import signal
 import sys
 
 from platform_assets import settings
+from platform_assets.serving import footprint
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
@@ -25,10 +27,14 @@ def cmd_status(args, lake, engine, serving) -> int:
     gold = GoldLake(lake)
     with serving.connect(autocommit=True) as conn:
         statuses = [table_status(spec, gold, conn) for spec in GOLD_TABLES]
+        tables = [spec.name for spec in GOLD_TABLES]
+        storage = footprint.storage_report(conn, tables, serving.storage_budget_gb)
     if args.json:
-        print(json.dumps({"tables": [s.to_dict() for s in statuses]}, indent=2, default=str))
+        report = {"tables": [s.to_dict() for s in statuses], "storage": storage.to_dict()}
+        print(json.dumps(report, indent=2, default=str))
     else:
         print(_format_table(statuses))
+        print(footprint.format_report(storage))
     return 0 if all(s.in_sync for s in statuses) else 3
 
 
