@@ -212,6 +212,12 @@ def test_production_instance_stores_everything_in_postgres(production):
     # The Materialize button: the lake table and its RDS copy, through the queue.
     build = dagster.launch([lake_asset, rds_asset])
     assert dagster.wait_run(build, timeout=180) == "SUCCESS", dagster.log_tail()
+    # Two syncs of that table, tagged like the sensor's (checked below, once they ran)
+    force = {"ops": {rds_op_name(TABLE): {"config": {"force": True}}}}
+    syncs = [
+        dagster.launch_tagged([rds_asset], {"gold/table": TABLE}, run_config=force)
+        for _ in range(2)
+    ]
 
     # -- the run, its events and its checks are PostgreSQL rows
     [(status, start, end)] = _rows(
@@ -271,12 +277,7 @@ def test_production_instance_stores_everything_in_postgres(production):
         assert time.monotonic() < deadline, f"freshness state not PASS: {state}"
         time.sleep(1)
 
-    # -- two syncs of one table, tagged like the sensor's: never at once
-    force = {"ops": {rds_op_name(TABLE): {"config": {"force": True}}}}
-    syncs = [
-        dagster.launch_tagged([rds_asset], {"gold/table": TABLE}, run_config=force)
-        for _ in range(2)
-    ]
+    # -- the two syncs of one table: never at once
     for run_id in syncs:
         assert dagster.wait_run(run_id, timeout=120) == "SUCCESS", dagster.log_tail()
     rows = _rows(
