@@ -5,9 +5,10 @@ moto's Athena API on loopback, which records each query; the lake checks through
 that builds them) rather than retyped, and then:
 
 - each one parses with sqlglot in the dialect Athena runs it in, without losing a token and without
-  a function sqlglot does not know: Trino for SELECTs, CTAS and DROP TABLE; Athena's Hive side for
-  the DDL (`CREATE EXTERNAL TABLE`, `ALTER TABLE ... SET LOCATION`). `MSCK REPAIR TABLE` is only
-  recognised as a command; docs/DESIGN.md lists what stays unverified until it meets Athena;
+  a function sqlglot does not know: Trino for SELECTs and CTAS; Athena's Hive side for the DDL
+  (`DROP TABLE`, `CREATE EXTERNAL TABLE`, `ALTER TABLE ... SET LOCATION`). docs/DESIGN.md lists
+  what stays unverified until it meets Athena (`MSCK REPAIR TABLE`, which sqlglot only knows as a
+  command, is not sent: the Bronze external tables are unpartitioned);
 - a partitioned CTAS names its partition columns last in the SELECT, as Athena requires;
 - the Athena segment checksum SQL, transpiled by sqlglot to DuckDB and run on real Gold data,
   gives the segments that DuckDB's own checksum SQL and PostgreSQL give.
