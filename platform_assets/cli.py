@@ -1,6 +1,7 @@
 """`goldctl`: the Gold layer from a terminal.
 
-goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync
+goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync; each
+                          copy's size and its next sync's headroom against the storage budget
 goldctl rds-url           the serving DB's URL (psql "$(goldctl rds-url)")
 goldctl sync [TABLE ...] [--force] [--month YYYY-MM]   run the sync protocol outside Dagster
 goldctl stop-db           stop the embedded PostgreSQL (its data stays in .local/pg)
@@ -14,6 +15,7 @@ import signal
 import sys
 
 from platform_assets import settings
+from platform_assets.serving import footprint
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_statuses
 from resources.lake_tables import GoldLake
@@ -25,18 +27,22 @@ def cmd_status(args, lake, engine, serving) -> int:
     gold = GoldLake(lake)
     with serving.connect(autocommit=True) as conn:
         statuses = table_statuses(list(GOLD_TABLES), gold, conn)
+        tables = [spec.name for spec in GOLD_TABLES]
+        storage = footprint.storage_report(conn, tables, serving.storage_budget_gb)
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
-        print(
-            json.dumps(
-                {"built": built, "tables": [s.to_dict() for s in statuses]}, indent=2, default=str
-            )
-        )
+        report = {
+            "built": built,
+            "tables": [s.to_dict() for s in statuses],
+            "storage": storage.to_dict(),
+        }
+        print(json.dumps(report, indent=2, default=str))
     else:
         print(_format_table(statuses))
         for s in statuses:
             if not s.in_sync:
                 print(f"  {s.table}: {s.reason}")
+        print(footprint.format_report(storage))
     if not built:
         print(
             "goldctl: the platform is not built yet: run "

@@ -11,7 +11,7 @@ import dagster as dg
 
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
-from platform_assets.serving import ledger, loader, snapshot
+from platform_assets.serving import footprint, ledger, loader, snapshot
 from platform_assets.serving.names import qualified
 from platform_assets.serving.protocol import (
     SyncRefused,
@@ -21,6 +21,7 @@ from platform_assets.serving.protocol import (
 )
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
+from resources import athena_cost
 from resources.fingerprint import differing_segments, fingerprint
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.serving_db import ServingDatabase
@@ -38,6 +39,7 @@ RDS_CHECKS = {
     "row_count_matches": "RDS has as many rows as the lake's current version.",
     "fingerprint_matches": "Per-month checksums computed by the lake engine and by PostgreSQL "
     "agree.",
+    footprint.CHECK_NAME: footprint.CHECK_DESCRIPTION,
 }
 
 
@@ -134,6 +136,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
         gold = GoldLake(lake)
+        ran_before = len(engine.statements_run())
         version = new_version_id(f"{sql_hash}:{context.run.run_id}")
         location = version_prefix(spec.name, version)
         build_table = f"gold.{spec.name}__build"
@@ -158,8 +161,6 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             "engine_seconds": round(stats.seconds, 3),
             "published": published,
         }
-        if stats.data_scanned_bytes is not None:
-            meta["data_scanned_bytes"] = stats.data_scanned_bytes
         if published:
             gold.publish(
                 Manifest(
@@ -187,6 +188,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 f"version {version} of gold.{spec.name} failed {', '.join(failed)}: not published;"
                 " the lake keeps serving the previous version"
             )
+        meta.update(athena_cost.scan_metadata(engine, since=ran_before))
         return dg.MaterializeResult(metadata=meta, check_results=checks)
 
     return _lake_gold
@@ -219,6 +221,9 @@ def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected
             )
         if "fingerprint_matches" in selected:
             yield _fingerprint_check(spec, snap, facts, conn, key, st.reason if fault else None)
+        if footprint.CHECK_NAME in selected:
+            tables = [s.name for s in GOLD_TABLES]
+            yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
 
 
 def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
@@ -386,7 +391,8 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 raise dg.Failure(description=str(transient)) from None
             if spec.partitioned:
                 _register_months(context.instance, spec, serving)
-            yield dg.MaterializeResult(asset_key=key, metadata=result.metadata())
+            metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         selected = {k.name for k in context.selected_asset_check_keys}
         yield from _rds_check_results(spec, gold, snap, serving, selected, fault)
 

@@ -55,6 +55,7 @@ def sql_engine(lake: LakeStorage):
             output_location=_env("ATHENA_OUTPUT_LOCATION"),
             endpoint_url=_env("ATHENA_ENDPOINT_URL"),
             database_prefix=_env("ATHENA_DATABASE_PREFIX", ""),
+            usd_per_tb=_env("ATHENA_USD_PER_TB", "5"),
         )
     return DuckDBEngine(lake=lake, threads=_env_int("DUCKDB_THREADS", 2))
 
@@ -64,6 +65,7 @@ def serving_database() -> ServingDatabase:
         url=_env("RDS_URL"),
         embedded_pgdata=_env("EMBEDDED_PGDATA", str(LOCAL_DIR / "pg")),
         dashboard_role=_env("DASHBOARD_ROLE", "dashboard_reader"),
+        storage_budget_gb=_env_int("RDS_STORAGE_BUDGET_GB", 20),
     )
 
 

@@ -99,6 +99,11 @@ class ServingDatabase(ConfigurableResource):
         description="How long the publish keeps retrying before the sync fails (and is retried).",
     )
     connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
+    storage_budget_gb: int = Field(
+        default=20,
+        description="RDS_STORAGE_BUDGET_GB: storage for this database (20 GB is the smallest gp "
+        "volume); fits_storage_budget warns at 80 % of it.",
+    )
 
     @property
     def is_embedded(self) -> bool:

@@ -10,6 +10,7 @@ Both engines offer the same methods; assets call only these:
   segment_checksums(relation, schema, segment_column) -> rows
   register_external(table, location, schema, partitioned_by)
   publish(table, location)                          (repoint the served table)
+  statements_run() -> [QueryStats]                  (what this instance ran: scanned bytes)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
 from resources.fingerprint import segment_checksum_sql, segments_from_rows
@@ -85,6 +86,10 @@ class DuckDBEngine(ConfigurableResource):
     @property
     def dialect(self) -> str:
         return "duckdb"
+
+    def statements_run(self) -> list[QueryStats]:
+        """Nothing is recorded: DuckDB reports no scanned bytes (see resources/athena_cost.py)."""
+        return []
 
     def translate(self, sql: str) -> str:
         return ";\n".join(
@@ -195,10 +200,24 @@ class AthenaEngine(ConfigurableResource):
     database_prefix: str = Field(
         default="", description="Prefix of the Glue databases (e.g. 'prod_' -> prod_gold)."
     )
+    usd_per_tb: str = Field(
+        default="5", description="ATHENA_USD_PER_TB: the price of a TB scanned (a number)."
+    )
+    _statements: list[QueryStats] = PrivateAttr(default_factory=list)
 
     @property
     def dialect(self) -> str:
         return "athena"
+
+    def statements_run(self) -> list[QueryStats]:
+        """Every statement this instance ran, in order: a build's cost is a slice of it."""
+        return self._statements
+
+    def price_per_tb(self) -> float:
+        try:
+            return float(self.usd_per_tb)
+        except ValueError:
+            raise ValueError(f"ATHENA_USD_PER_TB={self.usd_per_tb!r}: expected a number") from None
 
     def _cursor(self, arrow: bool = False):
         from pyathena import connect
@@ -230,6 +249,7 @@ class AthenaEngine(ConfigurableResource):
             time.monotonic() - started,
             cursor.data_scanned_in_bytes,
         )
+        self._statements.append(stats)
         return cursor, stats
 
     def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:

@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -114,6 +115,27 @@ def silver_lake_dir(tmp_path_factory) -> Path:
     )
     assert result.success
     return root / "lake"
+
+
+@contextmanager
+def gold_built(silver_lake_dir: Path, pg_url: str, root: Path):
+    """Gold built (both layers) into a copy of the Silver lake and a fresh database, dropped after:
+    (lake, serving)."""
+    import shutil
+
+    shutil.copytree(silver_lake_dir, root / "lake")
+    lake = LakeStorage(url=str(root / "lake"))
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    serving = ServingDatabase(url=pg_url.replace("/postgres?", f"/{name}?"))
+    try:
+        result = materialize("key:lake/gold/* or key:rds/gold/*", platform_resources(lake, serving))
+        assert result.success
+        yield lake, serving
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -115,6 +115,7 @@ def test_snapshot_covers_every_gold_table_twice_with_checks_and_freshness():
             "in_sync_with_lake",
             "row_count_matches",
             "fingerprint_matches",
+            "fits_storage_budget",
         }
         assert all(
             c["additional_deps"] == [f"lake/gold/{spec.name}"] for c in rds["checks"].values()

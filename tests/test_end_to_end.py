@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
 from platform_assets.specs import GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
@@ -24,7 +25,7 @@ def test_everything_materializes_and_rds_is_in_sync(kind, tmp_path, serving, req
             assert status.in_sync, status
             assert status.lake_rows == status.rds_rows > 0
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 6 * len(GOLD_TABLES)
+    assert len(checks) == (len(LAKE_CHECKS) + len(RDS_CHECKS)) * len(GOLD_TABLES)
     assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     if kind == "s3":
         assert lake.list("gold")[0].key.startswith("gold/")

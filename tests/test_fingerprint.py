@@ -1,4 +1,5 @@
-"""Segment checksums agree between DuckDB and PostgreSQL on awkward values, and see changes."""
+"""Segment checksums agree between DuckDB, PostgreSQL and Athena's SQL (transpiled to DuckDB) on
+awkward values, and see changes."""
 
 import datetime as dt
 
@@ -6,6 +7,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pytest
+import sqlglot
 
 from platform_assets.serving import loader
 from resources.fingerprint import differing_segments, fingerprint, segment_checksum_sql
@@ -45,12 +47,14 @@ AWKWARD = [
 ]
 
 
-def _duckdb_segments(table: pa.Table):
+def _duckdb_segments(table: pa.Table, dialect: str = "duckdb"):
+    """`dialect`'s checksum SQL run by DuckDB (Athena's after sqlglot transpiled it)."""
+    sql = segment_checksum_sql(dialect, "t", table.schema, "d")
+    if dialect == "athena":
+        sql = sqlglot.transpile(sql, read="trino", write="duckdb")[0]
     con = duckdb.connect()
     con.register("t", table)
-    return rows_to_segments(
-        con.execute(segment_checksum_sql("duckdb", "t", table.schema, "d")).fetchall()
-    )
+    return rows_to_segments(con.execute(sql).fetchall())
 
 
 def _postgres_segments(serving, table: pa.Table):
@@ -67,7 +71,7 @@ def test_duckdb_and_postgres_agree_on_awkward_values(serving):
     table = _table(AWKWARD * 20)
     duck = _duckdb_segments(table)
     pg = _postgres_segments(serving, table)
-    assert duck == pg
+    assert duck == pg == _duckdb_segments(table, "athena")
     assert sum(n for n, _ in duck.values()) == len(table)
     assert fingerprint(duck) == fingerprint(pg)
 

@@ -9,19 +9,16 @@ weather of an airport is the sum of hourly precipitation and the mean of visibil
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from datetime import date
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 
 from platform_assets.sources import read_raw
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
-from tests.conftest import materialize, platform_resources
+from tests.conftest import gold_built
 
 FLOAT_TOL = {"rtol": 1e-9, "atol": 1e-9}
 
@@ -32,20 +29,8 @@ FLOAT_TOL = {"rtol": 1e-9, "atol": 1e-9}
 @pytest.fixture(scope="module")
 def gold_db(silver_lake_dir, pg_url, tmp_path_factory):
     """Gold built once (scale_years=1) into a private lake copy and a private database."""
-    root = tmp_path_factory.mktemp("gold-numbers")
-    shutil.copytree(silver_lake_dir, root / "lake")
-    lake = LakeStorage(url=str(root / "lake"))
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    serving = ServingDatabase(url=pg_url.replace("/postgres?", f"/{name}?"))
-    result = materialize(
-        "key:lake/gold/* or key:rds/gold/*", platform_resources(lake, serving, scale_years=1)
-    )
-    assert result.success
-    yield serving
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with gold_built(silver_lake_dir, pg_url, tmp_path_factory.mktemp("gold-numbers")) as (_, db):
+        yield db
 
 
 def _read(serving: ServingDatabase, sql: str) -> pd.DataFrame:

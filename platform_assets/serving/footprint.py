@@ -1,0 +1,151 @@
+"""What the serving copies cost in PostgreSQL storage, and whether their next syncs still fit.
+
+- A copy's size is `pg_total_relation_size` (heap, indexes, TOAST) summed over its partition tree:
+  a partitioned parent has no storage of its own, its months do.
+- The headroom of its next sync is the space staging needs next to the live copy until the publish
+  drops the old units: at worst (a schema change, a forced reload, a repair of the whole copy)
+  every unit is staged at once, so the copy's size again. A usual sync of a month-partitioned copy
+  stages only the changed months. A copy not loaded yet counts 0.
+- The budget, `RDS_STORAGE_BUDGET_GB` (default 20 GB, the smallest gp RDS volume), is for this
+  database: `fits_storage_budget` warns when the database's size plus the headroom of every copy
+  (a full platform build syncs them all at once) passes 80 % of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import dagster as dg
+import psycopg
+
+from platform_assets.serving.names import quote_ident
+
+GIB = 1024**3
+WARN_SHARE = 0.8
+CHECK_NAME = "fits_storage_budget"
+CHECK_DESCRIPTION = (
+    "The serving database plus what every copy's next sync stages stays under 80 % of "
+    "RDS_STORAGE_BUDGET_GB (WARN beyond)."
+)
+
+
+@dataclass(frozen=True)
+class CopyFootprint:
+    table: str
+    rds_bytes: int  # table + indexes + TOAST, all partitions
+    sync_headroom_bytes: int  # extra space the next sync stages before its swap
+    partitions: int
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    budget_bytes: int
+    database_bytes: int
+    headroom_bytes: int  # every copy's next sync at once
+    copies: dict[str, CopyFootprint]
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.database_bytes + self.headroom_bytes
+
+    @property
+    def peak_share(self) -> float:
+        return self.peak_bytes / self.budget_bytes if self.budget_bytes else float("inf")
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_share <= WARN_SHARE
+
+    def to_dict(self) -> dict:
+        return {
+            "budget_bytes": self.budget_bytes,
+            "database_bytes": self.database_bytes,
+            "headroom_bytes": self.headroom_bytes,
+            "peak_bytes": self.peak_bytes,
+            "peak_share": round(self.peak_share, 4),
+            "fits": self.fits,
+            "copies": {t: asdict(c) for t, c in self.copies.items()},
+        }
+
+
+def copy_footprint(conn: psycopg.Connection, table: str) -> CopyFootprint:
+    name = f"gold.{quote_ident(table)}"
+    # every copy is a partitioned parent (no storage of its own) over its units; a month unit
+    # has a range bound, the unit of a table loaded whole is the DEFAULT partition
+    total, months = conn.execute(
+        "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
+        "count(*) FILTER (WHERE t.level > 0 AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT') "
+        "FROM pg_partition_tree(to_regclass(%(t)s)) AS t JOIN pg_class c ON c.oid = t.relid",
+        {"t": name},
+    ).fetchone()
+    headroom = total  # the worst case: every unit staged beside the live copy
+    return CopyFootprint(table, int(total), int(headroom), int(months))
+
+
+def storage_report(conn: psycopg.Connection, tables, budget_gb: float) -> StorageReport:
+    copies = {t: copy_footprint(conn, t) for t in tables}
+    database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return StorageReport(
+        budget_bytes=int(budget_gb * GIB),
+        database_bytes=int(database),
+        headroom_bytes=sum(c.sync_headroom_bytes for c in copies.values()),
+        copies=copies,
+    )
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def asset_metadata(db, table: str) -> dict:
+    """The RDS asset's size and its next sync's headroom (shown with every materialization)."""
+    with db.connect(autocommit=True) as conn:
+        copy = copy_footprint(conn, table)
+    return {
+        "rds_bytes": copy.rds_bytes,
+        "rds_size": human(copy.rds_bytes),
+        "sync_headroom_bytes": copy.sync_headroom_bytes,
+    }
+
+
+def budget_check(conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float):
+    """`fits_storage_budget` for one RDS asset (same verdict for all: one database)."""
+    report = storage_report(conn, tables, budget_gb)
+    copy = report.copies[key.path[-1]]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=CHECK_NAME,
+        passed=report.fits,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rds_bytes": copy.rds_bytes,
+            "sync_headroom_bytes": copy.sync_headroom_bytes,
+            "database_bytes": report.database_bytes,
+            "all_syncs_headroom_bytes": report.headroom_bytes,
+            "budget_bytes": report.budget_bytes,
+            "peak_share": dg.MetadataValue.float(round(report.peak_share, 4)),
+            "warn_at_share": dg.MetadataValue.float(WARN_SHARE),
+        },
+    )
+
+
+def format_report(report: StorageReport) -> str:
+    """`goldctl status`'s storage lines."""
+    lines = [
+        f"storage: database {human(report.database_bytes)} + next syncs "
+        f"{human(report.headroom_bytes)} = {human(report.peak_bytes)}, "
+        f"{report.peak_share:.1%} of the {human(report.budget_bytes)} budget "
+        f"({'ok' if report.fits else 'WARN: over 80 %'})"
+    ]
+    for copy in report.copies.values():
+        months = f", {copy.partitions} months" if copy.partitions else ""
+        lines.append(
+            f"  {copy.table}: {human(copy.rds_bytes)}{months}; "
+            f"next sync needs {human(copy.sync_headroom_bytes)} more"
+        )
+    return "\n".join(lines)
