@@ -9,6 +9,7 @@ what is left behind and what the user was told.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import uuid
@@ -25,7 +26,7 @@ from platform_assets.serving import ledger
 from platform_assets.serving.pausepoints import POINTS
 from platform_assets.serving.protocol import SyncRefused
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from platform_assets.status import table_status
+from platform_assets.status import table_status, table_statuses
 from resources.lake_tables import MANIFEST, GoldLake
 from tests.conftest import materialize, platform_resources
 from tests.fault_tools import goldctl, goldctl_env, paused_goldctl, wait_for
@@ -172,6 +173,21 @@ FAULTS = (
 
 
 @pytest.mark.parametrize("fault", FAULTS)
+def test_each_lake_fault_is_named_for_its_table_and_refused(fault, platform):
+    lake, serving = platform
+    served = count_and_sum(serving, WEATHER)
+    named = _break(lake, WEATHER, fault)
+    with serving.connect(autocommit=True) as conn:
+        statuses = {s.table: s for s in table_statuses(list(GOLD_TABLES), GoldLake(lake), conn)}
+    broken = statuses.pop(WEATHER.name)
+    assert not broken.in_sync and broken.severity == "error" and named in broken.reason
+    assert all(s.in_sync for s in statuses.values())
+    with pytest.raises(SyncRefused, match=re.escape(named)):
+        _sync(lake, serving, WEATHER)
+    assert count_and_sum(serving, WEATHER) == served
+
+
+@pytest.mark.parametrize("fault", ["garbage_file", "garbled_manifest"])  # a file, a manifest
 def test_a_broken_lake_table_is_reported_alone_and_the_others_go_on(fault, platform):
     lake, serving = platform
     served = count_and_sum(serving, WEATHER)
