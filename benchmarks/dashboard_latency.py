@@ -45,8 +45,8 @@ if str(ROOT) not in sys.path:
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
-from app_sessions import run as app_sessions_run  # noqa: E402
 
+from benchmarks.app_sessions import run as app_sessions_run  # noqa: E402
 from dashboard import queries as Q  # noqa: E402
 from dashboard.plans import gold_scans  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
