@@ -195,6 +195,7 @@ def publish_gold_like(lake, rows: int, workdir: Path) -> Table:
 
 def carrier_table(lake, workdir: Path, scale_years: int) -> Table:
     """gold.carrier_daily_performance as the assets published it (lake files, CSV for psql)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -204,7 +205,7 @@ def carrier_table(lake, workdir: Path, scale_years: int) -> Table:
     name = "carrier_daily_performance"
     state = GoldLake(lake).current_state(name)
     files = [lake.path(k) for k in state.parquet_keys]
-    table = pq.ParquetDataset(files).read()
+    table = pa.concat_tables(pq.ParquetFile(f).read() for f in files)  # no hive `version` column
     csv_path = workdir / f"{name}.csv"
     pacsv.write_csv(table, csv_path)
     return Table(
