@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # Only the standard library at module level: every tool's child process imports this file, and
@@ -166,18 +166,20 @@ def publish_gold_like(lake, rows: int, workdir: Path) -> Table:
     segments = DuckDBEngine(lake=lake).segment_checksums(
         f"gold.{spec.name}", schema, spec.segment_column, location
     )
+    # What the lake asset publishes after a CTAS (gold_assets.build_lake_asset), minus the checks
+    published = {"created_at": datetime.now(UTC).isoformat(), "token": listing_token(files)}
+    published["files"] = [asdict(f) for f in files]
+    columns = zip(schema.names, schema.types, strict=True)
+    published["schema"] = [{"name": name, "type": str(type_)} for name, type_ in columns]
+    published["segments"] = {month: list(rows_sum) for month, rows_sum in segments.items()}
     gold.publish(
         Manifest(
-            table=spec.name,
-            version=version,
-            location=location,
-            created_at=datetime.now(UTC).isoformat(),
+            spec.name,
+            version,
+            location,
             row_count=table.num_rows,
+            **published,
             fingerprint=fingerprint(segments),
-            schema=[{"name": f.name, "type": str(f.type)} for f in schema],
-            files=[{"key": f.key, "size": f.size, "mtime_ns": f.mtime_ns} for f in files],
-            token=listing_token(files),
-            segments={k: list(v) for k, v in segments.items()},
         )
     )
     csv_path = workdir / "gold_like.csv"
@@ -834,21 +836,11 @@ def run(args) -> dict:
     }
 
 
-def print_human(result: dict) -> None:
-    print(f"peers, {result['rows']:,} rows on {result['server']}")
-    for tool, value in result["rows_per_s"].items():
-        print(
-            f"  {tool:<10} {value:>12,} rows/s  peak RSS {result['peak_rss_mb'][tool]:>7.1f} MB  "
-            f"bad reads {result['bad_reads'][tool]}"
-        )
-    print(f"  ours / best peer ({result['best_peer']})  {result['ours_vs_best_peer']:.2f}x")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="gold-like table rows")
+    parser.add_argument("--json", action="store_true", help="indented JSON (else one line)")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="interleaved rounds")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="gold-like table rows")
     parser.add_argument(
         "--scale-years",
         type=int,
@@ -879,11 +871,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child_main()
         return
-    result = run(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_human(result)
+    print(json.dumps(run(args), indent=2 if args.json else None))
 
 
 if __name__ == "__main__":
