@@ -94,24 +94,36 @@ def _codes(rng: np.random.Generator, count: int, length: int) -> pa.Array:
     return pa.array(codes, pa.string())
 
 
-def gold_like_table(rows: int, seed: int = SEED) -> pa.Table:
+def gold_like_table(rows: int, seed: int = SEED, unique_key: bool = False) -> pa.Table:
     """A deterministic table shaped like `gold.route_monthly_performance`.
 
     A date, three short text keys, three bigint counts and two doubles (one with ~1% nulls, as
     an average over only-cancelled flights is), so every method pays for the same type mix.
+    `unique_key` draws (month, origin, dest, carrier) without repeats, so the four columns are a
+    primary key as in the real table (the sync protocol builds one); otherwise keys may repeat.
     """
     rng = np.random.default_rng(seed)
     airports, carriers = _codes(rng, 100, 3), _codes(rng, 16, 2)
-    days = rng.integers(0, 3653, rows)  # ten years of days from 2013-01-01
+    n_days, n_airports, n_carriers = 3653, len(airports), len(carriers)  # ten years of days
+    if unique_key:
+        key = rng.choice(n_days * n_airports * n_airports * n_carriers, rows, replace=False)
+        key, carrier = np.divmod(key, n_carriers)
+        key, dest = np.divmod(key, n_airports)
+        days, origin = np.divmod(key, n_airports)
+    else:
+        days = rng.integers(0, n_days, rows)
     flights = rng.integers(1, 3000, rows)
     cancelled = rng.binomial(flights, 0.02)
     delay = rng.normal(7.0, 25.0, rows).round(3)
+    if not unique_key:  # drawn here to keep the stream (and the table) of earlier versions
+        origin, dest = rng.integers(0, n_airports, rows), rng.integers(0, n_airports, rows)
+        carrier = rng.integers(0, n_carriers, rows)
     return pa.table(
         {
             "month": pa.array(np.datetime64("2013-01-01") + days, pa.date32()),
-            "origin": airports.take(pa.array(rng.integers(0, len(airports), rows))),
-            "dest": airports.take(pa.array(rng.integers(0, len(airports), rows))),
-            "carrier": carriers.take(pa.array(rng.integers(0, len(carriers), rows))),
+            "origin": airports.take(pa.array(origin)),
+            "dest": airports.take(pa.array(dest)),
+            "carrier": carriers.take(pa.array(carrier)),
             "flights": pa.array(flights, pa.int64()),
             "cancelled": pa.array(cancelled, pa.int64()),
             "diverted": pa.array(rng.binomial(flights, 0.003), pa.int64()),

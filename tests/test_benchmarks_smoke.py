@@ -1,4 +1,4 @@
-"""The sync benchmark runs end to end and reports what it promises.
+"""The loader benchmarks (sync_throughput, peers) run end to end and report what they promise.
 
 Only the shape of the report is checked: timings depend on the machine, so they belong in the
 benchmark's own output, never in a test's pass/fail.
@@ -6,9 +6,11 @@ benchmark's own output, never in a test's pass/fail.
 
 from __future__ import annotations
 
-from tests.benchmark_runner import run_benchmark_quick
+from tests.benchmark_runner import run_benchmark, run_benchmark_quick
 
 METHODS = ("loader", "to_sql", "psql_copy")
+PEER_TOOLS = {"ours", "psql_copy", "dlt", "sling", "to_sql"}
+PEERS_ROWS = 20_000
 TARGETS = ("loader_vs_psql_copy_met", "loader_vs_to_sql_met", "peak_memory_growth_met")
 
 
@@ -49,3 +51,35 @@ def test_sync_units_quick_reports_each_kind_of_change():
     for table in result["tables"].values():
         for step in table.values():
             assert step["bad_reads"] == 0 and step["seconds"] > 0
+
+
+def test_peers_small_run_loads_every_tool_and_ours_serves_no_bad_read():
+    """Every tool replaces both tables (the benchmark fails if one leaves a table other than
+    full, or does not replace it); the reader never sees our sync serve a bad read."""
+    result = run_benchmark(
+        "peers.py", "--rows", str(PEERS_ROWS), "--rounds", "1", "--scale-years", "1", timeout=900
+    )
+
+    assert result["rows"] == PEERS_ROWS
+    assert set(result["rows_per_s"]) == PEER_TOOLS
+    assert set(result["bad_reads"]) == PEER_TOOLS
+    assert set(result["peak_rss_mb"]) == PEER_TOOLS
+    assert all(v > 0 for v in result["rows_per_s"].values())
+    assert all(v > 0 for v in result["peak_rss_mb"].values())
+    assert result["ours_vs_best_peer"] > 0
+    assert result["best_peer"] in ("dlt", "sling")
+    assert result["versions"]["dlt"] == "1.31.0"
+    assert result["versions"]["sling"] == "1.4.11"
+    assert result["dlt_path"]["winner"] in result["dlt_path"]["rows_per_s"]
+
+    tables = result["tables"]
+    assert set(tables) == {"gold_like", "carrier_daily_performance"}
+    assert tables["carrier_daily_performance"]["scale_years"] == 1
+    for table in tables.values():
+        assert table["bad_reads"]["ours"] == 0
+        for name, tool in table["tools"].items():
+            assert tool["loaded_rows"] == [table["rows"]], name
+            assert len(tool["runs_rows_per_s"]) == result["rounds"] == 1
+            assert tool["reads"] > 0, name  # the reader watched every tool's replace
+    months = tables["carrier_daily_performance"]["tools"]["ours"]["last_run_detail"]
+    assert months["months_reloaded"] == 12  # a forced sync reloads every month of a year
