@@ -12,8 +12,9 @@ import hashlib
 import json
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 
+from platform_assets.active_runs import active_asset_keys
+from platform_assets.copy_record import copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_TABLES
@@ -21,19 +22,6 @@ from platform_assets.status import read_rds_facts
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
-
-
-def _active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:
-    runs = instance.get_runs(filters=RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=50)
-    return {key for run in runs for key in (run.asset_selection or ())}
-
-
-def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("version")
-    return value.value if value is not None else None
 
 
 def _run_key(table: str, state_id: str, verdict, rds) -> str:
@@ -77,7 +65,7 @@ def lake_change_sensor(
     with serving.connect(autocommit=True) as conn:
         rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
         partition_requests = _months_requests(context.instance, conn)
-    active = _active_asset_keys(context.instance)
+    active = active_asset_keys(context.instance)
     events, requests = [], []
     for spec in GOLD_TABLES:
         state = gold.current_state(spec.name)
@@ -91,7 +79,7 @@ def lake_change_sensor(
         if seen.get(spec.name) != state.state_id:
             first_look = spec.name not in seen
             seen[spec.name] = state.state_id
-            if _last_materialized_version(context.instance, key) != state.state_id:
+            if last_metadata(context.instance, key, "version") != state.state_id:
                 how = "first seen by this instance" if first_look else "changed outside Dagster"
                 context.log.info(f"gold.{spec.name} {how}: {state.state_id}")
                 events.append(
@@ -108,6 +96,7 @@ def lake_change_sensor(
                     )
                 )
         verdict = rds.verdict(spec.name, state)
+        events += copy_events(context.instance, spec, state, rds, verdict)
         if verdict.in_sync:
             continue
         context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
