@@ -5,7 +5,9 @@ ledger and the copies' catalog facts (a few queries, no scan). A state Dagster d
 (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is recorded as a runless
 materialization of the lake asset; every RDS copy that the in-sync rule finds out of sync (the
 lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
-by table, lake state and the copy's catalog facts, so nothing runs twice.
+by table, lake state and the copy's catalog facts, so nothing runs twice. The same tick records
+what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a failing
+`in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds.
 """
 
 import hashlib
