@@ -54,6 +54,13 @@ def test_goldctl_names_the_bad_setting_in_one_line(name, tmp_path):
     assert PASSWORD not in output and WEBHOOK_SECRET not in output
 
 
+def test_goldctl_stop_db_with_a_malformed_rds_url_says_so_in_one_line():
+    proc = _goldctl("stop-db", env={"RDS_URL": f"mysql://loader:{PASSWORD}@db/serving"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "RDS_URL" in line and PASSWORD not in line and "Traceback" not in proc.stderr
+
+
 def _step_failures(result) -> list:
     return [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
 
