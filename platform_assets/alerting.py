@@ -1,23 +1,20 @@
 """`check_alert_sensor`: one message when a check or freshness goes red, one when it recovers.
 
 A failed non-blocking check leaves its run green, so run-failure sensors never see it; this
-sensor reads check executions from the instance instead, with a cursor per check (last
-execution id seen, failing or not), and freshness states per asset. Nothing repeats while a
-check stays red.
+sensor reads check executions from the instance instead, in the order they completed, with a
+cursor per check (completion time of the last execution judged, failing or not), and freshness
+states per asset. Nothing repeats while a check stays red, whoever evaluated it (a sync run,
+the check schedule, or `lake_change_sensor`'s runless evaluation).
 """
 
 import json
 from collections.abc import Iterable
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import (
-    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
-    AssetCheckExecutionRecordStatus,
-)
 
+from platform_assets import check_history
 from resources.alerts import AlertNotifier
 
-HISTORY_PAGE = 20
 STALE = ("WARN", "FAIL")
 
 
@@ -29,15 +26,19 @@ def _metadata_text(evaluation) -> str:
 
 
 def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool, object]]:
-    """(failing, evaluation) for every change of state since the cursor, oldest first."""
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=HISTORY_PAGE, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
-    )
-    for record in sorted(records, key=lambda r: r.id):
-        if record.id <= state.get("id", 0):
+    """(failing, evaluation) for every change of state since the cursor, in completion order.
+
+    The cursor is the completion time of the last execution judged: an execution that completes
+    after a later-planned one (a sync run overlapping a check-only run, a runless evaluation
+    between them) still counts, and one that completed before it is history, not news.
+    """
+    legacy_id = state.pop("id", None)  # cursors written before completion order was used
+    for record in check_history.completed(instance, check_key):
+        at = check_history.completed_at(record)
+        if at <= state.get("at", 0) or (legacy_id is not None and record.id <= legacy_id):
             continue
-        state["id"] = record.id
-        failing = record.status == AssetCheckExecutionRecordStatus.FAILED
+        state["at"] = at
+        failing = check_history.failed(record)
         if failing != state.get("failing", False):
             state["failing"] = failing
             evaluation = record.event.asset_check_evaluation if record.event else None
@@ -71,10 +72,10 @@ def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:
                 ):
                     undelivered += 1
                     break  # keep the cursor before this transition: retried next tick
-                state.update(pending)
+                cursor["checks"][name] = dict(pending)
                 sent += 1
             else:
-                state.update(pending)
+                cursor["checks"][name] = pending
         records = context.instance.event_log_storage.get_freshness_state_records(list(asset_keys))
         for key, record in records.items():
             name = key.to_user_string()

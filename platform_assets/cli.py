@@ -143,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     stop.set_defaults(func=cmd_stop_db, without_resources=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly
-    if getattr(args, "without_resources", False):
-        return args.func(args)
     try:
+        if getattr(args, "without_resources", False):
+            return args.func(args)
         with settings.open_resources() as res:
             return args.func(args, res["lake"], res["engine"], res["serving"])
     except (ServingDbError, LakeConfigError, LookupError, ValueError) as exc:

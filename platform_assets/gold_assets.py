@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from platform_assets import insync_check
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
@@ -227,13 +228,7 @@ def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected
 
 
 def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
-    metadata = {
-        "lake_version": st.lake_version or "none",
-        "rds_version": st.rds_version or "none",
-        "lag_seconds": st.lag_seconds,
-        "lag_tolerance_seconds": st.lag_tolerance_seconds,
-        "reason": st.reason,
-    }
+    metadata = insync_check.metadata(st)
     if snap is not None and not st.in_sync:
         behind = _months_behind(spec, snap, facts)
         if behind:
@@ -248,9 +243,7 @@ def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult
         asset_key=rds_key(spec.name),
         check_name="in_sync_with_lake",
         passed=st.in_sync,
-        severity=(
-            dg.AssetCheckSeverity.WARN if st.severity == "warn" else dg.AssetCheckSeverity.ERROR
-        ),
+        severity=insync_check.severity(st),
         description=st.reason,
         metadata=metadata,
     )

@@ -5,7 +5,9 @@ ledger and the copies' catalog facts (a few queries, no scan). A state Dagster d
 (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is recorded as a runless
 materialization of the lake asset; every RDS copy that the in-sync rule finds out of sync (the
 lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
-by table, lake state and the copy's catalog facts, so nothing runs twice.
+by table, lake state and the copy's catalog facts, so nothing runs twice. The same tick records
+what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a failing
+`in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds.
 """
 
 import hashlib
@@ -13,8 +15,10 @@ import json
 import time
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
+from dagster._core.storage.dagster_run import RunsFilter
 
+from platform_assets.active_runs import active_asset_keys
+from platform_assets.copy_record import copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_TABLES
@@ -22,19 +26,6 @@ from platform_assets.status import lake_row_count, read_rds_facts
 from resources.lake_tables import GoldLake, LakeFault
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
-
-
-def _active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:
-    runs = instance.get_runs(filters=RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=50)
-    return {key for run in runs for key in (run.asset_selection or ())}
-
-
-def _last_materialized_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("version")
-    return value.value if value is not None else None
 
 
 def _run_key(table: str, state_id: str, verdict, rds) -> str:
@@ -78,7 +69,7 @@ def lake_change_sensor(
     with serving.connect(autocommit=True) as conn:
         rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
         partition_requests = _months_requests(context.instance, conn)
-    active = _active_asset_keys(context.instance)
+    active = active_asset_keys(context.instance)
     events, requests = [], []
     for spec in GOLD_TABLES:
         try:
@@ -90,7 +81,9 @@ def lake_change_sensor(
                 # instance yet, so it would look like an outside change. Look after the run.
                 continue
             events += _record_outside_change(context, gold, spec, state, seen)
-            request = _sync_request(context, spec, state, rds)
+            verdict = rds.verdict(spec.name, state)
+            events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
+            request = _sync_request(context, spec, state, rds, verdict)
         except LakeFault as fault:  # this table only: the others are looked at as usual
             context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
             continue
@@ -110,7 +103,7 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     if seen.get(spec.name) == state.state_id:
         return []
     first_look = spec.name not in seen
-    if _last_materialized_version(context.instance, key) == state.state_id:
+    if last_metadata(context.instance, key, "version") == state.state_id:
         seen[spec.name] = state.state_id
         return []
     rows = lake_row_count(gold, state)  # a bad file raises here, before the cursor moves
@@ -132,11 +125,10 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, spec, state, rds) -> dg.RunRequest | None:
+def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
     """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
     with backoff (the same lake state's run key is used up), so the copy heals once the fault
     clears."""
-    verdict = rds.verdict(spec.name, state)
     if verdict.in_sync:
         return None
     key = _run_key(spec.name, state.state_id, verdict, rds)

@@ -8,17 +8,23 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from dagster import ConfigurableResource
 from pydantic import Field
+
+from resources.settings_check import CheckedSettings, url_problem
 
 log = logging.getLogger("gold_platform.alerts")
 
 
-class AlertNotifier(ConfigurableResource):
+class AlertNotifier(CheckedSettings):
     webhook_url: str | None = Field(
         default=None, description="ALERT_WEBHOOK_URL: Slack-compatible incoming webhook."
     )
     timeout_s: float = Field(default=5.0, description="Webhook request timeout.")
+
+    def settings_problems(self) -> list[str]:
+        return url_problem(
+            "ALERT_WEBHOOK_URL", self.webhook_url, ("http", "https"), "https://hooks.slack.com/..."
+        )
 
     @property
     def target(self) -> str:
@@ -29,6 +35,7 @@ class AlertNotifier(ConfigurableResource):
 
     def send(self, title: str, text: str, ok: bool, fields: dict | None = None) -> bool:
         """Post one message; returns False (and logs) when the webhook could not be reached."""
+        self.require_settings()
         emoji = ":white_check_mark:" if ok else ":rotating_light:"
         payload = {
             "text": f"{emoji} {title}\n{text}",

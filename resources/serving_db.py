@@ -6,14 +6,14 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from dagster import ConfigurableResource
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field
 
 from resources import embedded_pg
+from resources.settings_check import CheckedSettings, SettingError
 
 
-class ServingDbError(RuntimeError):
+class ServingDbError(SettingError):
     """The serving database cannot be reached with the configured settings."""
 
 
@@ -77,7 +77,7 @@ def with_user(url: str, user: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
 
 
-class ServingDatabase(ConfigurableResource):
+class ServingDatabase(CheckedSettings):
     """Where the Gold serving copies live (schema `gold`) and the sync ledger (`platform`)."""
 
     url: str | None = Field(
@@ -109,8 +109,25 @@ class ServingDatabase(ConfigurableResource):
     def is_embedded(self) -> bool:
         return not self.url
 
+    def settings_problems(self) -> list[str]:
+        if not self.url:
+            return []
+        conninfo = libpq_url(self.url)
+        scheme = conninfo.split("://", 1)[0] if "://" in conninfo else None
+        if scheme not in (None, "postgresql"):
+            return [
+                f"RDS_URL must be postgresql://user:password@host:5432/db or libpq keywords "
+                f"(it starts with {scheme}://)"
+            ]
+        try:
+            conninfo_to_dict(conninfo)
+        except psycopg.Error as exc:
+            return [f"RDS_URL is not a PostgreSQL connection string: {error_reason(exc, conninfo)}"]
+        return []
+
     def conninfo(self) -> str:
         """The libpq URL (may carry a password: never log it, use `display_url`)."""
+        self.require_settings()
         if self.url:
             return libpq_url(self.url)
         return embedded_pg.url(self.embedded_pgdata)
@@ -133,7 +150,8 @@ class ServingDatabase(ConfigurableResource):
             reason = error_reason(exc, conninfo)
             setting = "RDS_URL" if self.url else f"embedded PostgreSQL at {self.embedded_pgdata}"
             raise ServingDbError(
-                f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}"
+                f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}",
+                retry=True,
             ) from None
 
     def dashboard_url(self) -> str:

@@ -15,6 +15,7 @@ Both engines offer the same methods; assets call only these:
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -23,12 +24,12 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import sqlglot
-from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
 from resources.fingerprint import segment_checksum_sql, segments_from_rows
 from resources.lake_tables import GoldLake
+from resources.settings_check import CheckedSettings, url_problem
 from resources.storage import LakeStorage
 
 LAKE_SCHEMAS = ("bronze", "silver", "gold")
@@ -76,7 +77,7 @@ def _normalized_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(target, (batch.cast(target) for batch in reader))
 
 
-class DuckDBEngine(ConfigurableResource):
+class DuckDBEngine(CheckedSettings):
     """The local engine: DuckDB over the lake's Parquet, running Athena-dialect SQL."""
 
     lake: LakeStorage
@@ -98,8 +99,14 @@ class DuckDBEngine(ConfigurableResource):
             if statement is not None
         )
 
+    def settings_problems(self) -> list[str]:
+        if self.threads < 1:
+            return [f"DUCKDB_THREADS must be at least 1 (it is {self.threads})"]
+        return []
+
     def _connect(self, sql: str, bindings: dict[str, str] | None = None):
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
+        self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
         for schema in LAKE_SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -187,7 +194,7 @@ _ATHENA_TYPES = {
 }
 
 
-class AthenaEngine(ConfigurableResource):
+class AthenaEngine(CheckedSettings):
     """Production engine: Athena via pyathena (CTAS with external_location into the lake)."""
 
     lake: LakeStorage
@@ -219,8 +226,27 @@ class AthenaEngine(ConfigurableResource):
         except ValueError:
             raise ValueError(f"ATHENA_USD_PER_TB={self.usd_per_tb!r}: expected a number") from None
 
+    def settings_problems(self) -> list[str]:
+        problems = []
+        if not (self.region or os.environ.get("AWS_DEFAULT_REGION")):
+            problems.append("SQL_ENGINE=athena needs a region: set ATHENA_REGION or AWS_REGION")
+        if not self.output_location:
+            problems.append(
+                "SQL_ENGINE=athena needs ATHENA_OUTPUT_LOCATION=s3://bucket/prefix/ for results"
+            )
+        problems += url_problem(
+            "ATHENA_OUTPUT_LOCATION", self.output_location, ("s3",), "s3://bucket/prefix/"
+        )
+        if not self.lake.is_s3:
+            problems.append(
+                "SQL_ENGINE=athena works on an S3 lake: set LAKE_URL=s3://bucket/prefix"
+            )
+        return problems
+
     def _cursor(self, arrow: bool = False):
         from pyathena import connect
+
+        self.require_settings()
 
         kwargs = {"work_group": self.work_group, "region_name": self.region}
         if self.output_location:

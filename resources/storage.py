@@ -14,17 +14,19 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from resources.settings_check import CheckedSettings, SettingError, url_problem
 
-class LakeConfigError(RuntimeError):
+
+class LakeConfigError(SettingError):
     """The lake settings point at something that does not exist or cannot be reached."""
 
 
@@ -45,7 +47,7 @@ def listing_token(objects: list[StoredObject]) -> str:
     return digest.hexdigest()[:16]
 
 
-class LakeStorage(ConfigurableResource):
+class LakeStorage(CheckedSettings):
     """Where the lake lives: `s3://bucket/prefix` or a local directory (default `.local/lake`)."""
 
     url: str = Field(
@@ -58,6 +60,7 @@ class LakeStorage(ConfigurableResource):
     s3_region: str | None = Field(default=None, description="AWS_REGION of the bucket.")
 
     _checked: bool = PrivateAttr(default=False)
+    settings_error: ClassVar[type[SettingError]] = LakeConfigError
 
     # ---- location -------------------------------------------------------------------------
     @property
@@ -70,11 +73,14 @@ class LakeStorage(ConfigurableResource):
         if self.is_s3:
             parsed = urlparse(self.url)
             if not parsed.netloc:
-                raise LakeConfigError(f"LAKE_URL {self.url!r} names no bucket (s3://bucket/prefix)")
+                raise LakeConfigError(
+                    f"LAKE_URL {self.url!r} names no bucket: set it to s3://bucket/prefix"
+                )
             return f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         if "://" in self.url:
             raise LakeConfigError(
-                f"LAKE_URL {self.url!r} is neither s3://bucket/prefix nor a local directory"
+                f"LAKE_URL {self.url!r} is neither s3://bucket/prefix nor a local directory: "
+                "set it to one of them"
             )
         return str(Path(self.url).expanduser().resolve())
 
@@ -98,10 +104,20 @@ class LakeStorage(ConfigurableResource):
     def path(self, key: str) -> str:
         return f"{self._root}/{key.strip('/')}".rstrip("/")
 
+    def settings_problems(self) -> list[str]:
+        try:
+            self._root  # noqa: B018 (parses LAKE_URL)
+        except LakeConfigError as exc:
+            return [str(exc)]
+        return url_problem(
+            "S3_ENDPOINT_URL", self.s3_endpoint_url, ("http", "https"), "http://host:9000"
+        )
+
     def check(self) -> None:
         """Fail early, naming the setting, when the lake cannot be reached."""
         if self._checked:
             return
+        self.require_settings()
         if self.is_s3:
             bucket = self._root.split("/", 1)[0]
             try:
@@ -109,7 +125,8 @@ class LakeStorage(ConfigurableResource):
             except OSError as exc:
                 raise LakeConfigError(
                     f"LAKE_URL: cannot reach bucket {bucket!r} at "
-                    f"{self.s3_endpoint_url or 'AWS S3'} (S3_ENDPOINT_URL): {type(exc).__name__}"
+                    f"{self.s3_endpoint_url or 'AWS S3'} (S3_ENDPOINT_URL): {type(exc).__name__}",
+                    retry=True,
                 ) from None
             if info.type == pafs.FileType.NotFound:
                 raise LakeConfigError(

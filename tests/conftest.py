@@ -22,6 +22,7 @@ from resources.sql_engine import DuckDBEngine
 from resources.storage import LakeStorage
 
 BUCKET = "test-lake"
+GOLD = "key:lake/gold/* or key:rds/gold/*"
 
 
 def _free_port() -> int:
@@ -146,3 +147,12 @@ def local_lake(silver_lake_dir, tmp_path) -> LakeStorage:
     target = tmp_path / "lake"
     shutil.copytree(silver_lake_dir, target)
     return LakeStorage(url=str(target))
+
+
+@pytest.fixture
+def built(local_lake, serving):
+    """Gold built and synced by Dagster on a real (ephemeral) instance: (instance, resources)."""
+    resources = platform_resources(local_lake, serving)
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+        yield instance, resources

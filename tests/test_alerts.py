@@ -272,3 +272,52 @@ def test_freshness_failure_alerts_once_and_recovery_once(receiver):
         assert "PASS" in json.dumps(recovered)
         alert_tick(instance, receiver, cursor)
         assert receiver.take() == []
+
+
+def _store_check_event(instance, run_id: str, data) -> None:
+    """Store one check event of a run the way a run worker does (planned, then evaluated)."""
+    import time
+
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
+
+    kind = (
+        DagsterEventType.ASSET_CHECK_EVALUATION
+        if isinstance(data, dg.AssetCheckEvaluation)
+        else DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    )
+    instance.event_log_storage.store_event(
+        EventLogEntry(
+            error_info=None,
+            level="DEBUG",
+            user_message="",
+            run_id=run_id,
+            timestamp=time.time(),
+            dagster_event=DagsterEvent(kind.value, "__ASSET_JOB", event_specific_data=data),
+        )
+    )
+
+
+def test_a_recovery_that_lands_after_a_later_planned_failure_is_sent(receiver):
+    """The flaky end-to-end run: a sync run plans its checks, a check-only run plans the same
+    check later and lands red first, then the sync's green lands. Ordered by record id, the
+    green one looked older than the red one and the recovery was never sent."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationPlanned,
+    )
+
+    key = dg.AssetKey(["rds", "gold", TABLE])
+    check = "in_sync_with_lake"
+    planned = AssetCheckEvaluationPlanned(asset_key=key, check_name=check)
+    with dg.instance_for_test() as instance:
+        _store_check_event(instance, "sync-run", planned)
+        _store_check_event(instance, "check-run", planned)
+        _store_check_event(instance, "check-run", dg.AssetCheckEvaluation(key, check, passed=False))
+        cursor = alert_tick(instance, receiver, None)
+        assert [m["status"] for m in receiver.take()] == ["failing"]
+
+        _store_check_event(instance, "sync-run", dg.AssetCheckEvaluation(key, check, passed=True))
+        cursor = alert_tick(instance, receiver, cursor)
+        assert [m["status"] for m in receiver.take()] == ["recovered"]
+        alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []

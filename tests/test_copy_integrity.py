@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-import dagster as dg
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +27,6 @@ from tests.test_sync_protocol import _current_table, _rewrite_table, _sync
 
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
-GOLD = "key:lake/gold/* or key:rds/gold/*"
 
 
 class SumReader(threading.Thread):
@@ -98,14 +96,6 @@ DAMAGE = {
     "recreate": "DROP TABLE gold.{t}; "
     "CREATE TABLE gold.{t} (flight_date date, carrier text) PARTITION BY RANGE (flight_date)",
 }
-
-
-@pytest.fixture
-def built(local_lake, serving):
-    resources = platform_resources(local_lake, serving)
-    with dg.instance_for_test() as instance:
-        assert materialize(GOLD, resources, instance=instance).success
-        yield instance, resources
 
 
 @pytest.mark.parametrize("damage", DAMAGE)

@@ -12,7 +12,6 @@ import json
 import uuid
 
 import dagster as dg
-import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from benchmarks.staleness import add_outside_file as outside_change
@@ -23,10 +22,9 @@ from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
 from resources.storage import LakeStorage
-from tests.conftest import materialize, platform_resources
+from tests.conftest import GOLD, materialize  # noqa: F401 (GOLD: imported from here)
 
 TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, origin)
-GOLD = "key:lake/gold/* or key:rds/gold/*"
 
 
 def add_outside_file(lake: LakeStorage, table: str = TABLE, rows: int = 5) -> int:
@@ -48,15 +46,6 @@ def tick(instance, resources: dict, cursor: str | None) -> dg.SensorResult:
     result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
-
-
-@pytest.fixture
-def built(local_lake, serving):
-    """Gold built and synced by Dagster on a real (ephemeral) instance."""
-    resources = platform_resources(local_lake, serving)
-    with dg.instance_for_test() as instance:
-        assert materialize(GOLD, resources, instance=instance).success
-        yield instance, resources
 
 
 def test_sensor_is_registered_running_and_targets_rds_assets():
@@ -104,9 +93,10 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     assert request.tags["gold/table"] == TABLE
     assert request.tags["gold/lake_version"] == state.state_id
 
-    # the outside change itself is recorded as a runless materialization of the lake asset
-    assert len(result.asset_events) == 1
-    event = result.asset_events[0]
+    # the outside change itself is recorded as a runless materialization of the lake asset, and
+    # the lag as a failing in-sync evaluation of the RDS asset (tests/test_copy_record.py)
+    event, lag = result.asset_events
+    assert isinstance(lag, dg.AssetCheckEvaluation) and lag.asset_key == rds_key(TABLE)
     assert isinstance(event, dg.AssetMaterialization)
     assert event.asset_key == lake_key("gold", TABLE)
     assert event.metadata["version"].value == state.state_id
@@ -120,9 +110,10 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
         if spec.name != TABLE:
             assert cursor[spec.name] == json.loads(first.cursor)[spec.name]
 
-    # the daemon stores the event; do what it does, then tick again: nothing new is recorded and
-    # the only request repeats the same run_key (the daemon never launches a run_key twice)
-    instance.report_runless_asset_event(event)
+    # the daemon stores the events; do what it does, then tick again: nothing new is recorded
+    # and the only request repeats the same run_key (the daemon never launches a run_key twice)
+    for recorded in result.asset_events:
+        instance.report_runless_asset_event(recorded)
     second = tick(instance, resources, cursor=result.cursor)
     assert second.asset_events == []
     assert [r.run_key for r in second.run_requests] == [request.run_key]
@@ -155,7 +146,7 @@ def test_a_second_outside_change_gets_a_new_run_key(built):
     keys = [r.run_key for r in one.run_requests] + [r.run_key for r in two.run_requests]
     assert len(keys) == 2 and len(set(keys)) == 2
     assert keys[1] == f"sync:{TABLE}:{GoldLake(lake).current_state(TABLE).state_id}"
-    assert len(two.asset_events) == 1
+    assert [type(e) for e in two.asset_events] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
 
 
 def test_no_request_while_the_table_is_in_an_active_run(built):
@@ -183,7 +174,7 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     later = tick(instance, resources, cursor=result.cursor)
     state = GoldLake(resources["lake"]).current_state(TABLE)
     assert [r.run_key for r in later.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
-    assert [e.asset_key for e in later.asset_events] == [lake_key("gold", TABLE)]
+    assert [e.asset_key for e in later.asset_events] == [lake_key("gold", TABLE), rds_key(TABLE)]
 
 
 def test_a_new_instance_learns_the_months_it_can_backfill(built):

@@ -1,0 +1,147 @@
+"""What `lake_change_sensor` records on the RDS asset, on a real instance, lake and PostgreSQL.
+
+Lag shows on `rds/gold/<t>` within one tick (a runless `in_sync_with_lake` evaluation, only on
+transitions), the alert sensor says so once and recovers once, and a brand-new instance records
+the copies the ledger holds instead of "Never materialized".
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from platform_assets import check_history
+from platform_assets.copy_record import IN_SYNC, last_metadata
+from platform_assets.gold_assets import rds_key
+from platform_assets.lake_assets import lake_key
+from platform_assets.serving import ledger
+from platform_assets.serving.protocol import sync_table
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
+from resources.lake_tables import GoldLake
+from tests.conftest import materialize
+from tests.test_alerts import alert_tick, check_name, webhook_receiver
+from tests.test_sensors import TABLE, add_outside_file, tick
+
+IN_SYNC_KEY = dg.AssetCheckKey(rds_key(TABLE), IN_SYNC)
+
+
+def record(instance, result: dg.SensorResult) -> None:
+    """What the sensor daemon does with a tick's asset events."""
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+
+
+def evaluations(result: dg.SensorResult) -> list[dg.AssetCheckEvaluation]:
+    return [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+
+
+def latest_in_sync(instance):
+    return check_history.latest(instance, IN_SYNC_KEY)
+
+
+def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    assert first.asset_events == []  # built in Dagster, checks green: nothing to add
+    with webhook_receiver() as receiver:
+        cursor = alert_tick(instance, receiver, None)
+        assert receiver.take() == []
+
+        add_outside_file(resources["lake"])
+        state = GoldLake(resources["lake"]).current_state(TABLE)
+        lagging = tick(instance, resources, cursor=first.cursor)
+        [evaluation] = evaluations(lagging)
+        assert evaluation.asset_key == rds_key(TABLE) and evaluation.check_name == IN_SYNC
+        assert evaluation.passed is False
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN  # within the lag tolerance
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        assert meta["lake_version"] == state.state_id
+        assert meta["rds_version"] == state.version  # the ledger still holds the published one
+        assert 0 <= meta["lag_seconds"] <= meta["lag_tolerance_seconds"]
+        assert state.version in meta["reason"]
+        assert [r.run_key for r in lagging.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
+        record(instance, lagging)
+        assert check_history.failed(latest_in_sync(instance))
+
+        # the next ticks see the same lag already recorded: nothing new
+        again = tick(instance, resources, cursor=lagging.cursor)
+        assert again.asset_events == []
+
+        cursor = alert_tick(instance, receiver, cursor)
+        [failing] = receiver.take()
+        assert failing["status"] == "failing" and "(WARN)" in failing["text"]
+        assert failing["fields"]["check"] == check_name(TABLE, IN_SYNC)
+
+        # the sync run lands; its own checks record green; the sensor adds nothing
+        assert materialize(f"key:rds/gold/{TABLE}", resources, instance=instance).success
+        assert not check_history.failed(latest_in_sync(instance))
+        after = tick(instance, resources, cursor=again.cursor)
+        assert after.asset_events == [] and after.run_requests == []
+
+        # one recovery, although two evaluations (the sensor's and the run's) were involved
+        cursor = alert_tick(instance, receiver, cursor)
+        assert [m["status"] for m in receiver.take()] == ["recovered"]
+        alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
+
+
+def test_a_copy_damaged_by_hand_is_an_error_at_once_and_green_after_a_repair(built):
+    instance, resources = built
+    lake, serving = resources["lake"], resources["serving"]
+    first = tick(instance, resources, cursor=None)
+    with serving.connect(autocommit=True) as conn:
+        conn.execute(f"TRUNCATE gold.{TABLE}")
+
+    damaged = tick(instance, resources, cursor=first.cursor)
+    [evaluation] = evaluations(damaged)
+    assert evaluation.passed is False
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR  # no lag tolerance for damage
+    assert "by hand" in evaluation.description
+    record(instance, damaged)
+    assert tick(instance, resources, cursor=damaged.cursor).asset_events == []
+
+    # repaired outside Dagster (goldctl sync): the sensor turns the check green itself
+    sync_table(GOLD_BY_NAME[TABLE], GoldLake(lake), resources["engine"], serving)
+    repaired = tick(instance, resources, cursor=damaged.cursor)
+    [evaluation] = evaluations(repaired)
+    assert evaluation.passed is True
+    assert repaired.run_requests == []
+    record(instance, repaired)
+    assert not check_history.failed(latest_in_sync(instance))
+    assert tick(instance, resources, cursor=repaired.cursor).asset_events == []
+
+
+def test_a_new_instance_records_the_lake_and_the_copies_it_finds(built):
+    """Built on one instance (like `dagster asset materialize` on a temporary one); a fresh
+    instance's first tick records every lake state and RDS copy, with a green in-sync check."""
+    _, resources = built
+    with resources["serving"].connect(autocommit=True) as conn:
+        ledger_rows = {t: row for t, (row, _) in ledger.read_everything(conn).items()}
+    with dg.instance_for_test() as fresh:
+        result = tick(fresh, resources, cursor=None)
+        assert result.run_requests == []
+        materialized = {
+            e.asset_key: e for e in result.asset_events if isinstance(e, dg.AssetMaterialization)
+        }
+        assert set(materialized) == {rds_key(s.name) for s in GOLD_TABLES} | {
+            lake_key("gold", s.name) for s in GOLD_TABLES
+        }
+        for spec in GOLD_TABLES:
+            copy = materialized[rds_key(spec.name)]
+            row = ledger_rows[spec.name]
+            assert copy.metadata["lake_version"].value == row.lake_version
+            assert copy.metadata["dagster/row_count"].value == row.row_count
+            assert "first seen by this instance" in copy.description
+        checks = evaluations(result)
+        assert sorted(e.asset_key.path[-1] for e in checks) == sorted(s.name for s in GOLD_TABLES)
+        assert all(e.passed and e.check_name == IN_SYNC for e in checks)
+
+        record(fresh, result)
+        for spec in GOLD_TABLES:
+            assert last_metadata(fresh, rds_key(spec.name), "lake_version") == (
+                ledger_rows[spec.name].lake_version
+            )
+            key = dg.AssetCheckKey(rds_key(spec.name), IN_SYNC)
+            assert not check_history.failed(check_history.latest(fresh, key))
+        # recorded once: a second tick (or a reset cursor) adds nothing
+        assert tick(fresh, resources, cursor=result.cursor).asset_events == []
+        assert tick(fresh, resources, cursor=None).asset_events == []
