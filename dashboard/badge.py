@@ -58,9 +58,15 @@ class Badge:
     rows: int | None
     warn: timedelta
     sla: timedelta
+    problem: str | None = None  # the copy is not what the ledger recorded (damaged by hand)
 
     @property
     def text(self) -> str:
+        if self.problem:
+            return (
+                f"{self.colour.upper()} · {self.problem}: the data shown may be incomplete "
+                "until the platform's next sync repairs it"
+            )
         if self.lake_version is None:
             return (
                 f"{self.colour.upper()} · gold.{self.table}: never synced to the serving "
@@ -88,13 +94,15 @@ def make_badge(
         return Badge(table, RED, None, None, None, None, warn, sla)
     data_age = now - row["lake_created_at"]
     sync_age = now - row["loaded_at"]
+    problem = row.get("copy_problem")
     return Badge(
         table,
-        colour(data_age, warn, sla),
+        RED if problem else colour(data_age, warn, sla),
         row["lake_version"],
         data_age,
         sync_age,
         int(row["row_count"]),
         warn,
         sla,
+        problem,
     )

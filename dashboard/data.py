@@ -25,6 +25,7 @@ import streamlit as st
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import queries as Q
+from platform_assets.status import read_rds_facts
 from resources.serving_db import error_reason, libpq_url, redact
 
 # Queries are keyed by lake version, so the TTL only bounds memory (and the badge's ages).
@@ -126,10 +127,16 @@ def fetch(url: str, versions: tuple, keys: tuple) -> tuple[list[pd.DataFrame], d
 
 
 def ledger() -> dict[str, dict]:
-    """The ledger's table rows of every Gold table the dashboard reads: read on every view."""
+    """The ledger's table rows of every Gold table the dashboard reads: read on every view,
+    with the in-sync rule's copy side (`copy_problem`: a copy dropped, truncated or altered by
+    hand since the ledger recorded it; catalog facts, no scan)."""
     url, _ = _url()
     with _explained(url), pool(url).connection() as conn:
-        return _versions(conn, Q.ALL_TABLES)
+        rows = _versions(conn, Q.ALL_TABLES)
+        facts = read_rds_facts(conn, list(Q.ALL_TABLES))
+    for table, row in rows.items():
+        row["copy_problem"] = facts.copy_problem(table)
+    return rows
 
 
 def load(queries: list[Q.Query], ledger_rows: dict) -> tuple[list[pd.DataFrame], datetime]:

@@ -58,6 +58,14 @@ class RdsFacts:
             self.refusals.get(table),
         )
 
+    def copy_problem(self, table: str) -> str | None:
+        """The copy side of the rule alone (what a reader without lake access can judge): what
+        is wrong with the live copy against the ledger, or None."""
+        row, units = self.ledger.get(table, (None, {}))
+        if row is None:
+            return None
+        return insync.copy_drift(table, row, units, self.copies.get(table))[0]
+
 
 def read_rds_facts(conn: psycopg.Connection, tables: list[str]) -> RdsFacts:
     return RdsFacts(

@@ -317,3 +317,25 @@ def test_read_only_session_even_for_a_privileged_url(gold, monkeypatch):
             conn.execute("CREATE TABLE gold.nope (x int)")
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "15s"
     st.cache_resource.clear()
+
+
+def test_badge_is_red_for_a_copy_damaged_by_hand_until_a_sync_repairs_it(app, gold):
+    """The badge applies the in-sync rule's copy side: a month truncated by hand is red at
+    once (catalog facts, no scan), and green again after the plain sync that repairs it."""
+    from platform_assets.serving.protocol import sync_table
+    from platform_assets.specs import GOLD_BY_NAME
+    from resources.sql_engine import DuckDBEngine
+
+    serving, lake = gold
+    table = "carrier_daily_performance"
+    sql(serving, f"TRUNCATE gold.{table}__p201305")
+    try:
+        at = app.run()
+        red = [e.value for e in at.error if f"gold.{table}" in e.value]
+        assert red and red[0].startswith("RED · ") and "by hand" in red[0], texts(at)
+    finally:
+        spec = GOLD_BY_NAME[table]
+        result = sync_table(spec, GoldLake(lake), DuckDBEngine(lake=lake), serving, log=print)
+    assert result.repaired
+    at = app.run()
+    assert_badge(at, serving, lake, table)
