@@ -11,10 +11,10 @@ only through its GraphQL API (as the UI does) and reads the platform only throug
     every check of every Gold asset, read back through GraphQL, passed in that run.
 (b) A Parquet file added by hand to a Gold table's current lake location: goldctl's verdict shows
     the lag, the RDS asset's `in_sync_with_lake` turns failing (WARN, recorded by the sensor)
-    before the sync run starts, and within 60 s (sensor interval 15 s) goldctl shows every table in sync
-    again with the new rows in RDS, through exactly one sensor-launched sync run, and the check
-    is green again. Alerts: exactly one failure and one recovery for the lag; any other check
-    the schedule caught has exactly one of each too.
+    before the sync run starts, and within 60 s (sensor interval 15 s) goldctl shows every
+    table in sync again with the new rows in RDS, through exactly one sensor-launched sync run,
+    and the check is green again. Alerts: exactly one failure and one recovery for the lag; any
+    other check the schedule caught has exactly one of each too.
 
 Every wait is on a condition with a deadline: the sensor and the daemon run on their own clock,
 and under load a tick or a run start takes longer, never a different order.
