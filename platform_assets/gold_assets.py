@@ -223,7 +223,7 @@ def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected
         if "fingerprint_matches" in selected:
             yield _fingerprint_check(spec, snap, facts, conn, key, st.reason if fault else None)
         if footprint.CHECK_NAME in selected:
-            tables = [s.name for s in GOLD_TABLES]
+            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
             yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
 
 
