@@ -29,10 +29,6 @@ class CopyFacts:
     columns: Columns
     children: dict[str, str]  # attached child -> "oid:relfilenode" (a TRUNCATE changes it)
 
-    @property
-    def column_types(self) -> dict[str, str]:
-        return dict(self.columns)
-
 
 _FACTS_SQL = f"""
 SELECT c.relname, c.oid, c.relkind,

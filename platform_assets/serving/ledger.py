@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from platform_assets.serving.names import quote_ident
+from resources.fingerprint import fingerprint
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
@@ -91,8 +92,6 @@ def published_row(
     columns=(),
 ) -> LedgerRow:
     """The ledger row of a table (`unit=''`) or of one unit, as the publish writes it."""
-    from resources.fingerprint import fingerprint
-
     return LedgerRow(
         table_name=table,
         partition_key=unit,
