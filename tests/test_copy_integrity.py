@@ -9,13 +9,11 @@
 
 from __future__ import annotations
 
-import threading
-
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from benchmarks.sync_units import Reader  # sums a column in a loop, one query at a time
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
@@ -27,26 +25,6 @@ from tests.test_sync_protocol import _current_table, _rewrite_table, _sync
 
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
-
-
-class SumReader(threading.Thread):
-    """One query at a time: the sum of a column over the whole partitioned copy."""
-
-    def __init__(self, conninfo: str, table: str):
-        super().__init__(daemon=True)
-        self.conninfo, self.table = conninfo, table
-        self.stop = threading.Event()
-        self.sums: list[int] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            while not self.stop.is_set():
-                try:
-                    total = conn.execute(f"SELECT sum(flights) FROM gold.{self.table}").fetchone()
-                    self.sums.append(int(total[0] or 0))
-                except Exception as exc:  # noqa: BLE001 - every error is a test failure
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def test_a_reader_never_sees_two_lake_versions_in_one_query(local_lake, serving):
@@ -64,7 +42,7 @@ def test_a_reader_never_sees_two_lake_versions_in_one_query(local_lake, serving)
     totals = {pc.sum(original["flights"]).as_py(), pc.sum(bumped["flights"]).as_py()}
     assert len(totals) == 2
 
-    reader = SumReader(serving.conninfo(), CARRIER.name)
+    reader = Reader(serving.conninfo(), CARRIER.name)
     reader.start()
     try:
         wait_for(lambda: len(reader.sums) > 10, what="the reader to start")
