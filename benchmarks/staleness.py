@@ -336,7 +336,7 @@ def wait_in_sync(lake, rds_url: str, table: str, timeout: float = SYNC_TIMEOUT_S
 
 def run_phases(dev: DagsterDev, table: str, state_id: str, changed_at: float) -> dict:
     """Where the time went: change -> sensor's run request -> run start -> run end."""
-    syncs = dev.runs("dagster/run_key", f"sync:{table}:{state_id}")
+    syncs = dev.runs("gold/lake_version", state_id)
     sync = syncs[0] if syncs else {}
     if not (sync.get("creationTime") and sync.get("startTime") and sync.get("endTime")):
         return {}
@@ -385,7 +385,7 @@ def run(args) -> dict:
                     changed_at = time.time()
                     state_id = table_in_sync(lake, rds_url, args.table).lake_version
                     seconds = wait_in_sync(lake, rds_url, args.table)
-                    sync_runs = dev.runs("dagster/run_key", f"sync:{args.table}:{state_id}")
+                    sync_runs = dev.runs("gold/lake_version", state_id)
                     for sync_run in sync_runs:  # its checks run after the swap: let them end
                         dev.wait_run(sync_run["runId"], timeout=SYNC_TIMEOUT_S)
                     runs.append(

@@ -14,6 +14,7 @@ from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
 from platform_assets.serving.names import qualified
+from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.protocol import (
     SyncRefused,
     SyncTransientError,
@@ -205,7 +206,7 @@ def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected
     state = snap.state if snap else None
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        facts = table_status.read_rds_facts(conn, [spec.name])
+        facts = table_status.read_rds_facts(conn, [spec.name], Deployment.of(db, gold.storage))
         rds_rows = table_status.live_row_count(conn, spec.name)
         if fault is not None:
             st = table_status.faulted(spec, facts, fault, rds_rows)

@@ -13,6 +13,7 @@ what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a
 import hashlib
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
@@ -21,6 +22,8 @@ from platform_assets.active_runs import active_asset_keys
 from platform_assets.copy_record import copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
+from platform_assets.serving import heads, ledger, orphans
+from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_TABLES
 from platform_assets.status import lake_row_count, read_rds_facts
 from resources.lake_tables import GoldLake, LakeFault
@@ -29,9 +32,13 @@ from resources.storage import LakeStorage
 
 
 def _run_key(table: str, state_id: str, verdict, rds) -> str:
-    """`sync:<table>:<lake state>`; a damaged copy adds a digest of its catalog facts, so a copy
-    damaged again after a repair gets a new run key."""
-    key = f"sync:{table}:{state_id}"
+    """`sync:<table>:<lake state>@<episode>`: the episode is the lake head's id (a new one each
+    time the lake moves, also back to a state synced before), so a rollback is synced again
+    and a request is never duplicated. A damaged copy adds a digest of its catalog facts, so a
+    copy damaged again after a repair gets a new run key."""
+    head = rds.heads.get(table)
+    episode = head.id if head is not None and head.state_id == state_id else 0
+    key = f"sync:{table}:{state_id}@{episode}"
     if not verdict.copy_drifted:
         return key
     copy = rds.copies.get(table)
@@ -66,35 +73,55 @@ def lake_change_sensor(
 ) -> dg.SensorResult:
     gold = GoldLake(lake)
     seen = json.loads(context.cursor) if context.cursor else {}
-    with serving.connect(autocommit=True) as conn:
-        rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
-        partition_requests = _months_requests(context.instance, conn)
-    active = active_asset_keys(context.instance)
-    events, requests = [], []
+    states = {}
     for spec in GOLD_TABLES:
         try:
-            state = gold.current_state(spec.name)
+            states[spec.name] = gold.current_state(spec.name)
+        except LakeFault as fault:  # this table only: the others are looked at as usual
+            context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
+    me = Deployment.of(serving, lake)
+    declared = [spec.name for spec in GOLD_TABLES]
+    with serving.connect(autocommit=True) as conn:
+        if not heads.exists(conn):
+            ledger.bootstrap(conn, serving.dashboard_role)
+        heads.record(conn, [s for s in states.values() if s is not None], "lake_change_sensor")
+        rds = read_rds_facts(conn, declared, me, declared)
+        _report_orphans(context, conn, rds.orphans, serving.dashboard_role, declared)
+        partition_requests = _months_requests(context.instance, conn)
+        active = active_asset_keys(context.instance)
+        events, requests = [], []
+        for spec in GOLD_TABLES:
+            state = states.get(spec.name)
             if state is None:
                 continue
             if lake_key("gold", spec.name) in active or rds_key(spec.name) in active:
-                # A run is building or syncing this table: its new version is not stored on the
-                # instance yet, so it would look like an outside change. Look after the run.
+                # A run is building or syncing this table: its new version is not stored on
+                # the instance yet, so it would look like an outside change. After the run.
                 continue
-            events += _record_outside_change(context, gold, spec, state, seen)
+            try:
+                events += _record_outside_change(context, gold, spec, state, seen)
+            except LakeFault as fault:  # this table only
+                context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
+                continue
             verdict = rds.verdict(spec.name, state)
             events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
-            request = _sync_request(context, spec, state, rds, verdict)
-        except LakeFault as fault:  # this table only: the others are looked at as usual
-            context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
-            continue
-        if request is not None:
-            requests.append(request)
+            request = _sync_request(context, conn, spec, state, rds, verdict)
+            if request is not None:
+                requests.append(request)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,
         dynamic_partitions_requests=partition_requests,
         cursor=json.dumps(seen),
     )
+
+
+def _report_orphans(context, conn, found, dashboard_role: str, declared) -> None:
+    """Revoke the dashboard's reads of orphans, and log each one once (the first tick)."""
+    orphans.notice(conn, found, dashboard_role, declared)
+    by_name = {o.table: o for o in found}
+    for table in orphans.first_sensor_log(conn, found):
+        context.log.warning(by_name[table].describe())
 
 
 def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> list:
@@ -125,15 +152,38 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
-    """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
-    with backoff (the same lake state's run key is used up), so the copy heals once the fault
-    clears."""
+def _sync_request(context, conn, spec, state, rds, verdict) -> dg.RunRequest | None:
+    """A sync run for a copy the in-sync rule finds out of sync, once per episode; none for a
+    copy another deployment owns or a state whose sync was refused (not retried: the lake must
+    change, or a person force it); after a failed one, again with backoff, the next attempt's
+    time recorded where status and the check read it, so the copy heals once the fault clears."""
     if verdict.in_sync:
         return None
+    if verdict.owner is not None:
+        context.log.info(f"gold.{spec.name} not synced: {verdict.reason}")
+        return None
+    refusal = rds.refusals.get(spec.name)
+    refused = refusal is not None and refusal.lake_version == state.state_id
+    if refused and refusal.kind == "refused" and not verdict.copy_drifted:
+        context.log.info(f"gold.{spec.name} not synced: {verdict.reason}")
+        return None
     key = _run_key(spec.name, state.state_id, verdict, rds)
-    attempt, wait = _retry_plan(context.instance, spec.name, state.state_id)
+    episode = key.split("@", 1)[1]
+    attempt, wait = _retry_plan(context.instance, spec.name, state.state_id, episode)
     if wait > 0:
+        retry_at = datetime.now(UTC) + timedelta(seconds=wait)
+        if not (refused and refusal.kind == "failing"):
+            ledger.record_refusal(
+                conn,
+                spec.name,
+                state.state_id,
+                f"gold.{spec.name}: sync attempt {attempt - 1} of lake version "
+                f"{state.state_id} failed",
+                "failing",
+                retry_at,
+            )
+        elif refusal.retry_at is None or abs((refusal.retry_at - retry_at).total_seconds()) > 5:
+            ledger.schedule_retry(conn, spec.name, state.state_id, retry_at)
         context.log.info(
             f"gold.{spec.name} out of sync ({verdict.reason}); its last sync failed: "
             f"next attempt ({attempt}) in {wait:.0f} s"
@@ -146,6 +196,7 @@ def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
         tags={
             "gold/table": spec.name,
             "gold/lake_version": state.state_id,
+            "gold/episode": episode,
             "gold/attempt": str(attempt),
         },
     )
@@ -155,10 +206,15 @@ RETRY_BASE_S = 60.0  # a failed sensor-launched sync is requested again after 1,
 RETRY_MAX_S = 3600.0
 
 
-def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
-    """(attempt number of the next sync request, seconds still to wait before it)."""
+def _retry_plan(
+    instance: dg.DagsterInstance, table: str, state_id: str, episode: str
+) -> tuple[int, float]:
+    """(attempt number of the episode's next sync request, seconds still to wait before it)."""
     records = instance.get_run_records(
-        filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
+        filters=RunsFilter(
+            tags={"gold/table": table, "gold/lake_version": state_id, "gold/episode": episode}
+        ),
+        limit=1,
     )
     if not records:
         return 1, 0.0

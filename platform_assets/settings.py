@@ -66,6 +66,7 @@ def serving_database() -> ServingDatabase:
         embedded_pgdata=_env("EMBEDDED_PGDATA", str(LOCAL_DIR / "pg")),
         dashboard_role=_env("DASHBOARD_ROLE", "dashboard_reader"),
         storage_budget_gb=_env_int("RDS_STORAGE_BUDGET_GB", 20),
+        deployment=_env("GOLD_DEPLOYMENT"),
     )
 
 

@@ -99,6 +99,11 @@ class ServingDatabase(CheckedSettings):
         description="How long the publish keeps retrying before the sync fails (and is retried).",
     )
     connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
+    deployment: str | None = Field(
+        default=None,
+        description="GOLD_DEPLOYMENT: the name this deployment owns its copies under (unset: "
+        "its lake's location).",
+    )
     storage_budget_gb: int = Field(
         default=20,
         description="RDS_STORAGE_BUDGET_GB: storage for this database (20 GB is the smallest gp "

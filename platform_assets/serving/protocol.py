@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import catalog, indexes, insync, ledger, schema_change, snapshot
+from platform_assets.serving import (
+    catalog,
+    indexes,
+    insync,
+    ledger,
+    ownership,
+    schema_change,
+    snapshot,
+)
 from platform_assets.serving.names import lock_key, qualified
+from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import LockBudgetExhausted, Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
@@ -152,6 +161,7 @@ def sync_table(
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
             with table_lock(conn, spec.name):
+                ownership.claim(conn, spec.name, Deployment.of(db, lake.storage))  # or refuse
                 dropped = drop_staging(conn, spec.name)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
@@ -169,11 +179,13 @@ def sync_table(
         raise
     except TRANSIENT as exc:
         reason = error_reason(exc, db.conninfo()) if not isinstance(exc, ServingDbError) else ""
-        raise SyncTransientError(
+        message = (
             f"gold.{spec.name}: the serving database failed during {step.now}: "
             f"{reason or exc}. Nothing was published; RDS keeps serving the old copy, and a "
             "retry can succeed"
-        ) from None
+        )
+        _record_refusal(db, spec.name, snap.state.state_id, message, "failing")
+        raise SyncTransientError(message) from None
 
 
 class Step:
@@ -188,11 +200,13 @@ class SyncTransientError(RuntimeError):
     budget exhausted): nothing was published, and retrying can succeed."""
 
 
-def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: str) -> None:
+def _record_refusal(
+    db: ServingDatabase, table: str, lake_version: str, reason: str, kind: str = "refused"
+) -> None:
     """Keep the reason where every surface reads it; best effort (the database may be down)."""
     with contextlib.suppress(psycopg.Error, ServingDbError), db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        ledger.record_refusal(conn, table, lake_version, reason)
+        ledger.record_refusal(conn, table, lake_version, reason, kind)
 
 
 def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step):
