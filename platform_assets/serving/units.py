@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -113,6 +114,15 @@ def postgres_segments(conn: psycopg.Connection, relation: str, schema, column: s
     return _rows_to_segments(conn.execute(sql).fetchall())
 
 
+def verify(conninfo: str, relation: str, schema, column: str, expected: Segments) -> Segments:
+    """The staged rows' segments, computed by PostgreSQL on a connection of their own (so the
+    scan can run beside the index builds); the caller compares them with `expected`."""
+    with psycopg.connect(
+        conninfo, autocommit=True, connect_timeout=30, application_name="gold-verify"
+    ) as conn:
+        return postgres_segments(conn, relation, schema, column)
+
+
 @dataclass(frozen=True)
 class Staged:
     units: tuple[Unit, ...]
@@ -170,18 +180,25 @@ def stage(
             conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
         )
         pausepoints.reached("verify")
-        actual = postgres_segments(conn, parent, schema, spec.segment_column)
-        if actual != expected:
-            bad = differing_segments(expected, actual)
-            raise SyncVerificationError(
-                f"staging of gold.{spec.name} does not match the lake: "
-                f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
-                f"differing segments: {', '.join(bad[:12])}"
-            )
-        # Indexes, statistics, then ready-made tables: the publish only moves and attaches them.
-        finish = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
-        finish.append(f"ANALYZE {parent}")
-        finish += [
+        # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
+        # read the same committed rows; nothing is published before both are done.
+        build = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
+        build.append(f"ANALYZE {parent}")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+            scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
+            try:
+                conn.execute(";\n".join(build))
+            finally:
+                actual = scan.result()  # a mismatch says more than an index error it caused
+                if actual != expected:
+                    bad = differing_segments(expected, actual)
+                    raise SyncVerificationError(
+                        f"staging of gold.{spec.name} does not match the lake: "
+                        f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
+                        f"differing segments: {', '.join(bad[:12])}"
+                    )
+        # Ready-made tables: the publish only moves and attaches them.
+        finish = [
             f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
             for u in units
         ]
