@@ -20,8 +20,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import sqlglot
-
 SQL_DIR = Path(__file__).parent / "sql"
 EXTRA_SPECS_ENV = "GOLD_EXTRA_SPECS"
 
@@ -66,6 +64,8 @@ class GoldTableSpec:
     @cached_property
     def output_columns(self) -> list[str]:
         """The columns the Gold SQL selects (read from the SQL, Athena/Trino dialect)."""
+        import sqlglot  # on first use: goldctl's fast commands never parse SQL
+
         return sqlglot.parse_one(self.sql, read="trino").named_selects
 
     def validate(self) -> None:

@@ -22,6 +22,8 @@ import pyarrow.dataset as ds
 
 from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
+from platform_assets.serving.errors import DataRefused, SyncVerificationError
+from platform_assets.serving.errors import SyncRefused as SyncRefused  # its old home
 from platform_assets.serving.names import (
     STAGE_SCHEMA,
     WHOLE,
@@ -36,19 +38,6 @@ from resources.fingerprint import Segments, differing_segments, segment_checksum
 from resources.fingerprint import segments_from_rows as _rows_to_segments
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
-
-
-class SyncRefused(RuntimeError):
-    """A sync was refused (guard, schema policy, verification, a user object in the way);
-    nothing was published and the old copy keeps serving. Retrying does not help."""
-
-    def __init__(self, message: str, numbers: dict | None = None):
-        super().__init__(message)
-        self.numbers = numbers or {}
-
-
-class SyncVerificationError(SyncRefused):
-    """Staging did not match the lake; nothing was published."""
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -89,7 +78,7 @@ def units_of(spec, segments: Segments) -> dict[str, Unit]:
     bad = sorted(k for k in segments if not MONTH.match(k))
     if bad:
         rows = sum(segments[k][0] for k in bad)
-        raise SyncRefused(
+        raise DataRefused(
             f"gold.{spec.name}: {rows} row(s) have no month in {spec.segment_column} "
             f"(segment {', '.join(bad[:3])}); a month-partitioned copy cannot hold them"
         )
