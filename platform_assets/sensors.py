@@ -5,9 +5,13 @@ ledger and the copies' catalog facts (a few queries, no scan). A state Dagster d
 (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is recorded as a runless
 materialization of the lake asset; every RDS copy that the in-sync rule finds out of sync (the
 lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
-by table, lake state and the copy's catalog facts, so nothing runs twice. The same tick records
-what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a failing
-`in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds.
+by episode: table, lake state and the lake head's id (`serving/heads.py`: a new one each time
+the lake moves, also back to a state synced before), plus the copy's catalog facts for a
+repair, so a rollback is synced again and nothing runs twice. Each tick records the heads it
+lists (the lag clock), logs each orphan once and revokes the dashboard's reads of it, and
+requests nothing for a copy another deployment owns or a state whose sync was refused. The
+same tick records what the UI should show on the RDS asset meanwhile (`copy_record`): the lag
+as a failing `in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds.
 """
 
 import hashlib

@@ -14,7 +14,14 @@ from datetime import datetime
 
 import psycopg
 
-from platform_assets.serving.units import SyncRefused
+from platform_assets.serving.errors import OwnershipRefused
+
+
+class ForeignCopy(OwnershipRefused):
+    """Another deployment owns the copy. Refused before anything is touched, and not recorded:
+    the refusals row is the owner's to write."""
+
+    recorded = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def claim(conn: psycopg.Connection, table: str, me: Deployment) -> None:
     )
     owner = foreign_owner(read_owners(conn).get(table), me)
     if owner is not None:
-        raise SyncRefused(refusal(table, owner, me))
+        raise ForeignCopy(refusal(table, owner, me), table=table)
 
 
 def take_over(conn: psycopg.Connection, table: str, me: Deployment, previous: str) -> Owner | None:
