@@ -13,7 +13,7 @@ from platform_assets import copy_checks, insync_check
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.errors import SyncError, as_failure
+from platform_assets.serving.errors import SyncError, SyncRefused, as_failure
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
@@ -347,7 +347,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     snap=snap,
                 )
             except SyncError as failed:  # errors.py: refusals recorded, only transients retried
-                if failed.recorded:
+                if isinstance(failed, SyncRefused):  # recorded, or another deployment's copy
                     yield dg.AssetCheckResult(
                         asset_key=key,
                         check_name="in_sync_with_lake",
