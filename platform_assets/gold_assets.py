@@ -5,6 +5,7 @@ rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerpri
 """
 
 import hashlib
+import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -15,6 +16,7 @@ from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
 from platform_assets.serving.names import qualified
 from platform_assets.serving.protocol import (
+    NotPublishing,
     SyncRefused,
     SyncTransientError,
     postgres_segments,
@@ -315,6 +317,32 @@ def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving)
         instance.delete_dynamic_partition(name, month)
 
 
+def run_still_wanted(context: dg.AssetExecutionContext):
+    """A check for right before the publish: the step's run is still in progress and the process
+    that started this step (the run worker, or the executor's process) is still its parent.
+    A run worker killed under a step process leaves that process running on its own; the run is
+    then failed (by the code server, or run monitoring) and must not see a publish after that."""
+    parent, run_id, instance = os.getppid(), context.run.run_id, context.instance
+
+    def check() -> None:
+        if os.getppid() != parent:
+            raise NotPublishing(
+                f"run {run_id}: the process that started this step ended (pid {parent}); "
+                "not publishing, RDS keeps serving the old copy"
+            )
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status not in (
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.STARTING,
+        ):
+            status = run.status.value if run else "deleted"
+            raise NotPublishing(
+                f"run {run_id} is {status}: not publishing, RDS keeps serving the old copy"
+            )
+
+    return check
+
+
 def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     key, upstream = rds_key(spec.name), lake_key("gold", spec.name)
 
@@ -351,6 +379,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         serving: ServingDatabase,
     ):
         gold = GoldLake(lake)
+        still_wanted = run_still_wanted(context)
         try:
             snap, fault = snapshot.take(spec, gold, engine), None  # the run's one lake read
         except LakeFault as exc:  # the sync refuses it too, naming the file
@@ -366,6 +395,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     log=context.log.info,
                     months=config.months,
                     snap=snap,
+                    still_wanted=still_wanted,
                 )
             except SyncRefused as refused:
                 yield dg.AssetCheckResult(
@@ -378,6 +408,8 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     },
                 )
                 raise dg.Failure(description=str(refused), allow_retries=False) from None
+            except NotPublishing as gone:  # the run is over: nobody is waiting for a retry
+                raise dg.Failure(description=str(gone), allow_retries=False) from None
             except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
                 raise dg.Failure(description=str(bad), allow_retries=False) from None
             except SyncTransientError as transient:  # retried by SYNC_RETRY, then by the sensor

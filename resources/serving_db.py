@@ -98,6 +98,11 @@ class ServingDatabase(CheckedSettings):
         default=120.0,
         description="How long the publish keeps retrying before the sync fails (and is retried).",
     )
+    sync_lock_wait_s: float = Field(
+        default=600.0,
+        description="How long a sync waits for another sync of the same table before it fails "
+        "(as transient, naming the holder).",
+    )
     connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
     storage_budget_gb: int = Field(
         default=20,
@@ -143,8 +148,7 @@ class ServingDatabase(CheckedSettings):
                 conninfo,
                 autocommit=autocommit,
                 connect_timeout=self.connect_timeout_s,
-                application_name="gold-platform",
-                **kwargs,
+                **{"application_name": "gold-platform", **kwargs},
             )
         except psycopg.OperationalError as exc:
             reason = error_reason(exc, conninfo)
