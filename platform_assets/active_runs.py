@@ -56,8 +56,17 @@ def overdue(instance: dg.DagsterInstance, record: RunRecord, now: float | None =
     run = record.dagster_run
     if run.status not in IN_PROGRESS_RUN_STATUSES or run.status == dg.DagsterRunStatus.QUEUED:
         return False
+    return past_deadline(instance, record, now)
+
+
+def past_deadline(instance: dg.DagsterInstance, record: RunRecord, now: float | None = None):
+    """True for a run that has run (or ran, until it ended) longer than its deadline: stuck,
+    or ended by run monitoring for it."""
+    if record.dagster_run.status == dg.DagsterRunStatus.QUEUED:
+        return False
     since = record.start_time or record.create_timestamp.timestamp()
-    return (now or time.time()) - since > deadline_s(instance, run)
+    until = record.end_time or now or time.time()
+    return until - since > deadline_s(instance, record.dagster_run)
 
 
 def active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:

@@ -20,7 +20,7 @@ from dagster._core.storage.dagster_run import RunsFilter
 from platform_assets.active_runs import (
     MAX_RUNTIME_TAG,
     active_asset_keys,
-    overdue,
+    past_deadline,
     sync_max_runtime_s,
 )
 from platform_assets.copy_record import copy_events, last_metadata
@@ -163,7 +163,8 @@ RETRY_MAX_S = 3600.0
 
 def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
     """(attempt number of the next sync request, seconds still to wait before it). A run past
-    its deadline (its worker died) is replaced at once; a failed or canceled one after backoff."""
+    its deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was
+    its wait. A failed or canceled one is replaced after backoff."""
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
@@ -171,7 +172,7 @@ def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tupl
         return 1, 0.0
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
-    if overdue(instance, records[0]):
+    if past_deadline(instance, records[0]):
         return attempt + 1, 0.0
     if run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
         return attempt, 0.0  # the same run key again: the daemon never runs it twice

@@ -68,6 +68,10 @@ def test_a_run_past_its_deadline_frees_its_table(local_lake, serving, monkeypatc
         assert rds_key(WEATHER.name) not in active_asset_keys(instance)
         again = tick(instance, resources, cursor=first.cursor).run_requests
         assert [r.run_key for r in again] == [f"{request.run_key}:attempt-2"]
+        # ...also once run monitoring has failed it: the deadline was its wait, no backoff
+        instance.report_run_failed(stuck)
+        again = tick(instance, resources, cursor=first.cursor).run_requests
+        assert [r.run_key for r in again] == [f"{request.run_key}:attempt-2"]
 
         # a canceled sync is requested again too, after the backoff
         instance.delete_run(stuck.run_id)
