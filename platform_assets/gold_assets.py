@@ -10,22 +10,20 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from platform_assets import insync_check
+from platform_assets import copy_checks, insync_check
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.names import qualified
 from platform_assets.serving.protocol import (
     NotPublishing,
     SyncRefused,
     SyncTransientError,
-    postgres_segments,
     sync_table,
 )
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
-from resources.fingerprint import differing_segments, fingerprint
+from resources.fingerprint import fingerprint
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
@@ -39,9 +37,10 @@ LAKE_CHECKS = {
 RDS_CHECKS = {
     "in_sync_with_lake": "The RDS copy holds the lake's current version (WARN within the "
     "spec's lag tolerance, ERROR beyond).",
-    "row_count_matches": "RDS has as many rows as the lake's current version.",
-    "fingerprint_matches": "Per-month checksums computed by the lake engine and by PostgreSQL "
-    "agree.",
+    "row_count_matches": "The copy has as many rows as the lake version the ledger says it "
+    "holds (a copy only behind stays green; one changed by hand is red).",
+    "fingerprint_matches": "The copy's per-month checksums equal those of the lake version the "
+    "ledger says it holds (computed by the lake engine when it was built).",
     footprint.CHECK_NAME: footprint.CHECK_DESCRIPTION,
 }
 
@@ -200,33 +199,44 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
 # ---- rds/gold/<table> --------------------------------------------------------------------------
 
 
-def _rds_check_results(spec, gold: GoldLake, snap, db: ServingDatabase, selected, fault=None):
-    """The RDS checks, judging the run's lake snapshot (the state the sync loaded), or the
-    fault that kept the lake state from being read."""
+def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, selected, fault):
+    """The RDS checks under the table's sync lock (shared): a sync publishing meanwhile waits.
+
+    `in_sync_with_lake` judges the run's lake snapshot (the state a sync run loaded; a check-only
+    run takes it under the lock, so a sync that published just before is judged, not missed);
+    row count and fingerprint judge the copy against the version the ledger says it holds."""
     key = rds_key(spec.name)
-    state = snap.state if snap else None
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        facts = table_status.read_rds_facts(conn, [spec.name])
-        rds_rows = table_status.live_row_count(conn, spec.name)
-        if fault is not None:
-            st = table_status.faulted(spec, facts, fault, rds_rows)
-        else:
-            st = table_status.evaluate(spec, state, facts, snap.rows if snap else None, rds_rows)
-        if "in_sync_with_lake" in selected:
-            yield _in_sync_check(spec, gold, snap, facts, st)
-        if "row_count_matches" in selected:
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name="row_count_matches",
-                passed=st.rds_rows is not None and st.rds_rows == st.lake_rows,
-                metadata={"lake_rows": st.lake_rows, "rds_rows": st.rds_rows},
-            )
-        if "fingerprint_matches" in selected:
-            yield _fingerprint_check(spec, snap, facts, conn, key, st.reason if fault else None)
-        if footprint.CHECK_NAME in selected:
-            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-            yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
+        with conn.transaction():
+            copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
+            if snap is None and fault is None:
+                snap, fault = _snapshot(spec, gold, engine)
+            facts = table_status.read_rds_facts(conn, [spec.name])
+            held, _ = facts.ledger.get(spec.name, (None, {}))
+            rds_rows = table_status.live_row_count(conn, spec.name)
+            if fault is not None:
+                st = table_status.faulted(spec, facts, fault, rds_rows)
+            else:
+                state, rows = (snap.state, snap.rows) if snap else (None, None)
+                st = table_status.evaluate(spec, state, facts, rows, rds_rows)
+            if "in_sync_with_lake" in selected:
+                yield _in_sync_check(spec, gold, snap, facts, st)
+            if copy_checks.ROW_COUNT in selected:
+                yield copy_checks.row_count(key, held, rds_rows)
+            if copy_checks.FINGERPRINT in selected:
+                yield copy_checks.fingerprint_check(conn, key, spec, held)
+            if footprint.CHECK_NAME in selected:
+                tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
+                yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
+
+
+def _snapshot(spec, gold: GoldLake, engine):
+    """(the run's one lake read, None) or (None, the fault that kept it from being read)."""
+    try:
+        return snapshot.take(spec, gold, engine), None
+    except LakeFault as exc:  # the sync refuses it too, naming the file
+        return None, exc
 
 
 def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
@@ -259,34 +269,6 @@ def _months_behind(spec, snap, facts) -> list[str]:
     loaded = {m: tuple(r.segments.get(m, ())) for m, r in units.items()}
     expected = snap.segments
     return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
-
-
-def _fingerprint_check(spec, snap, facts, conn, key, fault=None) -> dg.AssetCheckResult:
-    copy = facts.copies.get(spec.name)
-    missing = fault
-    if missing is None and (snap is None or copy is None):
-        missing = "the lake version or the RDS table does not exist yet"
-    elif missing is None and set(snap.columns) - set(copy.columns):
-        missing = "the RDS copy lacks columns of the lake version: " + ", ".join(
-            sorted({c for c, _ in set(snap.columns) - set(copy.columns)})
-        )
-    if missing:
-        return dg.AssetCheckResult(
-            asset_key=key, check_name="fingerprint_matches", passed=False, description=missing
-        )
-    actual = postgres_segments(conn, qualified(spec.name), snap.schema, spec.segment_column)
-    differing = differing_segments(snap.segments, actual)
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name="fingerprint_matches",
-        passed=not differing,
-        metadata={
-            "lake_fingerprint": snap.fingerprint,
-            "rds_fingerprint": fingerprint(actual),
-            "segments": len(snap.segments),
-            "differing_segments": ", ".join(differing[:50]) or "none",
-        },
-    )
 
 
 def rds_op_name(table: str) -> str:
@@ -379,12 +361,10 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         serving: ServingDatabase,
     ):
         gold = GoldLake(lake)
+        snap = fault = None  # a check-only run reads the lake under the sync lock
         still_wanted = run_still_wanted(context)
-        try:
-            snap, fault = snapshot.take(spec, gold, engine), None  # the run's one lake read
-        except LakeFault as exc:  # the sync refuses it too, naming the file
-            snap, fault = None, exc
         if key in context.selected_asset_keys:
+            snap, fault = _snapshot(spec, gold, engine)
             try:
                 result = sync_table(
                     spec,
@@ -419,7 +399,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         selected = {k.name for k in context.selected_asset_check_keys}
-        yield from _rds_check_results(spec, gold, snap, serving, selected, fault)
+        yield from _rds_check_results(spec, gold, engine, snap, serving, selected, fault)
 
     return _rds_gold
 

@@ -28,7 +28,8 @@ from tests.test_sensors import GOLD, TABLE, add_outside_file
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxb-do-not-leak"
 
-LAG_CHECKS = set(RDS_CHECKS) - {footprint.CHECK_NAME}  # what an outside change turns red
+LAG_CHECKS = {"in_sync_with_lake"}  # what an outside change turns red (the copy is only behind)
+COPY_CHECKS = set(RDS_CHECKS) - LAG_CHECKS - {footprint.CHECK_NAME}  # green while only behind
 
 
 @dataclass
@@ -145,6 +146,13 @@ def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving
         assert checks.success  # non-blocking checks fail, the run stays green
         assert len(checks.get_asset_check_evaluations()) == len(RDS_CHECKS) * len(GOLD_TABLES)
         assert failed_checks(checks) == failing_checks  # the other tables stay green
+        # the copy is the version the ledger says it holds: row count and fingerprint agree
+        copy_checks = {
+            e.check_name: e
+            for e in checks.get_asset_check_evaluations()
+            if e.asset_key.path[-1] == TABLE
+        }
+        assert all(copy_checks[c].passed for c in COPY_CHECKS), copy_checks
 
         cursor = alert_tick(instance, receiver, cursor)
         failures = receiver.take()
@@ -159,8 +167,6 @@ def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving
         lag = grouped[check_name(TABLE, "in_sync_with_lake")][0]
         assert "(WARN)" in lag["text"]  # within the lag tolerance
         assert "lake_version" in lag["text"] and "rds_version" in lag["text"]
-        rows = grouped[check_name(TABLE, "row_count_matches")][0]
-        assert "lake_rows" in rows["text"] and "rds_rows" in rows["text"]
 
         # still red: ticking again, or running the checks again, sends nothing
         cursor = alert_tick(instance, receiver, cursor)
@@ -321,3 +327,27 @@ def test_a_recovery_that_lands_after_a_later_planned_failure_is_sent(receiver):
         assert [m["status"] for m in receiver.take()] == ["recovered"]
         alert_tick(instance, receiver, cursor)
         assert receiver.take() == []
+
+
+def test_a_copy_changed_by_hand_turns_row_count_and_fingerprint_red_at_once(local_lake, serving):
+    """A DELETE by hand leaves the catalog facts alone (the lag check cannot see it) but the copy
+    is no longer the version the ledger says it holds: both copy checks fail, naming the month."""
+    resources = platform_resources(local_lake, serving)
+    with dg.instance_for_test() as instance:
+        assert materialize(GOLD, resources, instance=instance).success
+        assert failed_checks(run_rds_checks(resources, instance)) == set()  # no false alarm
+        with serving.connect(autocommit=True) as conn:
+            month = conn.execute(
+                f"DELETE FROM gold.{TABLE} WHERE ctid IN (SELECT ctid FROM gold.{TABLE} LIMIT 1) "
+                "RETURNING to_char(flight_date, 'YYYY-MM')"
+            ).fetchone()[0]
+        checks = run_rds_checks(resources, instance)
+        assert failed_checks(checks) == {check_name(TABLE, c) for c in COPY_CHECKS}
+        evaluations = {
+            e.check_name: e
+            for e in checks.get_asset_check_evaluations()
+            if e.asset_key.path[-1] == TABLE
+        }
+        rows = evaluations["row_count_matches"].metadata
+        assert rows["rds_rows"].value == rows["ledger_rows"].value - 1
+        assert evaluations["fingerprint_matches"].metadata["differing_segments"].value == month

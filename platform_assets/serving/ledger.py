@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS platform.sync_history (
 );
 ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS columns jsonb NOT NULL DEFAULT '[]';
 ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS relation_id text;
+ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS lake_columns jsonb NOT NULL DEFAULT '[]';
 CREATE TABLE IF NOT EXISTS platform.sync_refusals (
     table_name      text PRIMARY KEY,
     lake_version    text NOT NULL,
@@ -84,6 +85,7 @@ class LedgerRow:
     rows_per_s: float | None
     columns: list = field(default_factory=list)  # table row: [[name, type], ...] published
     relation_id: str | None = None  # table row: the parent's oid; unit row: "oid:relfilenode"
+    lake_columns: list = field(default_factory=list)  # table row: the lake's, in checksum order
 
 
 def published_row(
@@ -95,6 +97,7 @@ def published_row(
     rows_per_s: float | None,
     relation_id: str,
     columns=(),
+    lake_columns=(),
 ) -> LedgerRow:
     """The ledger row of a table (`unit=''`) or of one unit, as the publish writes it."""
     return LedgerRow(
@@ -111,6 +114,7 @@ def published_row(
         rows_per_s=rows_per_s,
         columns=[list(c) for c in columns],
         relation_id=relation_id,
+        lake_columns=[list(c) for c in lake_columns],
     )
 
 
@@ -185,15 +189,15 @@ def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> Ledge
 _UPSERT = """
 INSERT INTO platform.sync_ledger (table_name, partition_key, lake_version, lake_token,
     row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s,
-    columns, relation_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s)
+    columns, relation_id, lake_columns)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s)
 ON CONFLICT (table_name, partition_key) DO UPDATE SET
     lake_version = EXCLUDED.lake_version, lake_token = EXCLUDED.lake_token,
     row_count = EXCLUDED.row_count, fingerprint = EXCLUDED.fingerprint,
     segments = EXCLUDED.segments, lake_created_at = EXCLUDED.lake_created_at,
     loaded_at = EXCLUDED.loaded_at, duration_s = EXCLUDED.duration_s,
     rows_per_s = EXCLUDED.rows_per_s, columns = EXCLUDED.columns,
-    relation_id = EXCLUDED.relation_id
+    relation_id = EXCLUDED.relation_id, lake_columns = EXCLUDED.lake_columns
 """
 _HISTORY = """
 INSERT INTO platform.sync_history (table_name, partition_key, lake_version, row_count,
@@ -222,6 +226,7 @@ def write(conn: psycopg.Connection, *rows: LedgerRow) -> None:
                     r.rows_per_s,
                     Jsonb(r.columns),
                     r.relation_id,
+                    Jsonb(r.lake_columns),
                 )
                 for r in rows
             ],

@@ -85,6 +85,22 @@ def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
             conn.close()  # ends the transaction: the lock is free
 
 
+def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
+    """Inside a transaction: no sync of `table` runs until it ends (shared with other holders,
+    exclusive against a sync's `table_lock`); the wait is bounded like the sync's."""
+    conn.execute(
+        "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING", (table,)
+    )
+    conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(wait_s * 1000))}ms'")
+    try:
+        conn.execute("SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR SHARE", (table,))
+    except errors.LockNotAvailable:
+        raise LockBusy(
+            f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s"
+        ) from None
+    conn.execute("SET LOCAL lock_timeout = 0")
+
+
 def check(conn: psycopg.Connection, table: str) -> None:
     """Raise `LockBusy` if the lock's connection was lost (the lock went with it)."""
     try:

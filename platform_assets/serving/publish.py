@@ -181,7 +181,15 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
     ledger.write(
         conn,
         ledger.published_row(
-            spec.name, "", snap.state, snap.segments, seconds, rate, str(facts.oid), facts.columns
+            spec.name,
+            "",
+            snap.state,
+            snap.segments,
+            seconds,
+            rate,
+            str(facts.oid),
+            facts.columns,
+            snap.columns,
         ),
     )
     ledger.clear_refusal(conn, spec.name)

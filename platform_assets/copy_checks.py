@@ -1,0 +1,118 @@
+"""`row_count_matches` and `fingerprint_matches`: is the copy the version the ledger says it holds?
+
+They judge the copy, not the lag (`in_sync_with_lake` judges the lag): a copy that merely holds
+the previous lake version stays green, a copy changed by hand (DELETE, UPDATE, TRUNCATE, a
+dropped month) turns red at once. The expected numbers are the ledger's, written in the publish
+transaction; the checks read the ledger and the copy under the table's sync lock (shared), so a
+sync publishing meanwhile waits and can never be judged half-way.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+import pyarrow as pa
+
+from platform_assets.serving import locks
+from platform_assets.serving.ledger import LedgerRow
+from platform_assets.serving.names import qualified
+from platform_assets.serving.units import postgres_segments
+from resources.fingerprint import differing_segments, fingerprint
+
+ROW_COUNT = "row_count_matches"
+FINGERPRINT = "fingerprint_matches"
+
+# PostgreSQL type of a published column -> an Arrow type of the same checksum kind
+_ARROW = {
+    "bigint": pa.int64(),
+    "integer": pa.int64(),
+    "smallint": pa.int64(),
+    "boolean": pa.bool_(),
+    "double precision": pa.float64(),
+    "real": pa.float64(),
+    "numeric": pa.float64(),
+    "date": pa.date32(),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    "timestamp without time zone": pa.timestamp("us"),
+}
+
+
+def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
+    """Inside a transaction: no sync of `table` publishes until it ends (shared with other
+    checks, exclusive against the sync's own lock: serving/locks.py)."""
+    locks.hold_shared(conn, table, wait_s)
+
+
+def held_schema(row: LedgerRow) -> pa.Schema:
+    """The lake version's columns, in the order its checksums were computed in (the copy's own
+    order can differ after a column was added to it); rows written before the ledger kept that
+    order fall back to the copy's."""
+    columns = row.lake_columns or row.columns
+    return pa.schema([pa.field(name, _ARROW.get(kind, pa.string())) for name, kind in columns])
+
+
+def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
+    if row is None:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=ROW_COUNT,
+            passed=rds_rows is None,
+            description="no copy published yet: nothing to compare"
+            if rds_rows is None
+            else "a table the platform never published stands where the copy goes",
+            metadata={"rds_rows": rds_rows},
+        )
+    passed = rds_rows == row.row_count
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=ROW_COUNT,
+        passed=passed,
+        description=f"the copy holds lake version {row.lake_version}"
+        if passed
+        else f"the copy is not lake version {row.lake_version} it claims to hold "
+        "(changed by hand?)",
+        metadata={
+            "ledger_rows": row.row_count,
+            "rds_rows": rds_rows,
+            "rds_version": row.lake_version,
+        },
+    )
+
+
+def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: LedgerRow | None):
+    if row is None:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=FINGERPRINT,
+            passed=True,
+            description="no copy published yet: nothing to compare",
+        )
+    expected = {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
+    try:
+        with conn.transaction():  # a savepoint: a failed read leaves the caller's lock held
+            actual = postgres_segments(
+                conn, qualified(spec.name), held_schema(row), spec.segment_column
+            )
+    except psycopg.errors.UndefinedTable:
+        actual = None
+    except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=FINGERPRINT,
+            passed=False,
+            description=f"gold.{spec.name} columns were altered by hand: {exc}".splitlines()[0],
+        )
+    differing = differing_segments(expected, actual or {})
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=FINGERPRINT,
+        passed=actual is not None and not differing,
+        description="the copy is missing (dropped by hand?)" if actual is None else None,
+        metadata={
+            "ledger_fingerprint": row.fingerprint,
+            "rds_fingerprint": fingerprint(actual) if actual is not None else "none",
+            "rds_version": row.lake_version,
+            "segments": len(expected),
+            "differing_segments": ", ".join(differing[:50]) or "none",
+        },
+    )
