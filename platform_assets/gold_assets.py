@@ -14,12 +14,8 @@ from platform_assets import copy_checks, insync_check
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.protocol import (
-    NotPublishing,
-    SyncRefused,
-    SyncTransientError,
-    sync_table,
-)
+from platform_assets.serving.errors import KEEPS_SERVING, NotPublishing, SyncError, as_failure
+from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
@@ -310,7 +306,7 @@ def run_still_wanted(context: dg.AssetExecutionContext):
         if os.getppid() != parent:
             raise NotPublishing(
                 f"run {run_id}: the process that started this step ended (pid {parent}); "
-                "not publishing, RDS keeps serving the old copy"
+                f"not publishing, {KEEPS_SERVING}"
             )
         run = instance.get_run_by_id(run_id)
         if run is None or run.status not in (
@@ -318,9 +314,7 @@ def run_still_wanted(context: dg.AssetExecutionContext):
             dg.DagsterRunStatus.STARTING,
         ):
             status = run.status.value if run else "deleted"
-            raise NotPublishing(
-                f"run {run_id} is {status}: not publishing, RDS keeps serving the old copy"
-            )
+            raise NotPublishing(f"run {run_id} is {status}: not publishing, {KEEPS_SERVING}")
 
     return check
 
@@ -377,23 +371,18 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     snap=snap,
                     still_wanted=still_wanted,
                 )
-            except SyncRefused as refused:
-                yield dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name="in_sync_with_lake",
-                    passed=False,
-                    metadata={
-                        **{k: v for k, v in refused.numbers.items() if v is not None},
-                        "refused": str(refused),
-                    },
-                )
-                raise dg.Failure(description=str(refused), allow_retries=False) from None
-            except NotPublishing as gone:  # the run is over: nobody is waiting for a retry
-                raise dg.Failure(description=str(gone), allow_retries=False) from None
-            except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
-                raise dg.Failure(description=str(bad), allow_retries=False) from None
-            except SyncTransientError as transient:  # retried by SYNC_RETRY, then by the sensor
-                raise dg.Failure(description=str(transient)) from None
+            except SyncError as failed:  # errors.py: refusals recorded, only transients retried
+                if failed.recorded:
+                    yield dg.AssetCheckResult(
+                        asset_key=key,
+                        check_name="in_sync_with_lake",
+                        passed=False,
+                        metadata={
+                            **{k: v for k, v in failed.numbers.items() if v is not None},
+                            "refused": str(failed),
+                        },
+                    )
+                raise as_failure(failed) from None
             if spec.partitioned:
                 _register_months(context.instance, spec, serving)
             metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}

@@ -133,8 +133,13 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
 def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
     """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
     with backoff (the same lake state's run key is used up), so the copy heals once the fault
-    clears."""
+    clears. A lake state whose sync was refused is not requested again: only a new state (or a
+    person) heals a refusal."""
     if verdict.in_sync:
+        return None
+    refused = rds.refusals.get(spec.name)
+    if refused is not None and refused[0] == state.state_id:  # errors.py: never retried
+        context.log.info(f"gold.{spec.name}: syncing {state.state_id} was refused: {refused[1]}")
         return None
     key = _run_key(spec.name, state.state_id, verdict, rds)
     attempt, wait = _retry_plan(context.instance, spec.name, state.state_id)

@@ -16,10 +16,13 @@ from collections.abc import Iterator
 import psycopg
 from psycopg import errors
 
+from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
 from platform_assets.serving.names import fit, lock_key
 
+NOTHING_DONE = f"Nothing was published; {KEEPS_SERVING}, and a retry can succeed"
 
-class LockBusy(TimeoutError):
+
+class LockBusy(SyncTransient):
     """A lock the sync needs was held past the wait; a later attempt can get it."""
 
 
@@ -77,7 +80,8 @@ def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
             who = holders(conn, "a.application_name = %s", (_application(table),))
             raise LockBusy(
                 f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
-                "(another sync of this table is running or stuck)"
+                f"(another sync of this table is running or stuck). {NOTHING_DONE}",
+                table=table,
             ) from None
         yield conn
     finally:
@@ -96,7 +100,8 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
         conn.execute("SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR SHARE", (table,))
     except errors.LockNotAvailable:
         raise LockBusy(
-            f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s"
+            f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s",
+            table=table,
         ) from None
     conn.execute("SET LOCAL lock_timeout = 0")
 
@@ -107,5 +112,6 @@ def check(conn: psycopg.Connection, table: str) -> None:
         conn.execute("SELECT 1")
     except psycopg.Error:
         raise LockBusy(
-            f"gold.{table}'s sync lock was lost (its connection ended); not publishing"
+            f"gold.{table}'s sync lock was lost (its connection ended). {NOTHING_DONE}",
+            table=table,
         ) from None

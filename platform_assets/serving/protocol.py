@@ -29,12 +29,24 @@ from platform_assets.serving import (
     schema_change,
     snapshot,
 )
+from platform_assets.serving.errors import (
+    GuardRefused,
+    LockBudgetExhausted,
+    NothingToSync,
+    OwnershipRefused,
+    PolicyRefused,
+    SyncError,
+    SyncRefused,
+    SyncTransient,
+    SyncTransientError,
+    SyncUsageError,
+    SyncVerificationError,
+    classify,
+)
 from platform_assets.serving.names import qualified
-from platform_assets.serving.publish import LockBudgetExhausted, Publication, publish
+from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
-    SyncRefused,
-    SyncVerificationError,
     discard_staging,
     drop_staging,
     postgres_segments,
@@ -42,31 +54,15 @@ from platform_assets.serving.units import (
     units_of,
 )
 from platform_assets.specs import GoldTableSpec
-from resources.lake_tables import GoldLake, LakeFault
-from resources.serving_db import ServingDatabase, ServingDbError, error_reason
+from resources.lake_tables import GoldLake
+from resources.serving_db import ServingDatabase, ServingDbError
 
-
-def _adbc_error() -> type[Exception]:
-    from adbc_driver_manager import Error
-
-    return Error
-
-
-# Failures of the database or the connection, not of the data: a later attempt can succeed.
-TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    ServingDbError,
-    LockBudgetExhausted,
-    locks.LockBusy,
-    _adbc_error(),
-)
-
-__all__ = [
+__all__ = [  # the sync's failures are re-exported from their old home (errors.py is theirs now)
     "LockBudgetExhausted",
-    "NotPublishing",
+    "SyncError",
     "SyncRefused",
     "SyncResult",
+    "SyncTransient",
     "SyncTransientError",
     "SyncVerificationError",
     "postgres_segments",
@@ -135,19 +131,24 @@ def sync_table(
     when their checksums match: the RDS side of a backfill or a repair. `snap` is the run's
     lake snapshot (taken here when not given). `still_wanted` is called right before the
     publish transaction and raises `NotPublishing` when the sync's run is gone (a step process
-    orphaned by a killed run worker must not publish after its run was failed)."""
+    orphaned by a killed run worker must not publish after its run was failed).
+
+    Every failure leaves as a `SyncError` (errors.py): a refusal is recorded in the ledger for
+    every surface to show, a transient failure says a retry can succeed."""
     if months and not spec.partitioned:
-        raise ValueError(f"gold.{spec.name} is not partitioned: months cannot be reloaded alone")
+        raise SyncUsageError(
+            f"gold.{spec.name} is not partitioned: months cannot be reloaded alone", table=spec.name
+        )
     started = time.monotonic()
     step = Step("reading the lake")
+    state_id = snap.state.state_id if snap else "unreadable"
     try:
         snap = snap or snapshot.take(spec, lake, engine)
-    except LakeFault as fault:
-        _record_refusal(db, spec.name, "unreadable", str(fault))
-        raise SyncRefused(f"refusing to sync: {fault}; RDS keeps serving the old copy") from None
-    if snap is None:
-        raise LookupError(f"gold.{spec.name} has no published version in the lake yet")
-    try:
+        if snap is None:
+            raise NothingToSync(
+                f"gold.{spec.name} has no published version in the lake yet", table=spec.name
+            )
+        state_id = snap.state.state_id
         step.now = "connecting"
         with db.connect(autocommit=True) as conn:
             ledger.bootstrap(conn, db.dashboard_role)
@@ -156,26 +157,22 @@ def sync_table(
                 dropped = drop_staging(conn, spec.name)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
-                try:
-                    gate = _Gate(lock, spec.name, still_wanted)
-                    result = _sync_locked(
-                        spec, lake, db, conn, snap, force, months or [], log, step, gate
-                    )
-                except SyncRefused as refused:
-                    ledger.record_refusal(conn, spec.name, snap.state.state_id, str(refused))
-                    raise
+                gate = _Gate(lock, spec.name, still_wanted)
+                result = _sync_locked(
+                    spec, lake, db, conn, snap, force, months or [], log, step, gate
+                )
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
                 return result
-    except (SyncRefused, LookupError, ValueError, NotPublishing):
-        raise
-    except TRANSIENT as exc:
-        reason = error_reason(exc, db.conninfo()) if not isinstance(exc, ServingDbError) else ""
-        raise SyncTransientError(
-            f"gold.{spec.name}: the serving database failed during {step.now}: "
-            f"{reason or exc}. Nothing was published; RDS keeps serving the old copy, and a "
-            "retry can succeed"
-        ) from None
+    except Exception as exc:
+        failure = classify(exc, spec.name, step.now, _conninfo(db))
+        if failure is None:
+            raise  # a bug: its traceback says where
+        if failure.recorded:
+            _record_refusal(db, spec.name, state_id, str(failure))
+        if failure is exc:
+            raise
+        raise failure from None
 
 
 class Step:
@@ -185,9 +182,12 @@ class Step:
         self.now = now
 
 
-class SyncTransientError(RuntimeError):
-    """The serving database failed under the sync (connection lost, server restarting, lock
-    budget exhausted): nothing was published, and retrying can succeed."""
+def _conninfo(db: ServingDatabase) -> str:
+    """The conninfo whose password a failure's message must not show ("" if unusable)."""
+    try:
+        return db.conninfo()
+    except Exception:  # noqa: BLE001 - the settings are what failed; nothing secret to scrub
+        return ""
 
 
 def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: str) -> None:
@@ -197,14 +197,10 @@ def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: 
         ledger.record_refusal(conn, table, lake_version, reason)
 
 
-class NotPublishing(RuntimeError):
-    """The sync's run ended (failed, canceled, its worker gone) before the publish: the staged
-    units were dropped and nothing was published. Not retried: the run is over."""
-
-
 @dataclass
 class _Gate:
-    """What must still hold right before the publish transaction."""
+    """What must still hold right before the publish transaction: the table's sync lock (its
+    connection alive) and the run that asked for the sync (`still_wanted`)."""
 
     lock: psycopg.Connection
     table: str
@@ -242,9 +238,10 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     lake_units = units_of(spec, snap.segments)
     unknown = set(months) - set(lake_units)
     if unknown:
-        raise ValueError(
+        raise SyncUsageError(
             f"gold.{spec.name} has no lake data for month(s) {', '.join(sorted(unknown))}; "
-            f"months look like {min(lake_units, default='2013-01')}"
+            f"months look like {min(lake_units, default='2013-01')}",
+            table=spec.name,
         )
 
     usable = (  # the parent the ledger recorded, in the layout the spec asks for
@@ -353,14 +350,14 @@ def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, for
     if force:
         return
     if rows == 0:
-        raise SyncRefused(
+        raise GuardRefused(
             f"refusing to publish gold.{spec.name}: the lake table is empty "
             f"(RDS keeps serving {previous if previous is not None else 'nothing'} rows; "
             "re-run with force to publish it anyway)",
             numbers,
         )
     if previous and rows < previous * (1 - spec.max_shrink_ratio):
-        raise SyncRefused(
+        raise GuardRefused(
             f"refusing to publish gold.{spec.name}: it would shrink from {previous} to {rows} rows "
             f"(more than {spec.max_shrink_ratio:.0%}); RDS keeps serving the old copy "
             "(re-run with force to publish it anyway)",
@@ -376,7 +373,7 @@ def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> 
     published = tuple(tuple(c) for c in table_row.columns) if table_row else ()
     lake_change = schema_change.diff(published or facts.columns, snap.columns)
     if lake_change:
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: the lake's columns changed "
             f"({lake_change.describe()}) and its spec says on_schema_change='fail'; "
             "RDS keeps serving the old copy"
@@ -395,9 +392,10 @@ def _check_views(conn, spec, change) -> None:
     }
     if blocking:
         views = "; ".join(f"view {v} reads {', '.join(c)}" for v, c in sorted(blocking.items()))
-        raise SyncRefused(
+        raise OwnershipRefused(
             f"refusing to publish gold.{spec.name}: the lake {change.describe()}, but {views}. "
-            "Drop or change the view (or the lake table); RDS keeps serving the old copy"
+            "Drop or change the view (or the lake table), then sync again (goldctl sync "
+            f"{spec.name}); RDS keeps serving the old copy"
         )
 
 
@@ -405,7 +403,7 @@ def _check_no_views(conn, spec, facts) -> None:
     """Re-creating the copy (an older layout) would drop the views on it: refuse, naming them."""
     views = sorted(catalog.dependent_views(conn, spec.name))
     if views:
-        raise SyncRefused(
+        raise OwnershipRefused(
             f"refusing to re-create gold.{spec.name} (it is not the table the platform "
             f"published, or has an older layout): view(s) {', '.join(views)} depend on it. Drop "
             "them, sync, and create them again; RDS keeps serving the old copy"
@@ -417,12 +415,12 @@ def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
     have = dict(snap.columns)
     missing = sorted(set(spec.key_columns) - set(have))
     if missing:
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: the lake table lacks column(s) "
             f"{', '.join(missing)} that its spec's primary key, segment column or indexes use"
         )
     if have[spec.segment_column] != "date":
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: its segment column {spec.segment_column} "
             f"is {have[spec.segment_column]} in the lake; the copy is partitioned by it as a date"
         )
