@@ -4,6 +4,7 @@ lake/gold/<table>   Athena CTAS into a new version folder; blocking checks; mani
 rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerprint checks
 """
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from platform_assets import build_record, copy_checks, insync_check
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.errors import SyncError, as_failure
+from platform_assets.serving.errors import KEEPS_SERVING, NotPublishing, SyncError, as_failure
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
@@ -273,7 +274,7 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
         with conn.transaction():
-            copy_checks.hold_sync_lock(conn, spec.name)
+            copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
             if snap is None and fault is None:
                 snap, fault = _snapshot(spec, gold, engine)
             facts = table_status.read_rds_facts(conn, [spec.name])
@@ -363,6 +364,30 @@ def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving)
         instance.delete_dynamic_partition(name, month)
 
 
+def run_still_wanted(context: dg.AssetExecutionContext):
+    """A check for right before the publish: the step's run is still in progress and the process
+    that started this step (the run worker, or the executor's process) is still its parent.
+    A run worker killed under a step process leaves that process running on its own; the run is
+    then failed (by the code server, or run monitoring) and must not see a publish after that."""
+    parent, run_id, instance = os.getppid(), context.run.run_id, context.instance
+
+    def check() -> None:
+        if os.getppid() != parent:
+            raise NotPublishing(
+                f"run {run_id}: the process that started this step ended (pid {parent}); "
+                f"not publishing, {KEEPS_SERVING}"
+            )
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status not in (
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.STARTING,
+        ):
+            status = run.status.value if run else "deleted"
+            raise NotPublishing(f"run {run_id} is {status}: not publishing, {KEEPS_SERVING}")
+
+    return check
+
+
 def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     key, upstream = rds_key(spec.name), lake_key("gold", spec.name)
 
@@ -400,6 +425,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     ):
         gold = GoldLake(lake)
         snap = fault = None  # a check-only run reads the lake under the sync lock
+        still_wanted = run_still_wanted(context)
         if key in context.selected_asset_keys:
             snap, fault = _snapshot(spec, gold, engine)
             try:
@@ -412,6 +438,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     log=context.log.info,
                     months=config.months,
                     snap=snap,
+                    still_wanted=still_wanted,
                 )
             except SyncError as failed:  # errors.py: refusals recorded, only transients retried
                 if failed.recorded:
