@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -278,11 +277,11 @@ class DagsterDev:
 
 def dev_env(dagster_home: Path, lake_url: str, rds_url: str, webhook_url: str) -> dict[str, str]:
     """The environment of `dagster dev` and goldctl: only temp folders, never `.local/`. The
-    instance gets the project's local dagster.yaml, as the README's quick start has users do."""
+    instance is configured as README's quick start says (deploy/dagster.local.yaml)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    local_yaml = ROOT / "deploy" / "dagster.local.yaml"
-    if local_yaml.exists():
-        shutil.copy(local_yaml, dagster_home / "dagster.yaml")
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text((ROOT / "deploy" / "dagster.local.yaml").read_text())
     env = {
         k: v
         for k, v in os.environ.items()

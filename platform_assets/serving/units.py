@@ -15,10 +15,10 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
@@ -36,6 +36,9 @@ from platform_assets.serving.names import (
 )
 from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
 from resources.fingerprint import segments_from_rows as _rows_to_segments
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 
@@ -86,6 +89,8 @@ def units_of(spec, segments: Segments) -> dict[str, Unit]:
 
 
 def _month_filter(column: str, months: list[str]) -> ds.Expression:
+    import pyarrow.dataset as ds
+
     field, expr = ds.field(column), None
     for month in months:
         start, end = month_bounds(month)
