@@ -15,14 +15,19 @@ as a failing `in_sync_with_lake` evaluation, and on a new instance the copies th
 """
 
 import hashlib
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
 
-from platform_assets.active_runs import active_asset_keys
+from platform_assets import steady
+from platform_assets.active_runs import (
+    MAX_RUNTIME_TAG,
+    active_asset_keys,
+    past_deadline,
+    sync_max_runtime_s,
+)
 from platform_assets.copy_record import copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
@@ -50,12 +55,12 @@ def _run_key(table: str, state_id: str, verdict, rds) -> str:
     return f"{key}:repair-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def _months_requests(instance: dg.DagsterInstance, conn) -> list:
+def _months_requests(instance: dg.DagsterInstance, conn, look_at: set[str]) -> list:
     """Keep each reload-months job's partitions equal to the months RDS holds, also on a new
     instance (a fresh `dagster dev`) where no sync has run yet."""
     requests = []
     for spec in GOLD_TABLES:
-        if not spec.partitioned:
+        if not spec.partitioned or spec.name not in look_at:
             continue
         added, dropped = months_changes(instance, spec, conn)
         if added:
@@ -65,9 +70,14 @@ def _months_requests(instance: dg.DagsterInstance, conn) -> list:
     return requests
 
 
+# The daemon's floor (it looks at sensors every 5 s): a change waits 2.5 s on average for the
+# tick, not 7.5 s (benchmarks/staleness.py); steady ticks keep a tick cheap at hundreds of tables.
+INTERVAL_S = 5
+
+
 @dg.sensor(
     name="lake_change_sensor",
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=[rds_key(spec.name) for spec in GOLD_TABLES],
     description="Refreshes RDS copies when their lake Gold table changes, in or outside Dagster.",
@@ -76,13 +86,15 @@ def lake_change_sensor(
     context: dg.SensorEvaluationContext, lake: LakeStorage, serving: ServingDatabase
 ) -> dg.SensorResult:
     gold = GoldLake(lake)
-    seen = json.loads(context.cursor) if context.cursor else {}
+    cursor = steady.Cursor.load(context.cursor)
+    seen = cursor.seen
     states = {}
     for spec in GOLD_TABLES:
         try:
             states[spec.name] = gold.current_state(spec.name)
         except LakeFault as fault:  # this table only: the others are looked at as usual
             context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
+            cursor.forget(spec.name)
     me = Deployment.of(serving, lake)
     declared = [spec.name for spec in GOLD_TABLES]
     with serving.connect(autocommit=True) as conn:
@@ -91,7 +103,8 @@ def lake_change_sensor(
         heads.record(conn, [s for s in states.values() if s is not None], "lake_change_sensor")
         rds = read_rds_facts(conn, declared, me, declared)
         _report_orphans(context, conn, rds.orphans, serving.dashboard_role, declared)
-        partition_requests = _months_requests(context.instance, conn)
+        touched = cursor.start_tick(context.instance, declared, rds)
+        partition_requests = _months_requests(context.instance, conn, touched)
         active = active_asset_keys(context.instance)
         events, requests = [], []
         for spec in GOLD_TABLES:
@@ -101,14 +114,19 @@ def lake_change_sensor(
             if lake_key("gold", spec.name) in active or rds_key(spec.name) in active:
                 # A run is building or syncing this table: its new version is not stored on
                 # the instance yet, so it would look like an outside change. After the run.
+                cursor.forget(spec.name)
                 continue
             try:
                 events += _record_outside_change(context, gold, spec, state, seen)
             except LakeFault as fault:  # this table only
                 context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
+                cursor.forget(spec.name)
                 continue
             verdict = rds.verdict(spec.name, state)
+            if cursor.unchanged(spec.name, state, verdict, touched):
+                continue  # in sync, as the last look found it, which recorded what was owed
             events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
+            cursor.looked_at(spec.name, state, verdict)
             request = _sync_request(context, conn, spec, state, rds, verdict)
             if request is not None:
                 requests.append(request)
@@ -116,7 +134,7 @@ def lake_change_sensor(
         run_requests=requests,
         asset_events=events,
         dynamic_partitions_requests=partition_requests,
-        cursor=json.dumps(seen),
+        cursor=cursor.dump(),
     )
 
 
@@ -202,6 +220,7 @@ def _sync_request(context, conn, spec, state, rds, verdict) -> dg.RunRequest | N
             "gold/lake_version": state.state_id,
             "gold/episode": episode,
             "gold/attempt": str(attempt),
+            MAX_RUNTIME_TAG: str(int(sync_max_runtime_s())),  # run monitoring ends it after
         },
     )
 
@@ -213,7 +232,9 @@ RETRY_MAX_S = 3600.0
 def _retry_plan(
     instance: dg.DagsterInstance, table: str, state_id: str, episode: str
 ) -> tuple[int, float]:
-    """(attempt number of the episode's next sync request, seconds still to wait before it)."""
+    """(attempt number of the episode's next sync request, seconds still to wait before it). A
+    run past its deadline (its worker died; run monitoring ends it) is replaced at once: the
+    deadline was its wait. A failed or canceled one is replaced after backoff."""
     records = instance.get_run_records(
         filters=RunsFilter(
             tags={"gold/table": table, "gold/lake_version": state_id, "gold/episode": episode}
@@ -224,7 +245,9 @@ def _retry_plan(
         return 1, 0.0
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
-    if run.status != dg.DagsterRunStatus.FAILURE:
+    if past_deadline(instance, records[0]):
+        return attempt + 1, 0.0
+    if run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
         return attempt, 0.0  # the same run key again: the daemon never runs it twice
     ended = records[0].end_time or time.time()
     backoff = min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)

@@ -12,16 +12,19 @@ current lake state was refused (guard, schema policy), which every surface shows
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
+from psycopg import errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from platform_assets.serving import reader
 from platform_assets.serving.names import quote_ident
 from resources.fingerprint import fingerprint
 
@@ -89,12 +92,8 @@ CREATE TABLE IF NOT EXISTS platform.orphans (
     first_seen_at   timestamptz NOT NULL DEFAULT now(),
     sensor_logged_at timestamptz
 );
+CREATE TABLE IF NOT EXISTS platform.sync_locks (table_name text PRIMARY KEY);
 """
-# what the dashboard role may read: everything a surface needs to judge a copy
-READABLE = (
-    "platform.sync_ledger, platform.sync_history, platform.sync_refusals, platform.lake_heads, "
-    "platform.copy_owners, platform.orphans"
-)
 
 
 @dataclass(frozen=True)
@@ -146,19 +145,62 @@ def published_row(
 
 
 def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
-    """Create schemas, ledger and the read-only dashboard role (idempotent, race-free)."""
-    role = quote_ident(dashboard_role)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
-        conn.execute(DDL)
-        exists = conn.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (dashboard_role,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        conn.execute(f"GRANT USAGE ON SCHEMA gold, platform TO {role}")
-        conn.execute(f"GRANT SELECT ON {READABLE} TO {role}")
-        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+    """Create schemas, ledger and the read-only dashboard role (idempotent, race-free).
+
+    Done once per version of this setup (a comment on schema `platform` records it): the
+    common case reads one comment and takes no lock, so nobody holding the bootstrap lock can
+    stall a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    marker = _bootstrap_marker(dashboard_role, database)
+    if _bootstrapped(conn) == marker:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{BOOTSTRAP_WAIT_S * 1000}ms'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
+            conn.execute(DDL)
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (dashboard_role,)
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    f"CREATE ROLE {quote_ident(dashboard_role)} LOGIN NOSUPERUSER NOCREATEDB "
+                    "NOCREATEROLE"
+                )
+            for statement in reader.grants(dashboard_role):
+                conn.execute(statement)
+            for statement in reader.lockdown(dashboard_role, database):
+                # what this login may not change stays as it was (`reader.exposures` tells)
+                with contextlib.suppress(errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute(statement)
+            conn.execute(f"COMMENT ON SCHEMA platform IS {_literal(marker)}")
+    except errors.LockNotAvailable:
+        from platform_assets.serving.locks import LockBusy, advisory_holders
+
+        raise LockBusy(
+            f"the ledger's setup lock is held by {advisory_holders(conn, BOOTSTRAP_LOCK)}; "
+            f"gave up after {BOOTSTRAP_WAIT_S} s"
+        ) from None
+
+
+BOOTSTRAP_WAIT_S = 30
+
+
+def _bootstrap_marker(dashboard_role: str, database: str) -> str:
+    setup = [*reader.grants(dashboard_role), *reader.lockdown(dashboard_role, database)]
+    text = "\n".join([DDL, *setup])
+    return f"gold-platform bootstrap {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _bootstrapped(conn: psycopg.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'platform'"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> LedgerRow | None:
@@ -251,21 +293,27 @@ def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow
     return {k: r for k, r in read_units(conn, table).items() if k != "*"}
 
 
-def read_everything(conn: psycopg.Connection) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
-    """Every table's row and unit rows in one query ({} before the first sync)."""
+def read_everything(
+    conn: psycopg.Connection, tables: list[str] | None = None
+) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
+    """Every table's (or only `tables`') row and unit rows in one query ({} before the first
+    sync)."""
     if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
         return {}
-    tables: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
+    found: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
+    sql, params = "SELECT * FROM platform.sync_ledger", ()
+    if tables is not None:
+        sql, params = f"{sql} WHERE table_name = ANY(%s)", (list(tables),)
     with conn.cursor(row_factory=dict_row) as cur:
-        for r in cur.execute("SELECT * FROM platform.sync_ledger"):
+        for r in cur.execute(sql, params):
             row = LedgerRow(**r)
-            table_row, units = tables.get(row.table_name, (None, {}))
+            table_row, units = found.get(row.table_name, (None, {}))
             if row.partition_key:
                 units[row.partition_key] = row
             else:
                 table_row = row
-            tables[row.table_name] = (table_row, units)
-    return {t: v for t, v in tables.items() if v[0] is not None}
+            found[row.table_name] = (table_row, units)
+    return {t: v for t, v in found.items() if v[0] is not None}
 
 
 def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:

@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
 # Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,
@@ -175,6 +178,9 @@ def load_dataset(
     load into a staging table that is verified (row count, checksums) before it goes live and
     dropped on any failure, so a partial load is never served.
     """
+    # a stream without a row group of its own would only pay a connection (ADBC reads the
+    # server's type catalog on connect, ~0.15 s): a one-file month-partitioned table has one
+    streams = min(streams, sum(f.num_row_groups for f in dataset.get_fragments(filter=filter)))
     if streams <= 1:
         return copy_into(conninfo, schema_name, table, batches(dataset, schema, filter))
     started = time.monotonic()
