@@ -9,6 +9,8 @@ a tick 20 minutes ago would have, so no test waits for a clock.
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -19,8 +21,14 @@ from dashboard.data import badge_rows
 from platform_assets.serving import heads
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import status_report
-from resources.lake_tables import MANIFEST, GoldLake, table_prefix
-from tests.conftest import materialize
+from resources.lake_tables import (
+    MANIFEST,
+    GoldLake,
+    new_version_id,
+    table_prefix,
+    version_prefix,
+)
+from resources.storage import listing_token
 from tests.test_sensors import tick
 from tests.test_sync_protocol import _sync
 
@@ -68,10 +76,27 @@ def seen_minutes_ago(serving, minutes: float, table: str = TABLE) -> None:
         )
 
 
-def rebuild_lake(lake, resources, instance) -> str:
-    """A new lake version of TABLE, not synced (the build of the lake asset alone)."""
-    assert materialize(f"key:lake/gold/{TABLE}", resources, instance=instance).success
-    return GoldLake(lake).current_state(TABLE).state_id
+def new_build(lake, table: str = TABLE) -> str:
+    """A new lake version of `table`, published as a build publishes one (its own version
+    folder, then the manifest), not synced: the current files copied under a new version id.
+    (A real rebuild of unchanged inputs keeps the version: builds are content-addressed.)"""
+    gold = GoldLake(lake)
+    current = gold.current_state(table)
+    version = new_version_id(f"test-{uuid.uuid4().hex}")
+    location = version_prefix(table, version)
+    for key in current.parquet_keys:
+        lake.write_bytes(f"{location}/{key.rsplit('/', 1)[-1]}", lake.read_bytes(key))
+    files = gold.list_version(table, version)
+    manifest = replace(
+        current.manifest,
+        version=version,
+        location=location,
+        created_at=datetime.now(UTC).isoformat(),
+        files=[{"key": f.key, "size": f.size, "mtime_ns": f.mtime_ns} for f in files],
+        token=listing_token(files),
+    )
+    gold.publish(manifest)
+    return gold.current_state(table).state_id
 
 
 def test_lag_after_a_revert_and_a_rollback_counts_from_when_the_lake_moved(built):
@@ -99,7 +124,7 @@ def test_lag_after_a_revert_and_a_rollback_counts_from_when_the_lake_moved(built
 
     # a rollback to an older build: B built and synced, then A's manifest put back
     saved = lake.read_bytes(manifest_key())
-    b = rebuild_lake(lake, resources, instance)
+    b = new_build(lake)
     assert _sync(lake, serving, SPEC).action == "loaded"
     lake.write_bytes(manifest_key(), saved)
     rolled = statuses(lake, serving)
@@ -119,7 +144,7 @@ def test_created_at_in_the_future_or_far_past_is_that_tables_clock_skew(built):
     statuses(lake, serving)
 
     # a new build whose clock is an hour ahead, not synced yet
-    rebuild_lake(lake, resources, instance)
+    new_build(lake)
     edit_created_at(lake, (datetime.now(UTC) + timedelta(hours=1)).isoformat())
     found = statuses(lake, serving)
     st = found[TABLE]
@@ -131,7 +156,7 @@ def test_created_at_in_the_future_or_far_past_is_that_tables_clock_skew(built):
     assert st.severity == "error" and st.lag_seconds > TOLERANCE, st
 
     # a build that claims to be ten years old: fresh, not red for good
-    rebuild_lake(lake, resources, instance)
+    new_build(lake)
     edit_created_at(lake, (datetime.now(UTC) - timedelta(days=3653)).isoformat())
     found = statuses(lake, serving)
     st = found[TABLE]
@@ -154,7 +179,7 @@ def test_created_at_in_the_future_or_far_past_is_that_tables_clock_skew(built):
 def test_a_garbled_created_at_is_that_tables_fault_only(built):
     instance, resources = built
     lake, serving = resources["lake"], resources["serving"]
-    rebuild_lake(lake, resources, instance)
+    new_build(lake)
     edit_created_at(lake, "last tuesday, roughly")
     found = statuses(lake, serving)
     st = found[TABLE]
@@ -189,7 +214,7 @@ def test_the_badge_says_the_lake_is_ahead_since_when_and_why(built):
 
     in_sync = badge()
     assert in_sync.colour == GREEN and in_sync.ahead is None, in_sync.text
-    new = rebuild_lake(lake, resources, instance)
+    new = new_build(lake)
     statuses(lake, serving)  # an observer (goldctl, the sensor) sees the new head
     ahead = badge()
     assert ahead.colour == AMBER, ahead.text
