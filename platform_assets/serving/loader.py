@@ -17,6 +17,7 @@ import pyarrow.dataset as ds
 
 from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
+from resources import lake_types
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
 # Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,
@@ -28,42 +29,20 @@ COPY_CHUNK_BYTES = 256 * 1024
 COPY_STREAMS = 2  # parallel COPY connections per load (see load_dataset)
 
 
-def pg_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "double precision"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):  # spelled as the catalog's format_type() spells it
-        return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "text"
-    raise TypeError(f"no PostgreSQL type for Arrow type {arrow_type}")
+def pg_type(arrow_type: pa.DataType, column: str = "?") -> str:
+    """The column's PostgreSQL type (resources/lake_types.py: the one mapping)."""
+    return lake_types.postgres_type(arrow_type, column)
 
 
 def load_schema(schema: pa.Schema) -> pa.Schema:
-    """The Arrow schema we send to PostgreSQL: the plain types `pg_type` maps one-to-one."""
-    fields = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_integer(t):
-            t = pa.int64()
-        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-            t = pa.float64()
-        elif pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_dictionary(t):
-            t = pa.string()
-        elif pa.types.is_date(t):
-            t = pa.date32()
-        fields.append(pa.field(f.name, t))
-    return pa.schema(fields)
+    """The Arrow schema sent to PostgreSQL: each type maps one-to-one onto `pg_type`."""
+    return lake_types.load_schema(schema)
 
 
 def create_table_ddl(schema_name: str, table: str, schema: pa.Schema, not_null=()) -> str:
     cols = ", ".join(
-        f"{quote_ident(f.name)} {pg_type(f.type)}{' NOT NULL' if f.name in not_null else ''}"
+        f"{quote_ident(f.name)} {pg_type(f.type, f.name)}"
+        + (" NOT NULL" if f.name in not_null else "")
         for f in schema
     )
     return f"CREATE TABLE {quote_ident(schema_name)}.{quote_ident(table)} ({cols})"
