@@ -46,12 +46,13 @@ class QueryStats:
     data_scanned_bytes: int | None = None
 
 
-# Trino functions the fingerprint uses that DuckDB lacks, so the very statement Athena gets runs
-# on DuckDB too (tests/test_athena_sql.py): the 8 big-endian bytes of a double.
-TRINO_MACROS = (
-    "CREATE MACRO to_ieee754_64(x) AS "
+# Trino functions the fingerprint uses that DuckDB lacks (and sqlglot passes through as they
+# are), defined as DuckDB macros so the very statement Athena gets runs on DuckDB too
+# (tests/test_athena_sql.py): TO_IEEE754_64, the 8 big-endian bytes of a double.
+TRINO_MACROS = {
+    "TO_IEEE754_64": "CREATE MACRO to_ieee754_64(x) AS "
     "from_hex(LPAD(HEX(CAST(CAST(CAST(x AS DOUBLE) AS BIT) AS BIGINT)), 16, '0'))",
-)
+}
 
 
 def _count_if_as_count(node: exp.Expression) -> exp.Expression:
@@ -116,7 +117,7 @@ class DuckDBEngine(CheckedSettings):
         self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
         con.execute("SET TimeZone = 'UTC'")  # as Athena: a build never depends on the worker's TZ
-        for macro in TRINO_MACROS:
+        for macro in TRINO_MACROS.values():
             con.execute(macro)
         for schema in LAKE_SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -3,8 +3,7 @@ awkward values and on every type (tests/type_matrix.py), whatever the time zones
 smallest change of any cell."""
 
 import datetime as dt
-import math
-from decimal import Decimal, localcontext
+from pathlib import Path
 
 import duckdb
 import psycopg
@@ -15,6 +14,7 @@ import sqlglot
 from platform_assets.serving import loader
 from resources.fingerprint import differing_segments, fingerprint, segment_checksum_sql
 from resources.fingerprint import segments_from_rows as rows_to_segments
+from resources.lake_types import markdown_table
 from resources.sql_engine import TRINO_MACROS
 from tests import type_matrix
 
@@ -59,7 +59,7 @@ def _duckdb_segments(table: pa.Table, dialect: str = "duckdb", time_zone: str = 
         sql = sqlglot.transpile(sql, read="trino", write="duckdb")[0]
     con = duckdb.connect()
     con.execute(f"SET TimeZone = '{time_zone}'")
-    for macro in TRINO_MACROS:
+    for macro in TRINO_MACROS.values():
         con.execute(macro)
     con.register("t", table)
     return rows_to_segments(con.execute(sql).fetchall())
@@ -122,34 +122,6 @@ def test_every_type_checksums_the_same_on_every_engine_and_zone(serving):
     assert _postgres_segments(serving, table, **odd) == duck
 
 
-def _smallest_change(column: str, v):
-    """The smallest step the column's type allows away from `v` (NULL becomes a value that
-    renders like the old NULL text, and a value becomes NULL)."""
-    if v is None:
-        return {"t": "\\N", "bin": b"", "f": 0.0}.get(column, "null->value")
-    if isinstance(v, bool):
-        return not v
-    if isinstance(v, float):
-        if math.isnan(v):
-            return -math.nan if math.copysign(1, v) > 0 else math.nan
-        if v == 0.0:
-            return -v if math.copysign(1, v) > 0 else 0.0
-        return math.nextafter(v, 0.0)
-    if isinstance(v, Decimal):
-        step = Decimal(1).scaleb(v.as_tuple().exponent)
-        with localcontext(prec=60):  # 38 digits exactly, not the default 28
-            return v - step if v > 0 else v + step
-    if isinstance(v, dt.datetime):
-        return v + dt.timedelta(microseconds=1 if v.year < 9999 else -1)
-    if isinstance(v, dt.date):
-        return v + dt.timedelta(days=1 if v.year < 9999 else -1)
-    if isinstance(v, bytes):
-        return bytes([v[0] ^ 1]) + v[1:] if v else None
-    if isinstance(v, str):
-        return v[:-1] + chr(ord(v[-1]) + 1) if v else None
-    return v - 1 if v > 0 else v + 1  # integers, towards zero: always in range
-
-
 def test_the_smallest_change_of_any_cell_names_its_month():
     table = type_matrix.table()
     before = _duckdb_segments(table)
@@ -157,12 +129,15 @@ def test_the_smallest_change_of_any_cell_names_its_month():
         arrow_type = table.schema.field(column).type
         for i in range(len(type_matrix.COLUMNS[column][2])):  # every value of the column once
             values = table[column].to_pylist()
-            changed = _smallest_change(column, values[i])
-            if changed == "null->value":
-                changed = next(v for v in type_matrix.COLUMNS[column][2] if v is not None)
+            changed = type_matrix.smallest_change(column, values[i])
             values[i] = changed
             altered = table.set_column(
                 table.schema.get_field_index(column), column, pa.array(values, arrow_type)
             )
             after = _duckdb_segments(altered)
             assert differing_segments(before, after) == [type_matrix.month(i)], (column, i)
+
+
+def test_the_design_doc_shows_the_mapping_the_code_uses():
+    design = (Path(__file__).resolve().parent.parent / "docs" / "DESIGN.md").read_text()
+    assert markdown_table() in design

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import struct
+from decimal import Decimal, localcontext
 from decimal import Decimal as D
 
 import pyarrow as pa
@@ -149,3 +150,32 @@ def same(a, b) -> bool:
     if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
         return a == b and (a.tzinfo is None) == (b.tzinfo is None)
     return type(a) is type(b) and a == b
+
+
+def smallest_change(column: str, v):
+    """The smallest step the column's type allows away from `v` (NULL becomes a value that
+    renders like the old NULL text, and a value becomes NULL)."""
+    if v is None:
+        special = {"t": "\\N", "bin": b"", "f": 0.0}  # render closest to the old NULL text
+        return special.get(column, next(v for v in COLUMNS[column][2] if v is not None))
+    if isinstance(v, bool):
+        return not v
+    if isinstance(v, float):
+        if math.isnan(v):
+            return -math.nan if math.copysign(1, v) > 0 else math.nan
+        if v == 0.0:
+            return -v if math.copysign(1, v) > 0 else 0.0
+        return math.nextafter(v, 0.0)
+    if isinstance(v, Decimal):
+        step = Decimal(1).scaleb(v.as_tuple().exponent)
+        with localcontext(prec=60):  # 38 digits exactly, not the default 28
+            return v - step if v > 0 else v + step
+    if isinstance(v, dt.datetime):
+        return v + dt.timedelta(microseconds=1 if v.year < 9999 else -1)
+    if isinstance(v, dt.date):
+        return v + dt.timedelta(days=1 if v.year < 9999 else -1)
+    if isinstance(v, bytes):
+        return bytes([v[0] ^ 1]) + v[1:] if v else None
+    if isinstance(v, str):
+        return v[:-1] + chr(ord(v[-1]) + 1) if v else None
+    return v - 1 if v > 0 else v + 1  # integers, towards zero: always in range

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from platform_assets.serving import pausepoints
@@ -37,6 +38,25 @@ def pg_type(arrow_type: pa.DataType, column: str = "?") -> str:
 def load_schema(schema: pa.Schema) -> pa.Schema:
     """The Arrow schema sent to PostgreSQL: each type maps one-to-one onto `pg_type`."""
     return lake_types.load_schema(schema)
+
+
+def first_nul(
+    dataset: ds.Dataset, schema: pa.Schema, key: list[str], filter: ds.Expression | None = None
+) -> tuple[str, dict] | None:
+    """(column, key of the row) of the first text value holding a NUL character, or None.
+    PostgreSQL text cannot hold NUL, so the sync refuses such data by name before any COPY; the
+    scan reads only the text and key columns (vectorized, no per-row Python)."""
+    text = [f.name for f in schema if pa.types.is_string(f.type)]
+    if not text:
+        return None
+    columns = list(dict.fromkeys([*text, *key]))
+    for batch in dataset.to_batches(columns=columns, filter=filter, batch_size=BATCH_ROWS):
+        for name in text:
+            hits = pc.match_substring(batch.column(name).cast(pa.string()), "\x00")
+            where = pc.index(hits, True).as_py()
+            if where >= 0:
+                return name, {k: batch.column(k)[where].as_py() for k in key}
+    return None
 
 
 def create_table_ddl(schema_name: str, table: str, schema: pa.Schema, not_null=()) -> str:
