@@ -57,7 +57,7 @@ CANONICAL = {
         "bool": "CAST({c} AS VARCHAR)",
         "decimal": "CAST({c} AS VARCHAR)",
         "float": "LOWER(TO_HEX(TO_IEEE754_64(CAST({c} AS DOUBLE))))",
-        "date": "CAST(DATE_DIFF('day', DATE '1970-01-01', {c}) AS VARCHAR)",
+        "date": "CAST(DATE_DIFF('day', CAST('1970-01-01' AS DATE), {c}) AS VARCHAR)",
         "timestamp": f"DATE_FORMAT({{c}}, '{_TRINO_TS}')",
         "timestamptz": f"DATE_FORMAT({{c}} AT TIME ZONE 'UTC', '{_TRINO_TS}')",
         "text": "CAST(LENGTH({c}) AS VARCHAR) || ':' || {c}",

@@ -205,3 +205,16 @@ def test_a_64_byte_column_name_fails_at_definition_naming_the_spec(tmp_path):
         build_gold_assets([spec])
     fits = _spec(tmp_path, False, f"SELECT DATE '2013-01-01' AS d, 1 AS id, 2 AS {long[:63]}\n")
     assert len(build_gold_assets([fits])) == 2
+
+
+def test_a_type_without_an_exact_home_fails_the_build_by_name(tmp_path, local_lake, serving):
+    sql = "SELECT DATE '2013-01-01' AS d, CAST(1 AS BIGINT) AS id, CAST('12:00' AS TIME) AS at\n"
+    lake_asset = build_gold_assets([_spec(tmp_path, False, sql)])[0]
+    result = dg.materialize(
+        [lake_asset], resources=platform_resources(local_lake, serving), raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert f"gold.{NAME}" in description and "column at" in description, description
+    assert local_lake.list(f"gold/{NAME}") == []  # no version folder left without a manifest
