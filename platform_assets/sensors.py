@@ -17,7 +17,12 @@ import time
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
 
-from platform_assets.active_runs import active_asset_keys
+from platform_assets.active_runs import (
+    MAX_RUNTIME_TAG,
+    active_asset_keys,
+    past_deadline,
+    sync_max_runtime_s,
+)
 from platform_assets.copy_record import copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
@@ -152,6 +157,7 @@ def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
             "gold/table": spec.name,
             "gold/lake_version": state.state_id,
             "gold/attempt": str(attempt),
+            MAX_RUNTIME_TAG: str(int(sync_max_runtime_s())),  # run monitoring ends it after
         },
     )
 
@@ -161,7 +167,9 @@ RETRY_MAX_S = 3600.0
 
 
 def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
-    """(attempt number of the next sync request, seconds still to wait before it)."""
+    """(attempt number of the next sync request, seconds still to wait before it). A run past
+    its deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was
+    its wait. A failed or canceled one is replaced after backoff."""
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
@@ -169,7 +177,9 @@ def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tupl
         return 1, 0.0
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
-    if run.status != dg.DagsterRunStatus.FAILURE:
+    if past_deadline(instance, records[0]):
+        return attempt + 1, 0.0
+    if run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
         return attempt, 0.0  # the same run key again: the daemon never runs it twice
     ended = records[0].end_time or time.time()
     backoff = min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)

@@ -23,6 +23,7 @@ from resources.identifiers import quote_ident
 from resources.lake_types import fingerprint_kind
 
 DIALECTS = ("athena", "duckdb", "postgres")
+VERSION = 2  # of the rendering below; segments computed by another version are recomputed
 NULL_TEXT = "N"
 
 # The canonical text of one non-NULL value, per dialect and kind; {c} is the quoted column.

@@ -93,6 +93,13 @@ class LockBudgetExhausted(SyncTransient):
     """Readers held the table for longer than the publish may wait; a retry may get through."""
 
 
+class NotPublishing(SyncError):
+    """The sync's run ended (failed, canceled, its worker gone) before the publish: the staging
+    was dropped and nothing published. Not retried: nobody waits for that run any more."""
+
+    kind = "run ended"
+
+
 class NothingToSync(SyncError):
     """The lake has no published version of the table yet: build it first."""
 

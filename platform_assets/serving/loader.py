@@ -11,14 +11,16 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
 from resources import lake_types
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
 # Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,
@@ -46,6 +48,8 @@ def first_nul(
     """(column, key of the row) of the first text value holding a NUL character, or None.
     PostgreSQL text cannot hold NUL, so the sync refuses such data by name before any COPY; the
     scan reads only the text and key columns (vectorized, no per-row Python)."""
+    import pyarrow.compute as pc
+
     text = [f.name for f in schema if pa.types.is_string(f.type)]
     if not text:
         return None

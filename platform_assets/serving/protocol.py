@@ -8,19 +8,27 @@
    lake checksums changed or whose live child drifted from the ledger;
 4. stage them (units.py: COPY, verify, indexes, ANALYZE) and publish them all in one short
    transaction that also writes the ledger (publish.py);
-5. drop leftovers of crashed runs first, under the table's advisory lock.
+5. drop leftovers of crashed runs first, under the table's sync lock (locks.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import catalog, indexes, insync, ledger, schema_change, snapshot
+from platform_assets.serving import (
+    catalog,
+    indexes,
+    insync,
+    ledger,
+    locks,
+    schema_change,
+    snapshot,
+)
 from platform_assets.serving.errors import (
     GuardRefused,
     LockBudgetExhausted,
@@ -35,7 +43,7 @@ from platform_assets.serving.errors import (
     SyncVerificationError,
     classify,
 )
-from platform_assets.serving.names import lock_key, qualified
+from platform_assets.serving.names import qualified
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
@@ -109,18 +117,6 @@ class SyncResult:
         return meta
 
 
-@contextlib.contextmanager
-def table_lock(conn: psycopg.Connection, table: str) -> Iterator[None]:
-    """One sync per table at a time; others wait rather than race on the same staging."""
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key(table),))
-    try:
-        yield
-    finally:
-        if not conn.closed and not conn.broken:  # a lost session has released it already
-            with contextlib.suppress(psycopg.OperationalError):
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key(table),))
-
-
 def sync_table(
     spec: GoldTableSpec,
     lake: GoldLake,
@@ -130,10 +126,13 @@ def sync_table(
     log: Callable[[str], None] = print,
     months: list[str] | None = None,
     snap: LakeSnapshot | None = None,
+    still_wanted: Callable[[], None] | None = None,
 ) -> SyncResult:
     """Run the protocol for one table. `months` (partitioned tables) reloads those months even
     when their checksums match: the RDS side of a backfill or a repair. `snap` is the run's
-    lake snapshot (taken here when not given).
+    lake snapshot (taken here when not given). `still_wanted` is called right before the
+    publish transaction and raises `NotPublishing` when the sync's run is gone (a step process
+    orphaned by a killed run worker must not publish after its run was failed).
 
     Every failure leaves as a `SyncError` (errors.py): a refusal is recorded in the ledger for
     every surface to show, a transient failure says a retry can succeed."""
@@ -155,11 +154,14 @@ def sync_table(
         with db.connect(autocommit=True) as conn:
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
-            with table_lock(conn, spec.name):
+            with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
                 dropped = drop_staging(conn, spec.name)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
-                result = _sync_locked(spec, lake, db, conn, snap, force, months or [], log, step)
+                gate = _Gate(lock, spec.name, still_wanted)
+                result = _sync_locked(
+                    spec, lake, db, conn, snap, force, months or [], log, step, gate
+                )
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
                 return result
@@ -196,7 +198,22 @@ def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: 
         ledger.record_refusal(conn, table, lake_version, reason)
 
 
-def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step):
+@dataclass
+class _Gate:
+    """What must still hold right before the publish transaction: the table's sync lock (its
+    connection alive) and the run that asked for the sync (`still_wanted`)."""
+
+    lock: psycopg.Connection
+    table: str
+    still_wanted: Callable[[], None] | None
+
+    def check(self) -> None:
+        locks.check(self.lock, self.table)
+        if self.still_wanted is not None:
+            self.still_wanted()
+
+
+def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step, gate):
     table_row = ledger.read(conn, spec.name)
     unit_rows = ledger.read_units(conn, spec.name) if table_row else {}
     facts = catalog.copy_facts(conn, [spec.name]).get(spec.name)
@@ -293,6 +310,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     )
     step.now = "the publish transaction"
     try:
+        gate.check()
         attempts = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
         discard_staging(conn, spec.name)

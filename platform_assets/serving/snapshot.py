@@ -9,14 +9,18 @@ again later in the run could judge another state than the one loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
+from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
 from resources.lake_tables import GoldLake, LakeTableState
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
     if state is None:
         return None
     schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
-    if state.changed_outside:
+    if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
         segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
     else:
         segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}
