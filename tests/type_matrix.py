@@ -16,6 +16,8 @@ from decimal import Decimal as D
 
 import pyarrow as pa
 
+from resources.fingerprint import NULL_TEXT
+
 UTC = dt.UTC
 KOLKATA = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -156,7 +158,7 @@ def smallest_change(column: str, v):
     """The smallest step the column's type allows away from `v` (NULL becomes a value that
     renders like the old NULL text, and a value becomes NULL)."""
     if v is None:
-        special = {"t": "\\N", "bin": b"", "f": 0.0}  # render closest to the old NULL text
+        special = {"t": NULL_TEXT, "bin": b"", "f": 0.0}  # what renders closest to NULL
         return special.get(column, next(v for v in COLUMNS[column][2] if v is not None))
     if isinstance(v, bool):
         return not v
