@@ -108,3 +108,11 @@ def test_many_tables_quick_reports_every_cost_per_count():
     assert ran["evaluations"] == ran["checks"] and ran["failed"] == 0 and ran["success"]
     assert result["counts"]["5"]["check_run_s"] is None
     assert set(result["growth"]) >= {"sensor_tick_s", "goldctl_status_s"}
+
+
+def test_fingerprint_cost_reports_both_checksums_and_the_nul_scan():
+    result = run_benchmark("fingerprint_cost.py", "--rows", "20000", "--repeats", "1")
+    assert result["rows"] == 20_000
+    runs = result["postgres_checksum_s"]["runs"]
+    assert len(runs["exact"]) == len(runs["replaced"]) == 1
+    assert result["exact_vs_replaced"] > 0 and result["nul_scan_vs_load"] > 0
