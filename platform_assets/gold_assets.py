@@ -307,7 +307,7 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
                 yield copy_checks.fingerprint_check(conn, key, spec, held)
             if footprint.CHECK_NAME in selected:
                 tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-                yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
+                yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
 
 
 def _snapshot(spec, gold: GoldLake, engine):
