@@ -41,7 +41,9 @@ def cmd_status(args) -> int:
     with serving.connect(autocommit=True) as conn:
         statuses, facts = status_report(list(GOLD_TABLES), GoldLake(lake), conn, me, declared)
         orphans.notice(conn, facts.orphans, serving.dashboard_role, declared)
-        storage = footprint.storage_report(conn, declared, serving.storage_budget_gb)
+        storage = footprint.storage_report(
+            conn, declared, serving.storage_budget_gb, serving.storage_gb
+        )
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
         report = {

@@ -46,11 +46,12 @@ class GoldTableSpec:
     # publish the new shape, or refuse (naming the columns) and keep serving the old copy
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
-    sql_dir: Path = SQL_DIR  # holds gold/<name>.sql (another folder for specs declared outside)
+    sql_dir: Path | None = None  # holds gold/<name>.sql; None: SQL_DIR, read when used (tests
+    # point it at an edited copy), another folder for specs declared outside
 
     @property
     def sql_path(self) -> Path:
-        return self.sql_dir / "gold" / f"{self.name}.sql"
+        return (self.sql_dir or SQL_DIR) / "gold" / f"{self.name}.sql"
 
     @property
     def sql(self) -> str:
@@ -80,7 +81,16 @@ class GoldTableSpec:
                 f"GoldTableSpec {self.name}: the primary key {self.primary_key} must include the "
                 f"segment column {self.segment_column!r} (the copy is partitioned by it)"
             )
+        from resources.lake_types import PG_IDENTIFIER_BYTES, long_identifiers
+
         selected = set(self.output_columns)
+        too_long = long_identifiers(self.output_columns)
+        if too_long:
+            raise ValueError(
+                f"GoldTableSpec {self.name}: {self.sql_path.name} selects column(s) "
+                f"{', '.join(too_long)} longer than PostgreSQL's {PG_IDENTIFIER_BYTES} bytes; "
+                "rename them (PostgreSQL would cut the name and the copy would not match)"
+            )
         if "*" in selected:
             return  # SELECT *: the columns are only known once built
         for what, cols in [
