@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from platform_assets import copy_checks, insync_check
+from platform_assets import copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
@@ -51,14 +51,6 @@ def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(
         fail_window=spec.freshness_sla, warn_window=spec.freshness_warn
     )
-
-
-# Sync runs retry transient faults (connection lost, server restarting, lock budget exhausted):
-# after 5, 10 and 20 s (+/- jitter). Refusals (guard, schema policy, verification, a bad lake
-# file) raise Failure(allow_retries=False): retrying cannot help them.
-SYNC_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 class SyncConfig(dg.Config):
@@ -131,7 +123,9 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         code_version=sql_hash,
         owners=list(spec.owners) or None,
         tags=spec.tags or None,
+        retry_policy=retry_rule.OP_RETRY,
     )
+    @retry_rule.classifies(f"building gold.{spec.name}")
     def _lake_gold(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
@@ -220,13 +214,10 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
                 st = table_status.evaluate(spec, state, facts, rows, rds_rows)
             if "in_sync_with_lake" in selected:
                 yield _in_sync_check(spec, gold, snap, facts, st)
-            if copy_checks.ROW_COUNT in selected:
-                yield copy_checks.row_count(key, held, rds_rows)
-            if copy_checks.FINGERPRINT in selected:
-                yield copy_checks.fingerprint_check(conn, key, spec, held)
-            if footprint.CHECK_NAME in selected:
-                tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-                yield footprint.budget_check(conn, key, tables, db.storage_budget_gb)
+            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
+            yield from copy_checks.judge_copy(
+                conn, spec, key, held, rds_rows, db.storage_budget_gb, selected, tables
+            )
 
 
 def _snapshot(spec, gold: GoldLake, engine):
@@ -323,8 +314,9 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             for name, text in RDS_CHECKS.items()
         ],
         can_subset=True,
-        retry_policy=SYNC_RETRY,
+        retry_policy=retry_rule.OP_RETRY,
     )
+    @retry_rule.classifies(f"syncing gold.{spec.name}")
     def _rds_gold(
         context: dg.AssetExecutionContext,
         config: SyncConfig,
@@ -357,11 +349,11 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                         "refused": str(refused),
                     },
                 )
-                raise dg.Failure(description=str(refused), allow_retries=False) from None
+                raise retry_rule.refusal(str(refused)) from None
             except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
-                raise dg.Failure(description=str(bad), allow_retries=False) from None
-            except SyncTransientError as transient:  # retried by SYNC_RETRY, then by the sensor
-                raise dg.Failure(description=str(transient)) from None
+                raise retry_rule.refusal(str(bad)) from None
+            except SyncTransientError as transient:  # retried: the op, then the sensor
+                raise retry_rule.transient(str(transient)) from None
             if spec.partitioned:
                 _register_months(context.instance, spec, serving)
             metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}

@@ -13,12 +13,14 @@ what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
-from platform_assets.active_runs import active_asset_keys
-from platform_assets.copy_record import copy_events, last_metadata
+from platform_assets import decisions, retry_rule
+from platform_assets.active_runs import active_runs
+from platform_assets.copy_record import after_failed_run, copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_TABLES
@@ -66,35 +68,72 @@ def lake_change_sensor(
 ) -> dg.SensorResult:
     gold = GoldLake(lake)
     seen = json.loads(context.cursor) if context.cursor else {}
+    active = active_runs(context.instance)
+    events, requests = [], []
     with serving.connect(autocommit=True) as conn:
         rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
         partition_requests = _months_requests(context.instance, conn)
-    active = active_asset_keys(context.instance)
-    events, requests = [], []
-    for spec in GOLD_TABLES:
-        try:
-            state = gold.current_state(spec.name)
-            if state is None:
-                continue
-            if lake_key("gold", spec.name) in active or rds_key(spec.name) in active:
-                # A run is building or syncing this table: its new version is not stored on the
-                # instance yet, so it would look like an outside change. Look after the run.
-                continue
-            events += _record_outside_change(context, gold, spec, state, seen)
-            verdict = rds.verdict(spec.name, state)
-            events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
-            request = _sync_request(context, spec, state, rds, verdict)
-        except LakeFault as fault:  # this table only: the others are looked at as usual
-            context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
-            continue
-        if request is not None:
-            requests.append(request)
+        for spec in GOLD_TABLES:
+            decision, table_events, request = _look_at(
+                context, gold, spec, rds, active, seen, conn, serving
+            )
+            context.log.info(f"gold.{spec.name}: {decision.text}")  # every table, every tick
+            events += table_events + decisions.record(context.instance, spec, decision)
+            if request is not None:
+                requests.append(request)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,
         dynamic_partitions_requests=partition_requests,
         cursor=json.dumps(seen),
     )
+
+
+def _look_at(context, gold: GoldLake, spec, rds, active, seen: dict, conn, serving):
+    """(what this tick decided for the table and why, the events it owes the UI, a run request)."""
+    try:
+        state = gold.current_state(spec.name)
+        if state is None:
+            return decisions.Decision("no_lake_version", "no published lake version yet"), [], None
+        building = active.get(lake_key("gold", spec.name))
+        if building is not None and building.materializes:
+            # its new lake version is not on the instance yet: it would look like an outside
+            # change. Looked at once the run is over.
+            return (
+                decisions.Decision("running", f"run {building.run_id[:8]} is building it"),
+                [],
+                None,
+            )
+        events = _record_outside_change(context, gold, spec, state, seen)
+    except LakeFault as fault:  # this table only: the others are looked at as usual
+        return (
+            decisions.Decision("refused", f"lake unreadable ({fault}); its RDS copy keeps serving"),
+            [],
+            None,
+        )
+    verdict = rds.verdict(spec.name, state)
+    events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
+    if verdict.in_sync:
+        events += after_failed_run(context.instance, spec, rds, conn, serving)
+        return decisions.Decision("in_sync", "in sync"), events, None
+    syncing = active.get(rds_key(spec.name))
+    if syncing is not None and syncing.materializes:
+        text = f"out of sync ({verdict.reason}); run {syncing.run_id[:8]} is syncing it"
+        return decisions.Decision("running", text), events, None
+    refusal = rds.refusals.get(spec.name)
+    if refusal is not None and refusal[0] == state.state_id and not verdict.copy_drifted:
+        text = (
+            f"refused because {refusal[1]}; not retried until the lake changes "
+            "(or `goldctl sync --force`)"
+        )
+        return decisions.Decision("refused", text), events, None
+    decision, request = _sync_request(context, spec, state, rds, verdict)
+    if request is not None and syncing is not None:  # a check-only run is judging the copy
+        decision = decisions.Decision(
+            decision.kind,
+            f"{decision.text}; queued behind check run {syncing.run_id[:8]} (sync lock)",
+        )
+    return decision, events, request
 
 
 def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> list:
@@ -125,22 +164,26 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
-    """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
-    with backoff (the same lake state's run key is used up), so the copy heals once the fault
-    clears."""
-    if verdict.in_sync:
-        return None
+def _sync_request(context, spec, state, rds, verdict):
+    """(decision, a sync run for a copy the in-sync rule finds out of sync or None); after a
+    failed transient one, again with backoff (the same lake state's run key is used up), so the
+    copy heals once the fault clears. A refused sync is never requested again for its state."""
     key = _run_key(spec.name, state.state_id, verdict, rds)
-    attempt, wait = _retry_plan(context.instance, spec.name, state.state_id)
+    attempt, wait, last = _retry_plan(context.instance, spec.name, state.state_id)
     if wait > 0:
-        context.log.info(
-            f"gold.{spec.name} out of sync ({verdict.reason}); its last sync failed: "
-            f"next attempt ({attempt}) in {wait:.0f} s"
+        until = datetime.fromtimestamp(time.time() + wait, UTC).strftime("%H:%M:%S")
+        text = (
+            f"out of sync ({verdict.reason}); backing off until {until} UTC: its last sync "
+            f"failed (run {last.run_id[:8]}), attempt {attempt} then"
         )
-        return None
-    context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
-    return dg.RunRequest(
+        return decisions.Decision("backing_off", text), None
+    if last is not None and last.status in IN_PROGRESS_RUN_STATUSES:
+        text = (
+            f"out of sync ({verdict.reason}); already requested: run {last.run_id[:8]} is "
+            f"{last.status.value.lower()}"
+        )
+        return decisions.Decision("requested", text), None
+    request = dg.RunRequest(
         run_key=key if attempt == 1 else f"{key}:attempt-{attempt}",
         asset_selection=[rds_key(spec.name)],
         tags={
@@ -149,23 +192,24 @@ def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
             "gold/attempt": str(attempt),
         },
     )
+    text = f"out of sync ({verdict.reason}); sync requested (attempt {attempt})"
+    return decisions.Decision("requested", text), request
 
 
-RETRY_BASE_S = 60.0  # a failed sensor-launched sync is requested again after 1, 2, 4 ... min
-RETRY_MAX_S = 3600.0
-
-
-def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
-    """(attempt number of the next sync request, seconds still to wait before it)."""
+def _retry_plan(
+    instance: dg.DagsterInstance, table: str, state_id: str
+) -> tuple[int, float, DagsterRun | None]:
+    """(attempt number of the next sync request, seconds still to wait before it, the last sync
+    run of this lake state or None)."""
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
     if not records:
-        return 1, 0.0
+        return 1, 0.0, None
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
     if run.status != dg.DagsterRunStatus.FAILURE:
-        return attempt, 0.0  # the same run key again: the daemon never runs it twice
+        return attempt, 0.0, run  # the same run key again: the daemon never runs it twice
     ended = records[0].end_time or time.time()
-    backoff = min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
-    return attempt + 1, max(0.0, ended + backoff - time.time())
+    wait = max(0.0, ended + retry_rule.sensor_backoff_s(attempt) - time.time())
+    return attempt + 1, wait, run
