@@ -62,7 +62,7 @@ DEFAULT_SCALE_YEARS = 10
 READ_EVERY_S = 0.020
 CHECK_COLUMN = "flights"  # the numeric column the reader sums (both tables have it)
 TO_SQL_CHUNKSIZE = 10_000
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 600  # one tool's one replace; past it the tool's process tree is killed
 FIRST_READ_TIMEOUT_S = 30.0
 RSS_POLL_S = 0.05
 
@@ -599,8 +599,78 @@ class Run:
         return self.rows / self.seconds
 
 
-def run_once(runner: str, table: Table, tools: Tools, workdir: Path, read: bool) -> Run:
-    """`runner` replaces its copy of `table` once (optionally under the reader), checked."""
+class ToolFailed(RuntimeError):
+    """One tool failed, hung or left a wrong table: reported as that tool's error, the others go
+    on."""
+
+
+def tail(text: str, limit: int = 600) -> str:
+    """The last lines of a tool's output, on one line, without terminal colours."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)[-limit:]
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def describe_tree(pid: int) -> str:
+    """Each process of the tree: name, state, what it waits in (/proc wchan), CPU seconds."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return "gone"
+    parts = []
+    for p in tree:
+        with contextlib.suppress(psutil.Error, OSError):
+            wchan = Path(f"/proc/{p.pid}/wchan").read_text().strip() or "-"
+            cpu = sum(p.cpu_times()[:2])
+            parts.append(f"{p.name()} {p.status()} in {wchan}, {cpu:.1f} s CPU")
+    return "; ".join(parts) or "gone"
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL `proc`, its process group and every descendant (Sling's DuckDB child included,
+    should it have left the group)."""
+    import signal
+
+    import psutil
+
+    try:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(30)
+
+
+def terminate_backends(url: str) -> None:
+    """End every other client session on the throwaway server (what a killed tool left)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+
+
+def run_once(
+    runner: str,
+    table: Table,
+    tools: Tools,
+    workdir: Path,
+    read: bool,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> Run:
+    """`runner` replaces its copy of `table` once (optionally under the reader), checked; a
+    failure, a wrong result or a run past `timeout_s` raises `ToolFailed`."""
     url = os.environ[URL_ENV]
     rel = relation(runner, table)
     checkpoint(url)
@@ -608,44 +678,63 @@ def run_once(runner: str, table: Table, tools: Tools, workdir: Path, read: bool)
     reader = None
     if read:
         if rows_before != table.rows:
-            raise RuntimeError(f"{rel} is not full before {runner}'s run: {rows_before} rows")
+            raise ToolFailed(f"{rel} is not full before {runner}'s run: {rows_before} rows")
         reader = Reader(url, rel, table.rows, table.check_sum)
         reader.start()
         if not reader.first_ok.wait(FIRST_READ_TIMEOUT_S) or reader.failure:
-            raise RuntimeError(f"the reader never saw {rel} whole: {reader.failure}")
+            reader.stop.set()
+            raise ToolFailed(f"the reader never saw {rel} whole: {reader.failure}")
     argv, env = command(runner, table, tools, workdir)
     rss_file = workdir / "rss.json"
     wrapper = [sys.executable, "-I", "-S", "-c", RSS_WRAPPER, str(rss_file)]
-    tree_peak = 0
+    tree_peak, timed_out = 0, ""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([*wrapper, *argv], env=env, stdout=out, stderr=err, text=True)
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while proc.poll() is None:
-            tree_peak = max(tree_peak, tree_rss_kb(proc.pid))
-            if time.monotonic() > deadline:
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(RSS_POLL_S)
-        if reader is not None:
-            reader.stop.set()
-            reader.join(30)
+        proc = subprocess.Popen(
+            [*wrapper, *argv],
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,  # its own process group: a timeout kills the whole tree
+        )
+        deadline = time.monotonic() + timeout_s
+        try:
+            while proc.poll() is None:
+                tree_peak = max(tree_peak, tree_rss_kb(proc.pid))
+                if time.monotonic() > deadline:
+                    timed_out = describe_tree(proc.pid)  # where it hangs, before the kill
+                    kill_tree(proc)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(RSS_POLL_S)
+        finally:
+            if proc.poll() is None:  # interrupted: never leave a tool running
+                kill_tree(proc)
+            if reader is not None:
+                reader.stop.set()
+                reader.join(30)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
+    if timed_out:
+        terminate_backends(url)  # a killed client's server session may still hold locks
+        raise ToolFailed(
+            f"{runner} did not finish replacing {table.name} within {timeout_s:g} s: its "
+            f"process tree was killed (it was: {timed_out}); last output: {tail(stderr)}"
+        )
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{runner} failed on {table.name} (exit {proc.returncode}):\n{stderr[-3000:]}"
+        raise ToolFailed(
+            f"{runner} failed on {table.name} (exit {proc.returncode}): {tail(stderr)}"
         )
     usage = json.loads(rss_file.read_text())
     detail = json.loads(stdout) if stdout.strip().startswith("{") else {}
     seconds = detail.pop("seconds", None) or usage["wall_s"]
     rows, total, node = table_state(url, rel)
     if (rows, total) != (table.rows, table.check_sum):
-        raise RuntimeError(
+        raise ToolFailed(
             f"{runner} left {rel} with {rows} rows, sum {total}; expected "
             f"{table.rows}, {table.check_sum}"
         )
     if node_before is not None and node == node_before:
-        raise RuntimeError(f"{runner} did not replace {rel} (same relation file)")
+        raise ToolFailed(f"{runner} did not replace {rel} (same relation file)")
     reads = None
     if reader is not None:
         if reader.failure:
@@ -672,12 +761,33 @@ def runners(dlt_variants: list[str]) -> list[str]:
     return ["ours", "psql_copy", *dlt_variants, "sling", "to_sql"]
 
 
-def prime(tables: list[Table], names: list[str], tools: Tools, workdir: Path) -> None:
+Failures = dict[tuple[str, str], str]  # (table, runner) -> why that tool is out for that table
+
+
+def attempt(
+    failures: Failures, runner: str, table: Table, tools, workdir, read: bool, timeout_s: float
+) -> Run | None:
+    """One run, or None with the tool's failure recorded: it is not run on that table again (a
+    hung tool would cost the time limit every round)."""
+    if (table.name, runner) in failures:
+        return None
+    try:
+        return run_once(runner, table, tools, workdir, read=read, timeout_s=timeout_s)
+    except ToolFailed as failed:
+        failures[(table.name, runner)] = str(failed)
+        log(f"{runner} on {table.name}: {failed}")
+        return None
+
+
+def prime(
+    tables: list[Table], names: list[str], tools: Tools, workdir: Path, timeout_s: float
+) -> Failures:
     """Each tool loads each table once, untimed: the served table exists, full, before round 1
     (and first-run costs, such as dlt creating its schema tables, are paid)."""
     import psycopg
 
     url = os.environ[URL_ENV]
+    failures: Failures = {}
     for table in tables:
         for runner in names:
             schema, _ = target(runner, table)
@@ -689,11 +799,20 @@ def prime(tables: list[Table], names: list[str], tools: Tools, workdir: Path) ->
                         f"AS SELECT * FROM {relation('ours', table)} WITH NO DATA"
                     )
             started = time.monotonic()
-            run_once(runner, table, tools, workdir, read=False)
-            log(f"primed {table.name} with {runner} ({time.monotonic() - started:.1f} s)")
+            if attempt(failures, runner, table, tools, workdir, False, timeout_s):
+                log(f"primed {table.name} with {runner} ({time.monotonic() - started:.1f} s)")
+    return failures
 
 
-def interleaved(tables: list[Table], names: list[str], rounds: int, tools, workdir) -> list[Run]:
+def interleaved(
+    tables: list[Table],
+    names: list[str],
+    rounds: int,
+    tools,
+    workdir,
+    timeout_s: float,
+    failures: Failures,
+) -> list[Run]:
     """Every round: for each table, each tool (order rotated per round) alone, then read."""
     runs: list[Run] = []
     for round_no in range(rounds):
@@ -701,7 +820,9 @@ def interleaved(tables: list[Table], names: list[str], rounds: int, tools, workd
         for table in tables:
             for runner in order:
                 for read in (False, True):
-                    run = run_once(runner, table, tools, workdir, read=read)
+                    run = attempt(failures, runner, table, tools, workdir, read, timeout_s)
+                    if run is None:
+                        continue
                     runs.append(run)
                     seen = (
                         f", {run.reads['bad_reads']} bad of {run.reads['reads']} reads"
@@ -711,7 +832,8 @@ def interleaved(tables: list[Table], names: list[str], rounds: int, tools, workd
                     log(
                         f"round {round_no + 1} {table.name} {runner}"
                         f"{' (read)' if read else ''}: {run.rows_per_s:,.0f} rows/s, "
-                        f"peak RSS {run.peak_rss_mb:.0f} MB{seen}"
+                        f"peak RSS {run.peak_rss_mb:.0f} MB{seen} "
+                        f"(load {os.getloadavg()[0]:.1f})"
                     )
     return runs
 
@@ -720,54 +842,69 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def summarize_table(table: Table, runs: list[Run], names: list[str]) -> dict:
+def summarize_runner(runs: list[Run]) -> dict:
+    alone = [r for r in runs if not r.read]
+    read = [r for r in runs if r.read]
+    errors: Counter = Counter()
+    for r in read:
+        errors.update(r.reads["errors"])
+    details = [r.detail for r in alone if r.detail]
+    return {
+        "rows_per_s": round(median([r.rows_per_s for r in alone])),
+        "runs_rows_per_s": [round(r.rows_per_s) for r in alone],
+        "seconds": round(median([r.seconds for r in alone]), 3),
+        "rows_per_s_while_read": round(median([r.rows_per_s for r in read])),
+        "peak_rss_mb": round(max(r.peak_rss_mb for r in runs), 1),
+        "tree_peak_rss_mb": round(max(r.tree_peak_rss_mb for r in runs), 1),
+        "cpu_s": round(median([r.cpu_s for r in alone]), 2),
+        "loaded_rows": sorted({r.rows for r in runs}),
+        "bad_reads": sum(r.reads["bad_reads"] for r in read),
+        "reads": sum(r.reads["reads"] for r in read),
+        "empty_reads": sum(r.reads["empty"] for r in read),
+        "partial_reads": sum(r.reads["partial"] for r in read),
+        "read_errors": dict(errors),
+        "longest_read_ms": max(r.reads["longest_read_ms"] for r in read),
+        **({"last_run_detail": details[-1]} if details else {}),
+    }
+
+
+def summarize_table(table: Table, runs: list[Run], names: list[str], failures: Failures) -> dict:
+    """Per tool its medians, or `{"error": ...}` for a tool that failed or hung on the table
+    (its earlier runs are not mixed into the headline)."""
     per_runner = {}
     for runner in names:
         mine = [r for r in runs if r.runner == runner and r.table == table.name]
-        alone = [r for r in mine if not r.read]
-        read = [r for r in mine if r.read]
-        bad = sum(r.reads["bad_reads"] for r in read)
-        errors: Counter = Counter()
-        for r in read:
-            errors.update(r.reads["errors"])
-        details = [r.detail for r in alone if r.detail]
-        per_runner[runner] = {
-            "rows_per_s": round(median([r.rows_per_s for r in alone])),
-            "runs_rows_per_s": [round(r.rows_per_s) for r in alone],
-            "seconds": round(median([r.seconds for r in alone]), 3),
-            "rows_per_s_while_read": round(median([r.rows_per_s for r in read])),
-            "peak_rss_mb": round(max(r.peak_rss_mb for r in mine), 1),
-            "tree_peak_rss_mb": round(max(r.tree_peak_rss_mb for r in mine), 1),
-            "cpu_s": round(median([r.cpu_s for r in alone]), 2),
-            "loaded_rows": sorted({r.rows for r in mine}),
-            "bad_reads": bad,
-            "reads": sum(r.reads["reads"] for r in read),
-            "empty_reads": sum(r.reads["empty"] for r in read),
-            "partial_reads": sum(r.reads["partial"] for r in read),
-            "read_errors": dict(errors),
-            "longest_read_ms": max(r.reads["longest_read_ms"] for r in read),
-            **({"last_run_detail": details[-1]} if details else {}),
-        }
-    best_dlt = max(
-        (n for n in names if n in DLT_VARIANTS), key=lambda n: per_runner[n]["rows_per_s"]
-    )
+        failure = failures.get((table.name, runner))
+        if failure or not any(r.read for r in mine) or not any(not r.read for r in mine):
+            per_runner[runner] = {
+                "error": failure or "no complete run",
+                "runs_before_failure": len(mine),
+            }
+        else:
+            per_runner[runner] = summarize_runner(mine)
+    dlts = [n for n in names if n in DLT_VARIANTS]
+    ok_dlts = [n for n in dlts if "error" not in per_runner[n]]
+    best_dlt = max(ok_dlts or dlts, key=lambda n: per_runner[n].get("rows_per_s", 0))
     headline = {tool: per_runner[best_dlt if tool == "dlt" else tool] for tool in TOOLS}
-    best_peer = max(PEERS, key=lambda p: headline[p]["rows_per_s"])
+    ok_peers = [p for p in PEERS if "error" not in headline[p]]
+    best_peer = max(ok_peers, key=lambda p: headline[p]["rows_per_s"]) if ok_peers else None
+    ratio = None
+    if best_peer and "error" not in headline["ours"]:
+        ratio = round(headline["ours"]["rows_per_s"] / headline[best_peer]["rows_per_s"], 3)
     return {
         "rows": table.rows,
         **({"scale_years": table.scale_years} if table.scale_years else {}),
-        "rows_per_s": {t: h["rows_per_s"] for t, h in headline.items()},
-        "ours_vs_best_peer": round(
-            headline["ours"]["rows_per_s"] / headline[best_peer]["rows_per_s"], 3
-        ),
+        "rows_per_s": {t: h.get("rows_per_s") for t, h in headline.items()},
+        "ours_vs_best_peer": ratio,
         "best_peer": best_peer,
-        "bad_reads": {t: h["bad_reads"] for t, h in headline.items()},
-        "peak_rss_mb": {t: h["peak_rss_mb"] for t, h in headline.items()},
+        "bad_reads": {t: h.get("bad_reads") for t, h in headline.items()},
+        "peak_rss_mb": {t: h.get("peak_rss_mb") for t, h in headline.items()},
+        "errors": {t: h["error"] for t, h in headline.items() if "error" in h},
         "dlt_path": {
             "winner": best_dlt,
             "strategy": DLT_VARIANTS[best_dlt][0],
             "loader_file_format": DLT_VARIANTS[best_dlt][1],
-            "rows_per_s": {n: per_runner[n]["rows_per_s"] for n in names if n in DLT_VARIANTS},
+            "rows_per_s": {n: per_runner[n].get("rows_per_s") for n in dlts},
         },
         "tools": per_runner,
     }
@@ -798,10 +935,12 @@ def run(args) -> dict:
             tables.insert(0, publish_gold_like(lake, args.rows, workdir))
             for t in tables:
                 log(f"table {t.name}: {t.rows:,} rows in {len(t.files)} Parquet file(s)")
-            prime(tables, names, tools, workdir)
-            runs = interleaved(tables, names, args.rounds, tools, workdir)
+            failures = prime(tables, names, tools, workdir, args.tool_timeout)
+            runs = interleaved(
+                tables, names, args.rounds, tools, workdir, args.tool_timeout, failures
+            )
             version = server_version(url)
-    main, *others = (summarize_table(t, runs, names) for t in tables)
+    main, *others = (summarize_table(t, runs, names, failures) for t in tables)
     return {
         "benchmark": "peers",
         "server": f"embedded PostgreSQL {version}",
@@ -811,12 +950,14 @@ def run(args) -> dict:
             "end": [round(x, 2) for x in os.getloadavg()],
         },
         "rounds": args.rounds,
+        "tool_timeout_s": args.tool_timeout,
         "rows": main["rows"],
         "rows_per_s": main["rows_per_s"],
         "ours_vs_best_peer": main["ours_vs_best_peer"],
         "best_peer": main["best_peer"],
         "bad_reads": main["bad_reads"],
         "peak_rss_mb": main["peak_rss_mb"],
+        "errors": {t.name: s["errors"] for t, s in zip(tables, [main, *others], strict=True)},
         "versions": tools.versions,
         "dlt_path": main["dlt_path"],
         "tables": {t.name: s for t, s in zip(tables, [main, *others], strict=True)},
@@ -851,6 +992,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dlt-variants",
         default=",".join(DLT_VARIANTS),
         help="comma-separated dlt variants to run (the fastest is reported as dlt)",
+    )
+    parser.add_argument(
+        "--tool-timeout",
+        type=float,
+        default=RUN_TIMEOUT_S,
+        help="seconds one replace may take; past it the tool's process tree is killed and the "
+        'tool reported as {"error": ...} for that table',
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -7,6 +7,12 @@ goldctl sync [TABLE ...] [--force] [--month YYYY-MM]   run the sync protocol out
 goldctl stop-db           stop the embedded PostgreSQL (its data stays in .local/pg)
 """
 
+# Only the standard library at module level: `goldctl --help` must not pay for Dagster, pyarrow
+# or psycopg (seconds of imports). Each command imports what it uses; `status`, `rds-url` and
+# `stop-db` use the plain (Dagster-free) lake and database, `sync` the Dagster resources.
+# A new command: a `cmd_<name>(args)` (or `(args, lake, engine, serving)` with
+# `needs_resources=True`) and one entry in `add_commands`.
+
 from __future__ import annotations
 
 import argparse
@@ -14,17 +20,19 @@ import json
 import signal
 import sys
 
-from platform_assets import settings
-from platform_assets.serving import footprint
-from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from platform_assets.status import table_statuses
-from resources.lake_tables import GoldLake
-from resources.serving_db import ServingDbError
-from resources.storage import LakeConfigError
+BUILD_COMMAND = "uv run dagster asset materialize --select '*'"
+SETTING_ERROR_EXIT = 2
 
 
-def cmd_status(args, lake, engine, serving) -> int:
-    gold = GoldLake(lake)
+def cmd_status(args) -> int:
+    from platform_assets import settings
+    from platform_assets.serving import footprint
+    from platform_assets.specs import GOLD_TABLES
+    from platform_assets.status import table_statuses
+    from resources.lake_tables import GoldLake
+
+    settings.check_environment()
+    gold, serving = GoldLake(settings.plain_lake()), settings.plain_serving()
     with serving.connect(autocommit=True) as conn:
         statuses = table_statuses(list(GOLD_TABLES), gold, conn)
         tables = [spec.name for spec in GOLD_TABLES]
@@ -44,11 +52,7 @@ def cmd_status(args, lake, engine, serving) -> int:
                 print(f"  {s.table}: {s.reason}")
         print(footprint.format_report(storage))
     if not built:
-        print(
-            "goldctl: the platform is not built yet: run "
-            "`uv run dagster asset materialize --select '*'`",
-            file=sys.stderr,
-        )
+        print(f"goldctl: the platform is not built yet: run `{BUILD_COMMAND}`", file=sys.stderr)
     return 0 if all(s.in_sync for s in statuses) else 3
 
 
@@ -76,7 +80,10 @@ def _format_table(statuses) -> str:
     )
 
 
-def cmd_rds_url(args, lake, engine, serving) -> int:
+def cmd_rds_url(args) -> int:
+    from platform_assets import settings
+
+    serving = settings.plain_serving()
     print(serving.dashboard_url() if args.dashboard else serving.conninfo())
     return 0
 
@@ -84,6 +91,8 @@ def cmd_rds_url(args, lake, engine, serving) -> int:
 def cmd_sync(args, lake, engine, serving) -> int:
     """Sync each table; one that fails is reported and the others go on (exit 1 at the end)."""
     from platform_assets.serving.protocol import SyncRefused, SyncTransientError, sync_table
+    from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
+    from resources.lake_tables import GoldLake
 
     unknown = [t for t in args.tables if t not in GOLD_BY_NAME]
     if unknown:
@@ -107,10 +116,10 @@ def cmd_sync(args, lake, engine, serving) -> int:
 
 def cmd_stop_db(args) -> int:
     """Needs no resources: opening them would start the server it is asked to stop."""
+    from platform_assets import settings
     from resources import embedded_pg
 
-    with settings.serving_database().process_config_and_initialize_cm() as serving:
-        pass  # env vars resolved; the server is started only by conninfo(), never here
+    serving = settings.plain_serving()  # the server is started only by conninfo(), never here
     if serving.url:
         print("goldctl: RDS_URL is set; only the embedded server can be stopped", file=sys.stderr)
         return 2
@@ -123,9 +132,7 @@ def cmd_stop_db(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="goldctl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub) -> None:
     status = sub.add_parser("status", help="per Gold table: lake vs RDS version, rows, lag")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
@@ -138,19 +145,42 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument(
         "--month", action="append", default=[], help="partitioned tables: reload YYYY-MM (repeat)"
     )
-    sync.set_defaults(func=cmd_sync)
+    sync.set_defaults(func=cmd_sync, needs_resources=True)
     stop = sub.add_parser("stop-db", help="stop the embedded PostgreSQL (data kept)")
-    stop.set_defaults(func=cmd_stop_db, without_resources=True)
+    stop.set_defaults(func=cmd_stop_db)
+
+
+def run(args) -> int:
+    """The command, with the Dagster resources opened for it when it asks for them."""
+    if not getattr(args, "needs_resources", False):
+        return args.func(args)
+    from platform_assets import settings
+
+    with settings.open_resources() as res:
+        return args.func(args, res["lake"], res["engine"], res["serving"])
+
+
+def report_error(args, exc: BaseException, exit_code: int) -> int:
+    """One line on stderr; with `--json` also `{"error", "setting"}` on stdout (pipes parse)."""
+    print(f"goldctl: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": str(exc), "setting": getattr(exc, "setting", None)}))
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="goldctl", description=__doc__.splitlines()[0])
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly
     try:
-        if getattr(args, "without_resources", False):
-            return args.func(args)
-        with settings.open_resources() as res:
-            return args.func(args, res["lake"], res["engine"], res["serving"])
-    except (ServingDbError, LakeConfigError, LookupError, ValueError) as exc:
-        print(f"goldctl: {exc}", file=sys.stderr)
-        return 2
+        return run(args)
+    except (LookupError, ValueError) as exc:  # settings (SettingError is a ValueError)
+        return report_error(args, exc, SETTING_ERROR_EXIT)
+    except Exception as exc:
+        if not getattr(args, "json", False):
+            raise
+        return report_error(args, f"{type(exc).__name__}: {exc}", 1)
 
 
 if __name__ == "__main__":

@@ -13,40 +13,72 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import dagster as dg
-
-from resources.alerts import AlertNotifier
-from resources.serving_db import ServingDatabase
-from resources.source import SourceSettings
-from resources.sql_engine import AthenaEngine, DuckDBEngine
-from resources.storage import LakeStorage
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
 ENGINES = ("duckdb", "athena")
 
+# The settings goldctl's fast commands need, each once: field -> (env var, default, type).
+LAKE_SETTINGS = {
+    "url": ("LAKE_URL", str(LOCAL_DIR / "lake"), str),
+    "s3_endpoint_url": ("S3_ENDPOINT_URL", None, str),
+    "s3_region": ("AWS_REGION", None, str),
+}
+SERVING_SETTINGS = {
+    "url": ("RDS_URL", None, str),
+    "embedded_pgdata": ("EMBEDDED_PGDATA", str(LOCAL_DIR / "pg"), str),
+    "dashboard_role": ("DASHBOARD_ROLE", "dashboard_reader", str),
+    "storage_budget_gb": ("RDS_STORAGE_BUDGET_GB", 20, int),
+}
+
 
 def _env(name: str, default=None):
     """`EnvVar(name)` when the variable is set, else the default (resolved at run time)."""
+    import dagster as dg
+
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
 def _env_int(name: str, default: int):
+    import dagster as dg
+
     return dg.EnvVar.int(name) if os.environ.get(name) else default
 
 
-def lake_storage() -> LakeStorage:
-    return LakeStorage(
-        url=_env("LAKE_URL", str(LOCAL_DIR / "lake")),
-        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
-        s3_region=_env("AWS_REGION"),
-    )
+def _as_env_vars(table: dict) -> dict:
+    """Resource config for a Dagster resource: `EnvVar`s, resolved at run time."""
+    return {
+        field: (_env_int if kind is int else _env)(name, default)
+        for field, (name, default, kind) in table.items()
+    }
 
 
-def sql_engine(lake: LakeStorage):
-    choice = os.environ.get("SQL_ENGINE", "duckdb").strip().lower()
-    if choice not in ENGINES:
-        raise ValueError(f"SQL_ENGINE={choice!r}: expected one of {', '.join(ENGINES)}")
+def _from_environment(table: dict) -> dict:
+    """The same settings read now (no Dagster): for goldctl's fast commands."""
+    values = {}
+    for field, (name, default, kind) in table.items():
+        raw = os.environ.get(name)
+        if not raw:
+            values[field] = default
+            continue
+        try:
+            values[field] = kind(raw)
+        except ValueError:
+            from resources.settings_check import SettingError
+
+            raise SettingError(f"{name} must be an integer (it is {raw!r})", setting=name) from None
+    return values
+
+
+def lake_storage():
+    from resources.storage import LakeStorage
+
+    return LakeStorage(**_as_env_vars(LAKE_SETTINGS))
+
+
+def sql_engine(lake):
+    from resources.sql_engine import AthenaEngine, DuckDBEngine
+
+    choice = engine_choice()
     if choice == "athena":
         return AthenaEngine(
             lake=lake,
@@ -60,16 +92,25 @@ def sql_engine(lake: LakeStorage):
     return DuckDBEngine(lake=lake, threads=_env_int("DUCKDB_THREADS", 2))
 
 
-def serving_database() -> ServingDatabase:
-    return ServingDatabase(
-        url=_env("RDS_URL"),
-        embedded_pgdata=_env("EMBEDDED_PGDATA", str(LOCAL_DIR / "pg")),
-        dashboard_role=_env("DASHBOARD_ROLE", "dashboard_reader"),
-        storage_budget_gb=_env_int("RDS_STORAGE_BUDGET_GB", 20),
-    )
+def engine_choice() -> str:
+    from resources.settings_check import SettingError
+
+    choice = os.environ.get("SQL_ENGINE", "duckdb").strip().lower()
+    if choice not in ENGINES:
+        raise SettingError(f"SQL_ENGINE={choice!r}: expected one of {', '.join(ENGINES)}")
+    return choice
+
+
+def serving_database():
+    from resources.serving_db import ServingDatabase
+
+    return ServingDatabase(**_as_env_vars(SERVING_SETTINGS))
 
 
 def build_resources() -> dict:
+    from resources.alerts import AlertNotifier
+    from resources.source import SourceSettings
+
     lake = lake_storage()
     return {
         "lake": lake,
@@ -88,3 +129,39 @@ def open_resources() -> Iterator[dict]:
             name: stack.enter_context(resource.process_config_and_initialize_cm())
             for name, resource in build_resources().items()
         }
+
+
+def plain_lake():
+    """The lake from the environment without Dagster (checked on first access)."""
+    from resources.storage import PlainLake
+
+    return PlainLake(**_from_environment(LAKE_SETTINGS))
+
+
+def plain_serving():
+    """The serving database from the environment without Dagster, its settings checked."""
+    from resources.serving_db import PlainServing
+
+    serving = PlainServing(**_from_environment(SERVING_SETTINGS))
+    serving.require_settings()
+    return serving
+
+
+def check_environment() -> None:
+    """Every resource's settings rules on the environment, without Dagster (goldctl's fast
+    commands): the first resource with a problem raises it, as opening the resources would."""
+    from resources import settings_check as rules
+
+    env = os.environ.get
+    lake = plain_lake()
+    lake.require_settings()
+    if engine_choice() == "athena":
+        region = env("ATHENA_REGION") or env("AWS_REGION")
+        rules.raise_problems(
+            rules.athena_problems(region, env("ATHENA_OUTPUT_LOCATION"), lake.is_s3)
+        )
+    else:
+        threads = _from_environment({"threads": ("DUCKDB_THREADS", 2, int)})["threads"]
+        rules.raise_problems(rules.duckdb_problems(threads))
+    plain_serving()
+    rules.raise_problems(rules.webhook_problems(env("ALERT_WEBHOOK_URL")))

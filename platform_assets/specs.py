@@ -3,19 +3,25 @@
 A Gold table is this spec entry plus `sql/gold/<name>.sql` (Athena dialect). The factory in
 `gold_assets.py` builds from it the lake asset, the RDS asset, their checks and freshness
 policies; sensors and `goldctl` iterate this list. Adding a table touches nothing else.
+
+`GOLD_EXTRA_SPECS=<module>` adds the `GOLD_TABLES` of another importable module (its specs set
+`sql_dir`): Gold tables declared outside this package, e.g. the generated ones of
+benchmarks/many_tables.py. The platform's code has no other branch for them.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import sqlglot
-
 SQL_DIR = Path(__file__).parent / "sql"
+EXTRA_SPECS_ENV = "GOLD_EXTRA_SPECS"
 
 # The central freshness default; a spec overrides it by passing its own windows.
 DEFAULT_FRESHNESS_SLA = timedelta(hours=26)
@@ -40,10 +46,11 @@ class GoldTableSpec:
     # publish the new shape, or refuse (naming the columns) and keep serving the old copy
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    sql_dir: Path = SQL_DIR  # holds gold/<name>.sql (another folder for specs declared outside)
 
     @property
     def sql_path(self) -> Path:
-        return SQL_DIR / "gold" / f"{self.name}.sql"
+        return self.sql_dir / "gold" / f"{self.name}.sql"
 
     @property
     def sql(self) -> str:
@@ -57,6 +64,8 @@ class GoldTableSpec:
     @cached_property
     def output_columns(self) -> list[str]:
         """The columns the Gold SQL selects (read from the SQL, Athena/Trino dialect)."""
+        import sqlglot  # on first use: goldctl's fast commands never parse SQL
+
         return sqlglot.parse_one(self.sql, read="trino").named_selects
 
     def validate(self) -> None:
@@ -118,4 +127,26 @@ GOLD_TABLES: tuple[GoldTableSpec, ...] = (
     ),
 )
 
+
+def extra_specs(module_name: str | None) -> tuple[GoldTableSpec, ...]:
+    """The `GOLD_TABLES` of `module_name` (the `GOLD_EXTRA_SPECS` setting), checked."""
+    if not module_name:
+        return ()
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{EXTRA_SPECS_ENV}={module_name}: cannot import it ({exc})") from None
+    specs = tuple(getattr(module, "GOLD_TABLES", ()))
+    if not specs or not all(isinstance(s, GoldTableSpec) for s in specs):
+        raise ValueError(
+            f"{EXTRA_SPECS_ENV}={module_name}: the module needs GOLD_TABLES, a tuple of "
+            "GoldTableSpec"
+        )
+    return specs
+
+
+GOLD_TABLES = GOLD_TABLES + extra_specs(os.environ.get(EXTRA_SPECS_ENV))
+_twice = sorted(name for name, n in Counter(s.name for s in GOLD_TABLES).items() if n > 1)
+if _twice:
+    raise ValueError(f"Gold table(s) declared twice: {', '.join(_twice)} ({EXTRA_SPECS_ENV})")
 GOLD_BY_NAME = {spec.name: spec for spec in GOLD_TABLES}

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from resources.settings_check import CheckedSettings, url_problem
+from resources.dagster_resources import CheckedSettings
+from resources.settings_check import webhook_problems
 
 log = logging.getLogger("gold_platform.alerts")
 
@@ -22,9 +23,7 @@ class AlertNotifier(CheckedSettings):
     timeout_s: float = Field(default=5.0, description="Webhook request timeout.")
 
     def settings_problems(self) -> list[str]:
-        return url_problem(
-            "ALERT_WEBHOOK_URL", self.webhook_url, ("http", "https"), "https://hooks.slack.com/..."
-        )
+        return webhook_problems(self.webhook_url)
 
     @property
     def target(self) -> str:

@@ -15,11 +15,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from resources.storage import StoredObject, listing_token
 
-from resources.storage import LakeStorage, StoredObject, listing_token
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from resources.storage import LakeOps
 
 MANIFEST = "_manifest.json"
 
@@ -121,7 +124,7 @@ def _is_data_file(key: str) -> bool:
 class GoldLake:
     """Reads and writes the versioned Gold tables of one lake."""
 
-    def __init__(self, storage: LakeStorage):
+    def __init__(self, storage: LakeOps):
         self.storage = storage
 
     def read_manifest(self, table: str) -> Manifest | None:
@@ -168,6 +171,9 @@ class GoldLake:
         A file that is not readable Parquet, or whose columns differ from the others', is a
         `LakeFault` naming the file, so one bad upload stops that table only, with a reason.
         """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         schema, first, rows = None, None, 0
         for key in state.parquet_keys:
             try:

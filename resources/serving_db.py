@@ -1,4 +1,9 @@
-"""The serving database: RDS PostgreSQL from `RDS_URL`, or an embedded PostgreSQL when unset."""
+"""The serving database: RDS PostgreSQL from `RDS_URL`, or an embedded PostgreSQL when unset.
+
+`ServingOps` are the operations on its settings; `ServingDatabase` (the Dagster resource,
+`resources/dagster_resources.py`) and `PlainServing` (goldctl's fast commands, no Dagster
+import) share them.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import Field
 
 from resources import embedded_pg
-from resources.settings_check import CheckedSettings, SettingError
+from resources.settings_check import Checked, SettingError
 
 
 class ServingDbError(SettingError):
@@ -77,33 +81,30 @@ def with_user(url: str, user: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
 
 
-class ServingDatabase(CheckedSettings):
-    """Where the Gold serving copies live (schema `gold`) and the sync ledger (`platform`)."""
+# Defaults of the serving settings (the Dagster resource's fields and `PlainServing` alike).
+DEFAULTS = {
+    "url": None,
+    "embedded_pgdata": embedded_pg.DEFAULT_PGDATA,
+    "dashboard_role": "dashboard_reader",
+    "lock_timeout_ms": 100,
+    "lock_budget_s": 120.0,
+    "connect_timeout_s": 10,
+    "storage_budget_gb": 20,
+}
 
-    url: str | None = Field(
-        default=None,
-        description="RDS_URL: postgresql://user:password@host:5432/db. Unset: embedded PostgreSQL.",
-    )
-    embedded_pgdata: str = Field(
-        default=embedded_pg.DEFAULT_PGDATA,
-        description="Data folder of the embedded PostgreSQL used when RDS_URL is unset.",
-    )
-    dashboard_role: str = Field(
-        default="dashboard_reader", description="Read-only role the dashboard logs in as."
-    )
-    lock_timeout_ms: int = Field(
-        default=100, description="How long the publish waits for readers before it retries."
-    )
-    lock_budget_s: float = Field(
-        default=120.0,
-        description="How long the publish keeps retrying before the sync fails (and is retried).",
-    )
-    connect_timeout_s: int = Field(default=10, description="Connect timeout in seconds.")
-    storage_budget_gb: int = Field(
-        default=20,
-        description="RDS_STORAGE_BUDGET_GB: storage for this database (20 GB is the smallest gp "
-        "volume); fits_storage_budget warns at 80 % of it.",
-    )
+
+class ServingOps(Checked):
+    """Where the Gold serving copies live (schema `gold`) and the sync ledger (`platform`);
+    the settings' meaning is on `ServingDatabase`'s fields."""
+
+    url: str | None
+    embedded_pgdata: str
+    dashboard_role: str
+    lock_timeout_ms: int
+    lock_budget_s: float
+    connect_timeout_s: int
+    storage_budget_gb: int
+    settings_error: type[SettingError] = ServingDbError
 
     @property
     def is_embedded(self) -> bool:
@@ -149,11 +150,31 @@ class ServingDatabase(CheckedSettings):
         except psycopg.OperationalError as exc:
             reason = error_reason(exc, conninfo)
             setting = "RDS_URL" if self.url else f"embedded PostgreSQL at {self.embedded_pgdata}"
-            raise ServingDbError(
+            raise self.settings_error(
                 f"cannot connect to the serving database ({setting}: {redact(conninfo)}): {reason}",
                 retry=True,
+                setting="RDS_URL" if self.url else "EMBEDDED_PGDATA",
             ) from None
 
     def dashboard_url(self) -> str:
         """URL for the read-only dashboard role on the embedded server (trust auth)."""
         return with_user(self.conninfo(), self.dashboard_role)
+
+
+class PlainServing(ServingOps):
+    """The serving database without Dagster (goldctl's fast commands)."""
+
+    def __init__(self, **settings):
+        unknown = set(settings) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown serving settings: {', '.join(sorted(unknown))}")
+        for name, default in DEFAULTS.items():
+            setattr(self, name, settings.get(name, default))
+
+
+def __getattr__(name: str):
+    if name == "ServingDatabase":  # the Dagster resource, imported only when asked for
+        from resources.dagster_resources import ServingDatabase
+
+        return ServingDatabase
+    raise AttributeError(name)

@@ -15,7 +15,6 @@ Both engines offer the same methods; assets call only these:
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -27,9 +26,10 @@ import sqlglot
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
+from resources.dagster_resources import CheckedSettings
 from resources.fingerprint import segment_checksum_sql, segments_from_rows
 from resources.lake_tables import GoldLake
-from resources.settings_check import CheckedSettings, url_problem
+from resources.settings_check import athena_problems, duckdb_problems
 from resources.storage import LakeStorage
 
 LAKE_SCHEMAS = ("bronze", "silver", "gold")
@@ -100,9 +100,7 @@ class DuckDBEngine(CheckedSettings):
         )
 
     def settings_problems(self) -> list[str]:
-        if self.threads < 1:
-            return [f"DUCKDB_THREADS must be at least 1 (it is {self.threads})"]
-        return []
+        return duckdb_problems(self.threads)
 
     def _connect(self, sql: str, bindings: dict[str, str] | None = None):
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
@@ -227,21 +225,7 @@ class AthenaEngine(CheckedSettings):
             raise ValueError(f"ATHENA_USD_PER_TB={self.usd_per_tb!r}: expected a number") from None
 
     def settings_problems(self) -> list[str]:
-        problems = []
-        if not (self.region or os.environ.get("AWS_DEFAULT_REGION")):
-            problems.append("SQL_ENGINE=athena needs a region: set ATHENA_REGION or AWS_REGION")
-        if not self.output_location:
-            problems.append(
-                "SQL_ENGINE=athena needs ATHENA_OUTPUT_LOCATION=s3://bucket/prefix/ for results"
-            )
-        problems += url_problem(
-            "ATHENA_OUTPUT_LOCATION", self.output_location, ("s3",), "s3://bucket/prefix/"
-        )
-        if not self.lake.is_s3:
-            problems.append(
-                "SQL_ENGINE=athena works on an S3 lake: set LAKE_URL=s3://bucket/prefix"
-            )
-        return problems
+        return athena_problems(self.region, self.output_location, self.lake.is_s3)
 
     def _cursor(self, arrow: bool = False):
         from pyathena import connect

@@ -1,8 +1,10 @@
 """The lake: one storage layer for `s3://bucket/prefix` and a local directory.
 
 Everything that touches lake files (Parquet datasets, manifests, listings) goes through
-`LakeStorage`, so the code paths are the same on S3 and on a laptop. pyarrow's filesystems do
+`LakeOps`, so the code paths are the same on S3 and on a laptop. pyarrow's filesystems do
 the I/O; the S3 endpoint is configurable, so MinIO, moto or localstack work like AWS.
+`LakeStorage` (the Dagster resource, `resources/dagster_resources.py`) and `PlainLake`
+(goldctl's fast commands, no Dagster import) are the same operations on the same settings.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from pydantic import Field, PrivateAttr
 
-from resources.settings_check import CheckedSettings, SettingError, url_problem
+from resources.settings_check import Checked, SettingError, url_problem
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+DEFAULT_LAKE_URL = ".local/lake"
+# The start-up probe of an S3 lake: short timeouts and one attempt, so a wrong endpoint is named
+# in seconds, not after the SDK's retries (the lake's own filesystem keeps the SDK defaults).
+PROBE_CONNECT_TIMEOUT_S = 5.0
+PROBE_REQUEST_TIMEOUT_S = 10.0
 
 
 class LakeConfigError(SettingError):
@@ -47,20 +55,15 @@ def listing_token(objects: list[StoredObject]) -> str:
     return digest.hexdigest()[:16]
 
 
-class LakeStorage(CheckedSettings):
-    """Where the lake lives: `s3://bucket/prefix` or a local directory (default `.local/lake`)."""
+class LakeOps(Checked):
+    """The lake's operations on its settings `url`, `s3_endpoint_url`, `s3_region` (see
+    `LakeStorage` for what each means); `check()` runs once before the first access."""
 
-    url: str = Field(
-        default=".local/lake",
-        description="LAKE_URL: s3://bucket/prefix, or a local directory.",
-    )
-    s3_endpoint_url: str | None = Field(
-        default=None, description="S3_ENDPOINT_URL: a non-AWS S3 endpoint (MinIO, moto, ...)."
-    )
-    s3_region: str | None = Field(default=None, description="AWS_REGION of the bucket.")
-
-    _checked: bool = PrivateAttr(default=False)
-    settings_error: ClassVar[type[SettingError]] = LakeConfigError
+    url: str
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    _checked: bool
+    settings_error: type[SettingError] = LakeConfigError
 
     # ---- location -------------------------------------------------------------------------
     @property
@@ -88,13 +91,20 @@ class LakeStorage(CheckedSettings):
     def filesystem(self) -> pafs.FileSystem:
         if not self.is_s3:
             return pafs.LocalFileSystem()
-        kwargs: dict = {"region": self.s3_region or os.environ.get("AWS_REGION") or "us-east-1"}
+        return pafs.S3FileSystem(**self._s3_options())
+
+    @property
+    def region(self) -> str:
+        return self.s3_region or os.environ.get("AWS_REGION") or "us-east-1"
+
+    def _s3_options(self) -> dict:
+        kwargs: dict = {"region": self.region}
         if self.s3_endpoint_url:
             parsed = urlparse(self.s3_endpoint_url)
             kwargs["endpoint_override"] = parsed.netloc or parsed.path
             kwargs["scheme"] = parsed.scheme or "https"
             kwargs["force_virtual_addressing"] = False
-        return pafs.S3FileSystem(**kwargs)
+        return kwargs
 
     def uri(self, key: str = "") -> str:
         """A human-readable address for metadata and logs (never carries credentials)."""
@@ -114,28 +124,47 @@ class LakeStorage(CheckedSettings):
         )
 
     def check(self) -> None:
-        """Fail early, naming the setting, when the lake cannot be reached."""
+        """Fail early, in one line naming the setting and the cause, when the lake cannot be
+        reached (called when the resource starts, and before the first access)."""
         if self._checked:
             return
         self.require_settings()
         if self.is_s3:
-            bucket = self._root.split("/", 1)[0]
-            try:
-                info = self.filesystem.get_file_info(bucket)
-            except OSError as exc:
-                raise LakeConfigError(
-                    f"LAKE_URL: cannot reach bucket {bucket!r} at "
-                    f"{self.s3_endpoint_url or 'AWS S3'} (S3_ENDPOINT_URL): {type(exc).__name__}",
-                    retry=True,
-                ) from None
-            if info.type == pafs.FileType.NotFound:
-                raise LakeConfigError(
-                    f"LAKE_URL: bucket {bucket!r} does not exist at "
-                    f"{self.s3_endpoint_url or 'AWS S3'} (S3_ENDPOINT_URL)"
-                )
+            self._probe_bucket()
         else:
-            Path(self._root).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self._root).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self.settings_error(
+                    f"LAKE_URL: cannot create the lake directory {self._root}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
         self._checked = True
+
+    def _probe_bucket(self) -> None:
+        bucket = self._root.split("/", 1)[0]
+        where = (
+            f"{self.s3_endpoint_url} (S3_ENDPOINT_URL)"
+            if self.s3_endpoint_url
+            else f"AWS S3 in {self.region} (AWS_REGION)"
+        )
+        probe = pafs.S3FileSystem(
+            **self._s3_options(),
+            connect_timeout=PROBE_CONNECT_TIMEOUT_S,
+            request_timeout=PROBE_REQUEST_TIMEOUT_S,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+        )
+        try:
+            info = probe.get_file_info(bucket)
+        except OSError as exc:
+            cause, retry = s3_cause(str(exc))
+            raise self.settings_error(
+                f"LAKE_URL: cannot use bucket {bucket!r} at {where}: {cause}",
+                retry=retry,
+                setting="LAKE_URL",
+            ) from None
+        if info.type == pafs.FileType.NotFound:
+            raise self.settings_error(f"LAKE_URL: bucket {bucket!r} does not exist at {where}")
 
     # ---- objects ----------------------------------------------------------------------------
     def list(self, prefix: str) -> list[StoredObject]:
@@ -198,7 +227,7 @@ class LakeStorage(CheckedSettings):
         with contextlib.suppress(FileNotFoundError, OSError):
             self.filesystem.delete_dir(path)
 
-    # ---- Parquet ----------------------------------------------------------------------------
+    # ---- Parquet (pyarrow.dataset is imported on first use: it costs a second) -------------
     def write_parquet(
         self,
         prefix: str,
@@ -207,6 +236,9 @@ class LakeStorage(CheckedSettings):
         rows_per_file: int = 1_000_000,
     ) -> list[str]:
         """Write a dataset below `prefix` (Hive-partitioned if asked); returns the written keys."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
         self.check()
         written: list[str] = []
         root_len = len(self._root) + 1
@@ -236,6 +268,8 @@ class LakeStorage(CheckedSettings):
 
     def dataset(self, prefix_or_keys: str | list[str], hive: bool = False) -> ds.Dataset:
         """A lazy Parquet dataset over a folder or an explicit list of files."""
+        import pyarrow.dataset as ds
+
         self.check()
         if isinstance(prefix_or_keys, list):
             source = [self.path(k) for k in prefix_or_keys]
@@ -250,8 +284,60 @@ class LakeStorage(CheckedSettings):
 
     def parquet_row_count(self, keys: list[str]) -> int:
         """Rows in these Parquet files, from their footers (no data read)."""
+        import pyarrow.parquet as pq
+
         total = 0
         for key in keys:
             with self.filesystem.open_input_file(self.path(key)) as handle:
                 total += pq.ParquetFile(handle).metadata.num_rows
         return total
+
+
+# What pyarrow's S3 errors say (AWS SDK error names and curl codes), as the cause a person acts
+# on; `retry` when the cause may go away by itself.
+_S3_CAUSES = (
+    (("curlCode: 6", "resolve host", "resolve hostname"), "DNS lookup failed", True),
+    (("curlCode: 7", "Connection refused", "Could not connect"), "connection refused", True),
+    (("curlCode: 28", "Timeout was reached", "timed out"), "timed out", True),
+    (
+        ("ACCESS_DENIED", "HTTP status 403", "InvalidAccessKeyId", "SignatureDoesNotMatch"),
+        "access denied (check the AWS credentials and the bucket policy)",
+        False,
+    ),
+    (
+        ("HTTP status 301", "PermanentRedirect", "AuthorizationHeaderMalformed"),
+        "wrong region (the bucket is in another region than AWS_REGION)",
+        False,
+    ),
+    (("NETWORK_CONNECTION",), "network error", True),
+)
+
+
+def s3_cause(message: str) -> tuple[str, bool]:
+    """(the cause of an S3 error in a few words, whether it may heal by itself)."""
+    for needles, cause, retry in _S3_CAUSES:
+        if any(n in message for n in needles):
+            return cause, retry
+    first = message.splitlines()[0] if message else "unknown error"
+    return first.split(": ", 1)[-1][:200], True
+
+
+class PlainLake(LakeOps):
+    """The lake without Dagster (goldctl's fast commands): the same operations and checks."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_LAKE_URL,
+        s3_endpoint_url: str | None = None,
+        s3_region: str | None = None,
+    ):
+        self.url, self.s3_endpoint_url, self.s3_region = url, s3_endpoint_url, s3_region
+        self._checked = False
+
+
+def __getattr__(name: str):
+    if name == "LakeStorage":  # the Dagster resource, imported only when asked for
+        from resources.dagster_resources import LakeStorage
+
+        return LakeStorage
+    raise AttributeError(name)

@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import psycopg
 
 from platform_assets.serving.names import quote_ident
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 GIB = 1024**3
 WARN_SHARE = 0.8
@@ -115,6 +118,8 @@ def asset_metadata(db, table: str) -> dict:
 
 def budget_check(conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float):
     """`fits_storage_budget` for one RDS asset (same verdict for all: one database)."""
+    import dagster as dg  # goldctl status reads the report without loading Dagster
+
     report = storage_report(conn, tables, budget_gb)
     copy = report.copies[key.path[-1]]
     return dg.AssetCheckResult(
