@@ -83,23 +83,29 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
 
 
 def _failed_since_materialized(instance, key: dg.AssetKey) -> str | None:
-    """The run id of a failed materialization of `key` later than its last materialization."""
-    failures = instance.fetch_failed_materializations(key, limit=1).records
-    if not failures:
+    """The run id of a failed run that planned `key` after its last materialization (what the
+    asset page shows as a failed materialization), or None."""
+    planned = instance.get_latest_planned_materialization_info(key)
+    if planned is None:
         return None
-    latest = instance.get_latest_materialization_event(key)
-    if latest is not None and latest.timestamp >= failures[0].timestamp:
+    latest = instance.fetch_materializations(key, limit=1).records
+    if latest and latest[0].storage_id > planned.storage_id:
         return None
-    return failures[0].run_id
+    run = instance.get_run_by_id(planned.run_id)
+    if run is None or run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return None
+    return planned.run_id
 
 
-def ui_hides(instance, check_key: dg.AssetCheckKey) -> str | None:
-    """ "in progress" or "execution failed" when the latest planned execution of the check (what
-    the asset page shows) is not an evaluation, else None."""
+def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
+    """What the asset page shows for the check: its latest *planned* execution, "passed",
+    "failed", "in progress" or "execution failed" (None: never executed)."""
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])
     record = latest.get(check_key)
-    if record is None or record.status != AssetCheckExecutionRecordStatus.PLANNED:
+    if record is None:
         return None
+    if record.status != AssetCheckExecutionRecordStatus.PLANNED:
+        return "failed" if check_history.failed(record) else "passed"
     run = instance.get_run_by_id(record.run_id)
     if run is not None and run.status in IN_PROGRESS_RUN_STATUSES:
         return "in progress"
@@ -113,7 +119,7 @@ def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, servi
     stale = {
         name
         for name in RDS_CHECKS
-        if name != IN_SYNC and ui_hides(instance, dg.AssetCheckKey(key, name)) == "execution failed"
+        if name != IN_SYNC and ui_shows(instance, dg.AssetCheckKey(key, name)) == "execution failed"
     }
     if not stale:
         return []
@@ -134,12 +140,14 @@ def _in_sync_evaluation(instance, spec: GoldTableSpec, status: TableStatus):
     check_key = dg.AssetCheckKey(rds_key(spec.name), IN_SYNC)
     latest = check_history.latest(instance, check_key)
     severity = insync_check.severity(status)
-    hidden = ui_hides(instance, check_key)
-    if hidden == "execution failed" or (hidden == "in progress" and not status.in_sync):
-        pass  # the page shows no verdict: record the real one over it
-    elif status.in_sync:
-        if latest is not None and not check_history.failed(latest):
-            return None
+    shown = ui_shows(instance, check_key)
+    if status.in_sync:
+        if shown in ("failed", "execution failed"):
+            pass  # the page shows red over a copy in sync (a stale runless WARN, a failed run)
+        elif shown == "in progress" or (latest is not None and not check_history.failed(latest)):
+            return None  # green already, or the run in progress judges it
+    elif shown in ("in progress", "execution failed"):
+        pass  # the page shows no verdict: record the lag over it
     elif latest is not None and check_history.failed(latest):
         before = latest.event.asset_check_evaluation
         version = before.metadata.get("lake_version")

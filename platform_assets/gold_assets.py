@@ -350,6 +350,8 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     },
                 )
                 raise retry_rule.refusal(str(refused)) from None
+            except dg.Failure:  # a setting error: it says itself whether it may heal
+                raise
             except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
                 raise retry_rule.refusal(str(bad)) from None
             except SyncTransientError as transient:  # retried: the op, then the sensor

@@ -145,3 +145,35 @@ def test_a_new_instance_records_the_lake_and_the_copies_it_finds(built):
         # recorded once: a second tick (or a reset cursor) adds nothing
         assert others(tick(fresh, resources, cursor=result.cursor)) == []
         assert others(tick(fresh, resources, cursor=None)) == []
+
+
+def test_a_misconfigured_run_does_not_paint_a_healthy_copy_red(built):
+    """A sync run with a malformed RDS_URL fails on the run, once (a bad setting is a refusal:
+    no op retry); its planned checks never judged the copy, so the next tick records the copy's
+    real state: every check green and the copy the ledger holds, over the failed attempt."""
+    from platform_assets.copy_record import ui_shows
+    from platform_assets.gold_assets import RDS_CHECKS
+    from resources.serving_db import ServingDatabase
+
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    bad = {**resources, "serving": ServingDatabase(url="mysql://nobody@127.0.0.1:1/nothing")}
+    failed = materialize(f"key:rds/gold/{TABLE}", bad, raise_on_error=False, instance=instance)
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "RDS_URL" in failure.step_failure_data.error.message
+    assert not [e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    check_keys = [dg.AssetCheckKey(rds_key(TABLE), name) for name in RDS_CHECKS]
+    assert {ui_shows(instance, key) for key in check_keys} == {"execution failed"}
+    assert not [e for e in failed.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+
+    result = tick(instance, resources, cursor=first.cursor)
+    assert result.run_requests == []  # the copy is fine: nothing to sync
+    checks = evaluations(result)
+    assert sorted(e.check_name for e in checks) == sorted(RDS_CHECKS)
+    assert all(e.passed and e.asset_key == rds_key(TABLE) for e in checks), checks
+    [copy] = [e for e in others(result) if isinstance(e, dg.AssetMaterialization)]
+    assert copy.asset_key == rds_key(TABLE) and "failed without changing it" in copy.description
+    record(instance, result)
+    assert {ui_shows(instance, key) for key in check_keys} == {"passed"}
+    assert others(tick(instance, resources, cursor=result.cursor)) == []  # once
