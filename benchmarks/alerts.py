@@ -135,6 +135,37 @@ def launch_job(dev: DagsterDev, job: str, run_config: dict | None = None, keys=N
     )
 
 
+def launch_checks(dev: DagsterDev) -> str:
+    """What the 10-minute schedule launches: `rds_gold_checks` with every RDS check selected."""
+    from platform_assets.gold_assets import RDS_CHECKS
+    from platform_assets.specs import GOLD_TABLES
+
+    checks = [
+        {"assetKey": {"path": ["rds", "gold", spec.name]}, "name": name}
+        for spec in GOLD_TABLES
+        for name in RDS_CHECKS
+    ]
+    data = dev.graphql(
+        """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } }
+             ... on PythonError { message } ... on InvalidSubsetError { message } } }""",
+        {
+            "params": {
+                "selector": {
+                    **REPO,
+                    "jobName": "rds_gold_checks",
+                    "assetSelection": [],
+                    "assetCheckSelection": checks,
+                },
+                "runConfigData": {},
+            }
+        },
+    )["launchRun"]
+    if data["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launching rds_gold_checks: {data}")
+    return data["run"]["runId"]
+
+
 def run_info(dev: DagsterDev, run_id: str) -> dict:
     data = dev.graphql(
         """query ($id: ID!) { runOrError(runId: $id) {
@@ -310,7 +341,7 @@ class Script:
     def collision(self) -> None:
         e = self.episode("collision", ["WARN"])
         with sync_lock_held(self.rds_url, TABLE):
-            checks = launch_job(self.dev, "rds_gold_checks")
+            checks = launch_checks(self.dev)
             wait_for("the check run started", lambda: run_info(self.dev, checks)["status"] ==
                      "STARTED", EPISODE_TIMEOUT_S, self.dev)  # fmt: skip
             changed = time.time()

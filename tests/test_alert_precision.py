@@ -21,6 +21,7 @@ import pytest
 from benchmarks.alerts import (
     BAD_RDS,
     executions,
+    launch_checks,
     launch_job,
     run_info,
     sensor_ticks,
@@ -102,7 +103,7 @@ def test_a_change_colliding_with_the_check_run(platform):
     dev, lake, serving, receiver = platform
     receiver.take()
     with sync_lock_held(serving.url, TABLE):  # the check run's reads of the table wait here
-        checks = launch_job(dev, "rds_gold_checks")  # what the 10-minute schedule launches
+        checks = launch_checks(dev)  # what the 10-minute schedule launches
         wait_for("the check run started", lambda: run_info(dev, checks)["status"] == "STARTED",
                  TIMEOUT_S, dev)  # fmt: skip
         changed = time.time()
