@@ -180,17 +180,12 @@ def run_info(dev: DagsterDev, run_id: str) -> dict:
 
 @contextlib.contextmanager
 def sync_lock_held(rds_url: str, table: str):
-    """The table's sync lock, held exclusively: its syncs and its checks wait until released."""
-    import psycopg
+    """The table's sync lock, held as a sync holds it: its syncs and its checks wait."""
+    from platform_assets.serving import locks
+    from resources.serving_db import ServingDatabase
 
-    from platform_assets.serving.names import lock_key
-
-    with psycopg.connect(rds_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key(table),))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key(table),))
+    with locks.table_lock(ServingDatabase(url=rds_url), table, wait_s=60):
+        yield
 
 
 def shrink_lake_table(lake, table: str, keep: int = 10) -> list[tuple[str, bytes]]:

@@ -141,8 +141,9 @@ def resolve_spec(ref: str):
     return GOLD_BY_NAME[name]
 
 
-def publish_gold_like(lake, rows: int, workdir: Path) -> Table:
-    """The sync_throughput table as a published lake Gold version (files, segments, manifest)."""
+def publish_gold_like(lake, rows: int, workdir: Path, csv: bool = True) -> Table:
+    """The sync_throughput table as a published lake Gold version (files, segments, manifest),
+    and as CSV for psql unless `csv` is false."""
     from datetime import UTC, datetime
 
     import pyarrow.compute as pc
@@ -183,7 +184,8 @@ def publish_gold_like(lake, rows: int, workdir: Path) -> Table:
         )
     )
     csv_path = workdir / "gold_like.csv"
-    pacsv.write_csv(table, csv_path)
+    if csv:
+        pacsv.write_csv(table, csv_path)
     return Table(
         name="gold_like",
         spec=f"bench:{spec.name}",

@@ -242,8 +242,12 @@ class DagsterDev:
 
 
 def dev_env(dagster_home: Path, lake_url: str, rds_url: str, webhook_url: str) -> dict[str, str]:
-    """The environment of `dagster dev` and goldctl: only temp folders, never `.local/`."""
+    """The environment of `dagster dev` and goldctl: only temp folders, never `.local/`. The
+    instance is configured as README's quick start says (deploy/dagster.local.yaml)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text((ROOT / "deploy" / "dagster.local.yaml").read_text())
     env = {
         k: v
         for k, v in os.environ.items()

@@ -14,6 +14,11 @@ method alike, and the median is reported. Every run loads into a fresh table wit
 Peak memory is the RSS high-water mark of a child process that does only the load, at 1x and at
 `--scale` x the rows, so any growth with table size shows up.
 
+`publish` then runs the platform's whole forced sync of the same rows (`sync_table`: COPY into
+staging, verification, primary key, ANALYZE, publish) with verification on and, in this
+benchmark only (the shipped code has no switch for it), off: `verified_vs_unverified` is what
+the checksum scan against the lake costs (target <= 1.3). Needs the throwaway server.
+
     uv run python benchmarks/sync_throughput.py --json [--rows N] [--repeats R] [--scale S]
     uv run python benchmarks/sync_throughput.py --json --quick      # smoke test, ~10 s
 
@@ -70,6 +75,7 @@ MAX_REPEATS = 20
 MAX_SCALE = 50
 
 TARGETS = {
+    "verified_vs_unverified_max": 1.3,
     "loader_vs_psql_copy_min": 1.0,
     "loader_vs_to_sql_min": 25.0,
     "peak_memory_growth_max": 1.2,
@@ -442,6 +448,64 @@ def peak_memory(url: str, schema: pa.Schema, files: list[Path], workdir: Path, s
     }
 
 
+# ---- the whole publish, verified and not -----------------------------------------------------
+
+
+@contextmanager
+def verification_off() -> Iterator[None]:
+    """Benchmark only: the staging's checksum scan reports what the lake expects, unread."""
+    from platform_assets.serving import units
+
+    real = units.verify
+    units.verify = lambda conninfo, relation, schema, column, expected: expected
+    try:
+        yield
+    finally:
+        units.verify = real
+
+
+def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
+    """The same forced `sync_table` of a published lake Gold table, verified and unverified,
+    interleaved (order alternating per round) after one untimed warm-up."""
+    from peers import bench_spec, checkpoint, publish_gold_like
+
+    from platform_assets.serving.protocol import sync_table
+    from resources.lake_tables import GoldLake
+    from resources.serving_db import ServingDatabase
+    from resources.sql_engine import DuckDBEngine
+    from resources.storage import LakeStorage
+
+    lake = LakeStorage(url=str(workdir / "publish_lake"))
+    publish_gold_like(lake, rows, workdir, csv=False)
+    spec = bench_spec("peers_gold_like")
+    args = (spec, GoldLake(lake), DuckDBEngine(lake=lake), ServingDatabase(url=url))
+
+    def once(verified: bool) -> float:
+        checkpoint(url)  # no run pays for what its predecessor left dirty
+        with contextlib.nullcontext() if verified else verification_off():
+            result = sync_table(*args, force=True, log=lambda message: None)
+        if result.action != "loaded" or result.row_count != rows:
+            raise SystemExit(f"publish benchmark: sync_table did not load: {result}")
+        return result.seconds
+
+    once(True)  # imports, first connections, the copy's first creation
+    seconds: dict[str, list[float]] = {"verified": [], "unverified": []}
+    for round_no in range(repeats):
+        for verified in (True, False) if round_no % 2 == 0 else (False, True):
+            seconds["verified" if verified else "unverified"].append(once(verified))
+        log(
+            f"publish round {round_no + 1}: verified {seconds['verified'][-1]:.2f} s, "
+            f"unverified {seconds['unverified'][-1]:.2f} s (load {os.getloadavg()[0]:.1f})"
+        )
+    median = {k: statistics.median(v) for k, v in seconds.items()}
+    return {
+        "rows": rows,
+        "seconds": {k: round(v, 3) for k, v in median.items()},
+        "runs_seconds": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
+        "verified_vs_unverified": ratio(median["verified"], median["unverified"]),
+    }
+
+
 # ---- the benchmark --------------------------------------------------------------------------
 
 
@@ -463,7 +527,14 @@ def ratio(a: float, b: float) -> float:
 
 
 def summarize(
-    args, label: str, version: str, inputs: Inputs, runs: dict, memory: dict, started: float
+    args,
+    label: str,
+    version: str,
+    inputs: Inputs,
+    runs: dict,
+    memory: dict,
+    publish: dict | None,
+    started: float,
 ) -> dict:
     """The one JSON object: medians, ratios, memory, and each target as a boolean."""
     median = {m: round(statistics.median(v)) for m, v in runs.items()}
@@ -476,6 +547,10 @@ def summarize(
         "loader_vs_to_sql_met": vs_to_sql >= TARGETS["loader_vs_to_sql_min"],
         "peak_memory_growth_met": growth <= TARGETS["peak_memory_growth_max"],
     }
+    if publish:
+        targets["verified_vs_unverified_met"] = (
+            publish["verified_vs_unverified"] <= TARGETS["verified_vs_unverified_max"]
+        )
     return {
         "benchmark": "sync_throughput",
         "server": f"{label} PostgreSQL {version}",
@@ -492,6 +567,9 @@ def summarize(
         "loader_vs_to_sql": vs_to_sql,
         "peak_memory": memory,
         "peak_memory_growth": growth,
+        "publish": publish,
+        "verified_vs_unverified": publish["verified_vs_unverified"] if publish else None,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "targets": targets,
         "all_targets_met": all(v for k, v in targets.items() if k.endswith("_met")),
         "notes": {
@@ -502,6 +580,8 @@ def summarize(
             f"of the psycopg2 path older stacks default to",
             "psql_copy": "CSV written beforehand (untimed); timed from psql start to exit",
             "loader": "timed from opening the Parquet dataset to COPY commit",
+            "publish": "sync_table(force=True) of the same rows, median seconds; unverified = "
+            "the checksum scan skipped (benchmark only); null on RDS_URL (it writes gold.*)",
         },
         "seconds_total": round(time.monotonic() - started, 1),
     }
@@ -528,7 +608,10 @@ def run(args) -> dict:
                 version = server_version(url)
             finally:
                 drop_bench_schema(url)
-    return summarize(args, label, version, inputs, runs, memory, started)
+            publish = None
+            if label == "embedded":  # it publishes gold.* and the ledger: never on RDS_URL
+                publish = publish_rounds(url, workdir, args.rows, args.repeats)
+    return summarize(args, label, version, inputs, runs, memory, publish, started)
 
 
 def print_human(result: dict) -> None:
@@ -542,6 +625,8 @@ def print_human(result: dict) -> None:
         f"  peak RSS {mem['peak_rss_mb_1x']:.0f} MB at 1x, {mem['peak_rss_mb_scaled']:.0f} MB at "
         f"{mem['scale']}x (growth {result['peak_memory_growth']:.2f})"
     )
+    if result["publish"]:
+        print(f"  whole publish, verified / unverified  {result['verified_vs_unverified']:.2f}")
     print(f"  all targets met: {result['all_targets_met']}")
 
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import signal
 import sys
+import traceback
 
 BUILD_COMMAND = "uv run dagster asset materialize --select '*'"
 SETTING_ERROR_EXIT = 2
@@ -89,8 +90,11 @@ def cmd_rds_url(args) -> int:
 
 
 def cmd_sync(args, lake, engine, serving) -> int:
-    """Sync each table; one that fails is reported and the others go on (exit 1 at the end)."""
-    from platform_assets.serving.protocol import SyncRefused, SyncTransientError, sync_table
+    """Sync each table; one that fails is reported in one line and the others go on. Exit 0, or
+    the highest of the failures' exit codes (errors.py: 1 refused or transient, 2 usage or
+    settings)."""
+    from platform_assets.serving.errors import SyncError
+    from platform_assets.serving.protocol import sync_table
     from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
     from resources.lake_tables import GoldLake
 
@@ -101,17 +105,21 @@ def cmd_sync(args, lake, engine, serving) -> int:
             file=sys.stderr,
         )
         return 2
-    failed = 0
+    code = 0
     for spec in [GOLD_BY_NAME[t] for t in args.tables] or GOLD_TABLES:
         try:
             result = sync_table(
                 spec, GoldLake(lake), engine, serving, force=args.force, months=args.month
             )
             print(json.dumps({"table": spec.name, **result.metadata()}))
-        except (SyncRefused, SyncTransientError, LookupError) as failure:
+        except SyncError as failure:
             print(f"goldctl: {failure}", file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+            code = max(code, failure.exit_code)
+        except Exception:  # a bug: its traceback, and the other tables still go on
+            print(f"goldctl: gold.{spec.name}: unexpected error", file=sys.stderr)
+            traceback.print_exc()
+            code = max(code, 1)
+    return code
 
 
 def cmd_stop_db(args) -> int:

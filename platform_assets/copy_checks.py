@@ -13,9 +13,9 @@ import dagster as dg
 import psycopg
 import pyarrow as pa
 
-from platform_assets.serving import footprint
+from platform_assets.serving import footprint, locks
 from platform_assets.serving.ledger import LedgerRow
-from platform_assets.serving.names import lock_key, qualified
+from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
 from resources.fingerprint import differing_segments, fingerprint
 
@@ -37,10 +37,10 @@ _ARROW = {
 }
 
 
-def hold_sync_lock(conn: psycopg.Connection, table: str) -> None:
+def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     """Inside a transaction: no sync of `table` publishes until it ends (shared with other
-    checks, exclusive against the sync's own `pg_advisory_lock`)."""
-    conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (lock_key(table),))
+    checks, exclusive against the sync's own lock: serving/locks.py)."""
+    locks.hold_shared(conn, table, wait_s)
 
 
 def held_schema(row: LedgerRow) -> pa.Schema:

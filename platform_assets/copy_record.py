@@ -24,7 +24,9 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from platform_assets import check_history, copy_checks, insync_check
 from platform_assets.gold_assets import RDS_CHECKS, rds_key
+from platform_assets.serving import ledger
 from platform_assets.serving.insync import Verdict
+from platform_assets.serving.locks import LockBusy
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, TableStatus, evaluate, live_row_count
 from resources.lake_tables import LakeTableState
@@ -112,6 +114,9 @@ def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
     return "execution failed"
 
 
+SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again
+
+
 def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, serving) -> list:
     """For an in-sync copy: the checks a failed run left unjudged, judged now (row count,
     fingerprint, footprint; the lag is `copy_events`' job)."""
@@ -123,16 +128,19 @@ def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, servi
     }
     if not stale:
         return []
-    with conn.transaction():
-        copy_checks.hold_sync_lock(conn, spec.name)
-        held, _ = facts.ledger.get(spec.name, (None, {}))
-        rds_rows = live_row_count(conn, spec.name)
-        tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-        results = list(
-            copy_checks.judge_copy(
-                conn, spec, key, held, rds_rows, serving.storage_budget_gb, stale, tables
+    try:
+        with conn.transaction():
+            copy_checks.hold_sync_lock(conn, spec.name, SENSOR_LOCK_WAIT_S)
+            held = ledger.read(conn, spec.name)  # under the lock: what the copy now claims
+            rds_rows = live_row_count(conn, spec.name)
+            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
+            results = list(
+                copy_checks.judge_copy(
+                    conn, spec, key, held, rds_rows, serving.storage_budget_gb, stale, tables
+                )
             )
-        )
+    except LockBusy:
+        return []  # a sync is running: its own checks judge the copy
     return [copy_checks.as_evaluation(r) for r in results]
 
 

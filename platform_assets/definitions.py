@@ -15,7 +15,11 @@ ASSETS = [*bronze_assets, *silver_assets, *build_gold_assets()]
 CHECK_KEYS = [key for asset in ASSETS for key in asset.check_keys]
 ASSET_KEYS = [key for asset in ASSETS for key in asset.keys]
 
+# Steps run in the run's own process, one after another: a step's work is seconds, and starting a
+# Python process per step (the multiprocess default) cost 15-25 s each on 2 cores. Resources
+# start once per run, so a bad lake setting stops the run before any step (README, "Build time").
 defs = dg.Definitions(
+    executor=dg.in_process_executor,
     assets=ASSETS,
     jobs=[rds_checks_job, *reload_months_jobs],
     schedules=[rds_checks_schedule],

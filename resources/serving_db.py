@@ -88,6 +88,7 @@ DEFAULTS = {
     "dashboard_role": "dashboard_reader",
     "lock_timeout_ms": 100,
     "lock_budget_s": 120.0,
+    "sync_lock_wait_s": 600.0,
     "connect_timeout_s": 10,
     "storage_budget_gb": 20,
 }
@@ -102,6 +103,7 @@ class ServingOps(Checked):
     dashboard_role: str
     lock_timeout_ms: int
     lock_budget_s: float
+    sync_lock_wait_s: float
     connect_timeout_s: int
     storage_budget_gb: int
     settings_error: type[SettingError] = ServingDbError
@@ -144,8 +146,7 @@ class ServingOps(Checked):
                 conninfo,
                 autocommit=autocommit,
                 connect_timeout=self.connect_timeout_s,
-                application_name="gold-platform",
-                **kwargs,
+                **{"application_name": "gold-platform", **kwargs},
             )
         except psycopg.OperationalError as exc:
             reason = error_reason(exc, conninfo)

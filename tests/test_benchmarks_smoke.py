@@ -32,7 +32,12 @@ def test_sync_throughput_quick_reports_every_number():
     assert memory["peak_rss_mb_scaled"] > 0
     assert result["peak_memory_growth"] > 0
 
-    for target in TARGETS:
+    publish = result["publish"]  # the whole forced sync, with and without verification
+    assert publish["rows"] == result["rows"]
+    assert all(len(runs) == result["repeats_done"] for runs in publish["runs_seconds"].values())
+    assert result["verified_vs_unverified"] == publish["verified_vs_unverified"] > 0
+
+    for target in (*TARGETS, "verified_vs_unverified_met"):
         assert isinstance(result["targets"][target], bool)
     assert isinstance(result["all_targets_met"], bool)
 

@@ -2,15 +2,22 @@
 
 The role is created by `ledger.bootstrap` and re-granted at every swap; this runs on a database
 whose Gold tables were built and synced by the real assets, then re-synced (forced), so the
-grants are checked after a swap too.
+grants are checked after a swap too. Read-only holds by privileges, not by a setting: every
+denial is tried again after the role turned `default_transaction_read_only` off in a READ WRITE
+transaction. Nor can the role take or block the sync's table lock.
 """
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
-from platform_assets.serving.protocol import sync_table
+from platform_assets.serving import ledger, locks
+from platform_assets.serving import reader as reader_role
+from platform_assets.serving.names import lock_key
+from platform_assets.serving.protocol import SyncTransientError, sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
@@ -34,6 +41,17 @@ DENIED = [
     "UPDATE platform.sync_ledger SET lake_version = 'forged'",
     "DELETE FROM platform.sync_ledger",
     "DROP TABLE platform.sync_ledger",
+    # storage and code a reader could otherwise create for itself
+    "SELECT lo_from_bytea(0, 'x')",
+    "SELECT lo_create(0)",
+    "SELECT lo_creat(-1)",
+    "CREATE TEMP TABLE scratch (x int)",
+    "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION gold.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    # the sync's table lock
+    "SELECT 1 FROM platform.sync_locks FOR UPDATE",
+    "LOCK TABLE platform.sync_locks IN ACCESS SHARE MODE",
 ]
 
 
@@ -52,8 +70,65 @@ def reader(gold):
 
 @pytest.mark.parametrize("statement", DENIED)
 def test_reader_cannot_write_or_create(reader, statement):
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied|owner"):
+    assert reader.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    reader.execute("SET default_transaction_read_only = off")  # the role may; it changes nothing
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied|owner"),
+        reader.transaction(),
+    ):
+        reader.execute("SET TRANSACTION READ WRITE")
         reader.execute(statement)
+
+
+def test_the_role_is_locked_down_as_the_loader_sees_it(gold, serving):
+    built, _ = gold
+    with built.connect(autocommit=True) as conn:
+        assert reader_role.exposures(conn, built.dashboard_role) == []
+    # the missed alarm's side: in a database the platform never set up, the same role can
+    with serving.connect(autocommit=True) as conn:
+        found = reader_role.exposures(conn, built.dashboard_role)
+    assert any("large objects" in f for f in found), found
+    assert any("TEMP" in f for f in found), found
+
+
+def test_a_reader_holding_advisory_locks_does_not_stall_a_sync(reader, gold):
+    """The old table lock and the ledger's setup lock, taken by the reader, block nothing."""
+    serving, lake = gold
+    spec = GOLD_BY_NAME["airport_daily_weather"]
+    reader.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key(spec.name),))
+    reader.execute("SELECT pg_advisory_lock(%s)", (ledger.BOOTSTRAP_LOCK,))
+    result = sync_table(
+        spec, GoldLake(lake), DuckDBEngine(lake=lake), serving, force=True, log=lambda _: None
+    )
+    assert result.action == "loaded"
+
+
+def test_a_held_sync_lock_is_a_bounded_wait_naming_the_holder(gold):
+    serving, lake = gold
+    spec = GOLD_BY_NAME["airport_daily_weather"]
+    impatient = serving.model_copy(update={"sync_lock_wait_s": 1.0})
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with locks.table_lock(serving, spec.name, 10) as conn:
+            held.pid = conn.info.backend_pid
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(SyncTransientError) as failed:
+            sync_table(
+                spec, GoldLake(lake), DuckDBEngine(lake=lake), impatient, force=True, log=print
+            )
+    finally:
+        release.set()
+        holder.join(60)
+    message = str(failed.value)
+    assert f"pid {held.pid}" in message and "gave up after 1 s" in message, message
+    assert "retry can succeed" in message
 
 
 def test_reader_can_select_gold_and_the_ledger(reader, gold):
@@ -80,5 +155,6 @@ def test_grants_survive_a_forced_resync(gold):
         assert conn.execute("SELECT count(*) FROM gold.airport_daily_weather").fetchone()[0] == (
             result.row_count
         )
+        conn.execute("SET default_transaction_read_only = off")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM gold.airport_daily_weather")

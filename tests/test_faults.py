@@ -234,8 +234,13 @@ def test_a_broken_lake_table_is_reported_alone_and_the_others_go_on(fault, platf
 # ---- 4. crashes: kill -9 at any point ------------------------------------------------------------
 
 
-def _advisory_locks(serving) -> int:
-    return query(serving, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0]
+def _sync_locks_held(serving) -> int:
+    """Sessions holding a table's sync lock (a row of platform.sync_locks, serving/locks.py)."""
+    return query(
+        serving,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'platform.sync_locks'::regclass "
+        "AND pid <> pg_backend_pid()",
+    )[0][0]
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -252,7 +257,7 @@ def test_sigkill_at_any_point_leaves_the_old_copy_and_the_next_run_heals(point, 
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    wait_for(lambda: _advisory_locks(serving) == 0, 60, "the killed sync's lock to be released")
+    wait_for(lambda: _sync_locks_held(serving) == 0, 60, "the killed sync's lock to be released")
     assert count_and_sum(serving, spec) == before  # entirely the old version
     assert ledger_row(serving, spec) == row  # and the ledger agrees with it
     st = status(lake, serving, spec)

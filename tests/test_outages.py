@@ -130,9 +130,16 @@ def test_refusals_are_not_retried(local_lake, serving):
     resources = platform_resources(local_lake, serving)
     assert materialize(f"key:lake/gold/{WEATHER.name} or key:rds/gold/{WEATHER.name}", resources)
     _rewrite_table(local_lake, WEATHER, _current_table(local_lake, WEATHER).slice(0, 0))
+    with dg.instance_for_test() as instance:
+        assert len(tick(instance, resources, cursor=None).run_requests) == 1  # out of sync
     result = materialize(f"key:rds/gold/{WEATHER.name}", resources, raise_on_error=False)
     assert not result.success
     assert _events(result, "STEP_UP_FOR_RETRY") == []
+    with dg.instance_for_test() as instance:  # nor by the sensor: the refused state is recorded
+        assert tick(instance, resources, cursor=None).run_requests == []
+    add_outside_file(local_lake, WEATHER.name)  # a new lake state is requested again
+    with dg.instance_for_test() as instance:
+        assert len(tick(instance, resources, cursor=None).run_requests) == 1
 
 
 def test_a_lock_held_past_the_budget_is_retried_and_heals(local_lake, serving):

@@ -55,7 +55,7 @@ def ensure(conn: psycopg.Connection, spec) -> list[str]:
     """Create the declared indexes gold.<table> lacks; returns their names.
 
     CREATE INDEX takes a SHARE lock: dashboard readers go on, only writers wait, and the sync
-    holds the table's advisory lock so no publish races it. On the partitioned parent the index
+    holds the table's sync lock so no publish races it. On the partitioned parent the index
     is built on every unit, and units staged later are given it too.
     """
     have = existing(conn, spec.name)

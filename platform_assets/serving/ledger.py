@@ -11,13 +11,17 @@ current lake state was refused (guard, schema policy), which every surface shows
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
+from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from platform_assets.serving import reader
 from platform_assets.serving.names import quote_ident
 from resources.fingerprint import fingerprint
 
@@ -62,6 +66,7 @@ CREATE TABLE IF NOT EXISTS platform.sync_refusals (
     reason          text NOT NULL,
     refused_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS platform.sync_locks (table_name text PRIMARY KEY);
 """
 
 
@@ -114,22 +119,62 @@ def published_row(
 
 
 def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
-    """Create schemas, ledger and the read-only dashboard role (idempotent, race-free)."""
-    role = quote_ident(dashboard_role)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
-        conn.execute(DDL)
-        exists = conn.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (dashboard_role,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        conn.execute(f"GRANT USAGE ON SCHEMA gold, platform TO {role}")
-        conn.execute(
-            "GRANT SELECT ON platform.sync_ledger, platform.sync_history, platform.sync_refusals "
-            f"TO {role}"
-        )
-        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+    """Create schemas, ledger and the read-only dashboard role (idempotent, race-free).
+
+    Done once per version of this setup (a comment on schema `platform` records it): the
+    common case reads one comment and takes no lock, so nobody holding the bootstrap lock can
+    stall a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    marker = _bootstrap_marker(dashboard_role, database)
+    if _bootstrapped(conn) == marker:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{BOOTSTRAP_WAIT_S * 1000}ms'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
+            conn.execute(DDL)
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (dashboard_role,)
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    f"CREATE ROLE {quote_ident(dashboard_role)} LOGIN NOSUPERUSER NOCREATEDB "
+                    "NOCREATEROLE"
+                )
+            for statement in reader.grants(dashboard_role):
+                conn.execute(statement)
+            for statement in reader.lockdown(dashboard_role, database):
+                # what this login may not change stays as it was (`reader.exposures` tells)
+                with contextlib.suppress(errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute(statement)
+            conn.execute(f"COMMENT ON SCHEMA platform IS {_literal(marker)}")
+    except errors.LockNotAvailable:
+        from platform_assets.serving.locks import LockBusy, advisory_holders
+
+        raise LockBusy(
+            f"the ledger's setup lock is held by {advisory_holders(conn, BOOTSTRAP_LOCK)}; "
+            f"gave up after {BOOTSTRAP_WAIT_S} s"
+        ) from None
+
+
+BOOTSTRAP_WAIT_S = 30
+
+
+def _bootstrap_marker(dashboard_role: str, database: str) -> str:
+    setup = [*reader.grants(dashboard_role), *reader.lockdown(dashboard_role, database)]
+    text = "\n".join([DDL, *setup])
+    return f"gold-platform bootstrap {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _bootstrapped(conn: psycopg.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'platform'"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> LedgerRow | None:

@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
 # Bytes (Arrow) per batch handed to COPY. ADBC encodes a whole batch before it sends any of it,

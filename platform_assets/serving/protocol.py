@@ -8,25 +8,45 @@
    lake checksums changed or whose live child drifted from the ledger;
 4. stage them (units.py: COPY, verify, indexes, ANALYZE) and publish them all in one short
    transaction that also writes the ledger (publish.py);
-5. drop leftovers of crashed runs first, under the table's advisory lock.
+5. drop leftovers of crashed runs first, under the table's sync lock (locks.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 
-from platform_assets.serving import catalog, indexes, insync, ledger, schema_change, snapshot
-from platform_assets.serving.names import lock_key, qualified
-from platform_assets.serving.publish import LockBudgetExhausted, Publication, publish
+from platform_assets.serving import (
+    catalog,
+    indexes,
+    insync,
+    ledger,
+    locks,
+    schema_change,
+    snapshot,
+)
+from platform_assets.serving.errors import (
+    GuardRefused,
+    LockBudgetExhausted,
+    NothingToSync,
+    OwnershipRefused,
+    PolicyRefused,
+    SyncError,
+    SyncRefused,
+    SyncTransient,
+    SyncTransientError,
+    SyncUsageError,
+    SyncVerificationError,
+    classify,
+)
+from platform_assets.serving.names import qualified
+from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
-    SyncRefused,
-    SyncVerificationError,
     discard_staging,
     drop_staging,
     postgres_segments,
@@ -34,29 +54,15 @@ from platform_assets.serving.units import (
     units_of,
 )
 from platform_assets.specs import GoldTableSpec
-from resources.lake_tables import GoldLake, LakeFault
-from resources.serving_db import ServingDatabase, ServingDbError, error_reason
+from resources.lake_tables import GoldLake
+from resources.serving_db import ServingDatabase, ServingDbError
 
-
-def _adbc_error() -> type[Exception]:
-    from adbc_driver_manager import Error
-
-    return Error
-
-
-# Failures of the database or the connection, not of the data: a later attempt can succeed.
-TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    ServingDbError,
-    LockBudgetExhausted,
-    _adbc_error(),
-)
-
-__all__ = [
+__all__ = [  # the sync's failures are re-exported from their old home (errors.py is theirs now)
     "LockBudgetExhausted",
+    "SyncError",
     "SyncRefused",
     "SyncResult",
+    "SyncTransient",
     "SyncTransientError",
     "SyncVerificationError",
     "postgres_segments",
@@ -110,18 +116,6 @@ class SyncResult:
         return meta
 
 
-@contextlib.contextmanager
-def table_lock(conn: psycopg.Connection, table: str) -> Iterator[None]:
-    """One sync per table at a time; others wait rather than race on the same staging."""
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key(table),))
-    try:
-        yield
-    finally:
-        if not conn.closed and not conn.broken:  # a lost session has released it already
-            with contextlib.suppress(psycopg.OperationalError):
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key(table),))
-
-
 def sync_table(
     spec: GoldTableSpec,
     lake: GoldLake,
@@ -131,49 +125,54 @@ def sync_table(
     log: Callable[[str], None] = print,
     months: list[str] | None = None,
     snap: LakeSnapshot | None = None,
+    still_wanted: Callable[[], None] | None = None,
 ) -> SyncResult:
     """Run the protocol for one table. `months` (partitioned tables) reloads those months even
     when their checksums match: the RDS side of a backfill or a repair. `snap` is the run's
-    lake snapshot (taken here when not given)."""
+    lake snapshot (taken here when not given). `still_wanted` is called right before the
+    publish transaction and raises `NotPublishing` when the sync's run is gone (a step process
+    orphaned by a killed run worker must not publish after its run was failed).
+
+    Every failure leaves as a `SyncError` (errors.py): a refusal is recorded in the ledger for
+    every surface to show, a transient failure says a retry can succeed."""
     if months and not spec.partitioned:
-        raise ValueError(f"gold.{spec.name} is not partitioned: months cannot be reloaded alone")
+        raise SyncUsageError(
+            f"gold.{spec.name} is not partitioned: months cannot be reloaded alone", table=spec.name
+        )
     started = time.monotonic()
     step = Step("reading the lake")
+    state_id = snap.state.state_id if snap else "unreadable"
     try:
         snap = snap or snapshot.take(spec, lake, engine)
-    except LakeFault as fault:
-        _record_refusal(db, spec.name, "unreadable", str(fault))
-        raise SyncRefused(f"refusing to sync: {fault}; RDS keeps serving the old copy") from None
-    if snap is None:
-        raise LookupError(f"gold.{spec.name} has no published version in the lake yet")
-    try:
+        if snap is None:
+            raise NothingToSync(
+                f"gold.{spec.name} has no published version in the lake yet", table=spec.name
+            )
+        state_id = snap.state.state_id
         step.now = "connecting"
         with db.connect(autocommit=True) as conn:
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
-            with table_lock(conn, spec.name):
+            with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
                 dropped = drop_staging(conn, spec.name)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
-                try:
-                    result = _sync_locked(
-                        spec, lake, db, conn, snap, force, months or [], log, step
-                    )
-                except SyncRefused as refused:
-                    ledger.record_refusal(conn, spec.name, snap.state.state_id, str(refused))
-                    raise
+                gate = _Gate(lock, spec.name, still_wanted)
+                result = _sync_locked(
+                    spec, lake, db, conn, snap, force, months or [], log, step, gate
+                )
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
                 return result
-    except (SyncRefused, LookupError, ValueError):
-        raise
-    except TRANSIENT as exc:
-        reason = error_reason(exc, db.conninfo()) if not isinstance(exc, ServingDbError) else ""
-        raise SyncTransientError(
-            f"gold.{spec.name}: the serving database failed during {step.now}: "
-            f"{reason or exc}. Nothing was published; RDS keeps serving the old copy, and a "
-            "retry can succeed"
-        ) from None
+    except Exception as exc:
+        failure = classify(exc, spec.name, step.now, _conninfo(db))
+        if failure is None:
+            raise  # a bug: its traceback says where
+        if failure.recorded:
+            _record_refusal(db, spec.name, state_id, str(failure))
+        if failure is exc:
+            raise
+        raise failure from None
 
 
 class Step:
@@ -183,9 +182,12 @@ class Step:
         self.now = now
 
 
-class SyncTransientError(RuntimeError):
-    """The serving database failed under the sync (connection lost, server restarting, lock
-    budget exhausted): nothing was published, and retrying can succeed."""
+def _conninfo(db: ServingDatabase) -> str:
+    """The conninfo whose password a failure's message must not show ("" if unusable)."""
+    try:
+        return db.conninfo()
+    except Exception:  # noqa: BLE001 - the settings are what failed; nothing secret to scrub
+        return ""
 
 
 def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: str) -> None:
@@ -195,7 +197,22 @@ def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: 
         ledger.record_refusal(conn, table, lake_version, reason)
 
 
-def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step):
+@dataclass
+class _Gate:
+    """What must still hold right before the publish transaction: the table's sync lock (its
+    connection alive) and the run that asked for the sync (`still_wanted`)."""
+
+    lock: psycopg.Connection
+    table: str
+    still_wanted: Callable[[], None] | None
+
+    def check(self) -> None:
+        locks.check(self.lock, self.table)
+        if self.still_wanted is not None:
+            self.still_wanted()
+
+
+def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step, gate):
     table_row = ledger.read(conn, spec.name)
     unit_rows = ledger.read_units(conn, spec.name) if table_row else {}
     facts = catalog.copy_facts(conn, [spec.name]).get(spec.name)
@@ -221,9 +238,10 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     lake_units = units_of(spec, snap.segments)
     unknown = set(months) - set(lake_units)
     if unknown:
-        raise ValueError(
+        raise SyncUsageError(
             f"gold.{spec.name} has no lake data for month(s) {', '.join(sorted(unknown))}; "
-            f"months look like {min(lake_units, default='2013-01')}"
+            f"months look like {min(lake_units, default='2013-01')}",
+            table=spec.name,
         )
 
     usable = (  # the parent the ledger recorded, in the layout the spec asks for
@@ -291,6 +309,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     )
     step.now = "the publish transaction"
     try:
+        gate.check()
         attempts = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
         discard_staging(conn, spec.name)
@@ -331,14 +350,14 @@ def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, for
     if force:
         return
     if rows == 0:
-        raise SyncRefused(
+        raise GuardRefused(
             f"refusing to publish gold.{spec.name}: the lake table is empty "
             f"(RDS keeps serving {previous if previous is not None else 'nothing'} rows; "
             "re-run with force to publish it anyway)",
             numbers,
         )
     if previous and rows < previous * (1 - spec.max_shrink_ratio):
-        raise SyncRefused(
+        raise GuardRefused(
             f"refusing to publish gold.{spec.name}: it would shrink from {previous} to {rows} rows "
             f"(more than {spec.max_shrink_ratio:.0%}); RDS keeps serving the old copy "
             "(re-run with force to publish it anyway)",
@@ -354,7 +373,7 @@ def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> 
     published = tuple(tuple(c) for c in table_row.columns) if table_row else ()
     lake_change = schema_change.diff(published or facts.columns, snap.columns)
     if lake_change:
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: the lake's columns changed "
             f"({lake_change.describe()}) and its spec says on_schema_change='fail'; "
             "RDS keeps serving the old copy"
@@ -373,9 +392,10 @@ def _check_views(conn, spec, change) -> None:
     }
     if blocking:
         views = "; ".join(f"view {v} reads {', '.join(c)}" for v, c in sorted(blocking.items()))
-        raise SyncRefused(
+        raise OwnershipRefused(
             f"refusing to publish gold.{spec.name}: the lake {change.describe()}, but {views}. "
-            "Drop or change the view (or the lake table); RDS keeps serving the old copy"
+            "Drop or change the view (or the lake table), then sync again (goldctl sync "
+            f"{spec.name}); RDS keeps serving the old copy"
         )
 
 
@@ -383,7 +403,7 @@ def _check_no_views(conn, spec, facts) -> None:
     """Re-creating the copy (an older layout) would drop the views on it: refuse, naming them."""
     views = sorted(catalog.dependent_views(conn, spec.name))
     if views:
-        raise SyncRefused(
+        raise OwnershipRefused(
             f"refusing to re-create gold.{spec.name} (it is not the table the platform "
             f"published, or has an older layout): view(s) {', '.join(views)} depend on it. Drop "
             "them, sync, and create them again; RDS keeps serving the old copy"
@@ -395,12 +415,12 @@ def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
     have = dict(snap.columns)
     missing = sorted(set(spec.key_columns) - set(have))
     if missing:
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: the lake table lacks column(s) "
             f"{', '.join(missing)} that its spec's primary key, segment column or indexes use"
         )
     if have[spec.segment_column] != "date":
-        raise SyncRefused(
+        raise PolicyRefused(
             f"refusing to publish gold.{spec.name}: its segment column {spec.segment_column} "
             f"is {have[spec.segment_column]} in the lake; the copy is partitioned by it as a date"
         )

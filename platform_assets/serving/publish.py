@@ -21,6 +21,7 @@ from psycopg import errors
 
 from platform_assets.serving import catalog, ledger, pausepoints
 from platform_assets.serving.catalog import Columns, IndexDef
+from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.names import (
     SCHEMA,
     STAGE_SCHEMA,
@@ -30,11 +31,7 @@ from platform_assets.serving.names import (
 )
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
-from platform_assets.serving.units import Staged, SyncRefused
-
-
-class LockBudgetExhausted(TimeoutError):
-    """Readers held the table for longer than the publish may wait; a retry may get through."""
+from platform_assets.serving.units import Staged
 
 
 def with_lock_budget(
@@ -120,10 +117,11 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
         if sql:
             conn.execute(";\n".join(sql))
     except (errors.DependentObjectsStillExist, errors.FeatureNotSupported) as exc:
-        raise SyncRefused(
+        raise OwnershipRefused(
             f"gold.{spec.name} cannot take the lake's new shape ({pub.change.describe()}): "
             f"{exc.diag.message_primary}; {exc.diag.message_detail or ''} "
-            "Drop or change the view, or set on_schema_change='fail'. The old copy keeps serving."
+            "Drop or change the view, or set on_schema_change='fail', then sync again (goldctl "
+            f"sync {spec.name}). The old copy keeps serving."
         ) from None
     _write_ledger(conn, pub, staged)
 

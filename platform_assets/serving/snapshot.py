@@ -9,14 +9,17 @@ again later in the run could judge another state than the one loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
 from resources.fingerprint import Segments, fingerprint
 from resources.lake_tables import GoldLake, LakeTableState
+
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
 
 
 @dataclass(frozen=True)

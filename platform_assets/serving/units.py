@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
+from platform_assets.serving.errors import DataRefused, SyncVerificationError
+from platform_assets.serving.errors import SyncRefused as SyncRefused  # its old home
 from platform_assets.serving.names import (
     STAGE_SCHEMA,
     WHOLE,
@@ -34,20 +37,10 @@ from platform_assets.serving.names import (
 from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
 from resources.fingerprint import segments_from_rows as _rows_to_segments
 
+if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import pyarrow.dataset as ds
+
 MONTH = re.compile(r"^\d{4}-\d{2}$")
-
-
-class SyncRefused(RuntimeError):
-    """A sync was refused (guard, schema policy, verification, a user object in the way);
-    nothing was published and the old copy keeps serving. Retrying does not help."""
-
-    def __init__(self, message: str, numbers: dict | None = None):
-        super().__init__(message)
-        self.numbers = numbers or {}
-
-
-class SyncVerificationError(SyncRefused):
-    """Staging did not match the lake; nothing was published."""
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -88,7 +81,7 @@ def units_of(spec, segments: Segments) -> dict[str, Unit]:
     bad = sorted(k for k in segments if not MONTH.match(k))
     if bad:
         rows = sum(segments[k][0] for k in bad)
-        raise SyncRefused(
+        raise DataRefused(
             f"gold.{spec.name}: {rows} row(s) have no month in {spec.segment_column} "
             f"(segment {', '.join(bad[:3])}); a month-partitioned copy cannot hold them"
         )
@@ -96,6 +89,8 @@ def units_of(spec, segments: Segments) -> dict[str, Unit]:
 
 
 def _month_filter(column: str, months: list[str]) -> ds.Expression:
+    import pyarrow.dataset as ds
+
     field, expr = ds.field(column), None
     for month in months:
         start, end = month_bounds(month)
@@ -111,6 +106,15 @@ def stage_name(table: str) -> str:
 def postgres_segments(conn: psycopg.Connection, relation: str, schema, column: str) -> Segments:
     sql = segment_checksum_sql("postgres", relation, schema, column)
     return _rows_to_segments(conn.execute(sql).fetchall())
+
+
+def verify(conninfo: str, relation: str, schema, column: str, expected: Segments) -> Segments:
+    """The staged rows' segments, computed by PostgreSQL on a connection of their own (so the
+    scan can run beside the index builds); the caller compares them with `expected`."""
+    with psycopg.connect(
+        conninfo, autocommit=True, connect_timeout=30, application_name="gold-verify"
+    ) as conn:
+        return postgres_segments(conn, relation, schema, column)
 
 
 @dataclass(frozen=True)
@@ -170,18 +174,25 @@ def stage(
             conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
         )
         pausepoints.reached("verify")
-        actual = postgres_segments(conn, parent, schema, spec.segment_column)
-        if actual != expected:
-            bad = differing_segments(expected, actual)
-            raise SyncVerificationError(
-                f"staging of gold.{spec.name} does not match the lake: "
-                f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
-                f"differing segments: {', '.join(bad[:12])}"
-            )
-        # Indexes, statistics, then ready-made tables: the publish only moves and attaches them.
-        finish = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
-        finish.append(f"ANALYZE {parent}")
-        finish += [
+        # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
+        # read the same committed rows; nothing is published before both are done.
+        build = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
+        build.append(f"ANALYZE {parent}")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+            scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
+            try:
+                conn.execute(";\n".join(build))
+            finally:
+                actual = scan.result()  # a mismatch says more than an index error it caused
+                if actual != expected:
+                    bad = differing_segments(expected, actual)
+                    raise SyncVerificationError(
+                        f"staging of gold.{spec.name} does not match the lake: "
+                        f"{sum(n for n, _ in actual.values())} rows vs {rows} expected; "
+                        f"differing segments: {', '.join(bad[:12])}"
+                    )
+        # Ready-made tables: the publish only moves and attaches them.
+        finish = [
             f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
             for u in units
         ]

@@ -1,0 +1,194 @@
+"""How long the README's build takes against the work its steps do.
+
+Runs the quick start's build command, `dg launch --assets '*'`, three times on a throwaway lake,
+embedded PostgreSQL and DAGSTER_HOME (with the project's local instance file):
+
+- `cold`: nothing built yet;
+- `noop`: the same again, nothing changed (no new Gold version, nothing copied);
+- `one_table`: one Gold table's SQL changed (`airport_daily_weather` rounds its wind speed), on a
+  copy of the code location: that table gets a new version and its copy is reloaded, the rest is
+  left alone.
+
+For each: `wall_s` (the command, from start to exit), `steps_s` (the steps' own time, the sum of
+STEP_START -> STEP_SUCCESS/FAILURE read from the instance), `steps_share` (steps / wall) and
+`outside_s` (wall - steps: process start, imports, loading definitions, the run's bookkeeping).
+Then goldctl's `--help` and `status` (median of 3). Every child process runs under a time limit
+and its process group is killed at the limit.
+
+    uv run python benchmarks/build.py --json
+
+Progress goes to stderr; stdout holds only the JSON result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_INSTANCE = ROOT / "deploy" / "dagster.local.yaml"
+CHANGED_TABLE = "airport_daily_weather"
+SQL_EDIT = (
+    "MAX(w.wind_speed_mph) AS wind_speed_mph",
+    "ROUND(MAX(w.wind_speed_mph), 1) AS wind_speed_mph",
+)
+BUILD = ["dg", "launch", "--assets", "*"]
+LIMIT_S = 600
+
+
+def log(message: str) -> None:
+    print(f"[build] {message}", file=sys.stderr, flush=True)
+
+
+def bounded(
+    cmd: list[str], env: dict, limit_s: float = LIMIT_S, cwd: Path = ROOT
+) -> tuple[int, float, str]:
+    """(exit code, wall seconds, output tail) of `cmd`; its process group killed at the limit."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return -9, time.perf_counter() - started, f"killed after {limit_s:.0f} s\n{out[-2000:]}"
+    return proc.returncode, time.perf_counter() - started, out[-2000:]
+
+
+def step_seconds(dagster_home: Path) -> tuple[str, float, dict[str, float]]:
+    """(status, the steps' own time, per step) of the newest run of the instance."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    with DagsterInstance.get() as instance:
+        [record] = instance.get_run_records(limit=1)
+        started, steps = {}, {}
+        for entry in instance.all_logs(record.dagster_run.run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                started[entry.step_key] = entry.timestamp
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                steps[entry.step_key] = round(entry.timestamp - started[entry.step_key], 3)
+        return record.dagster_run.status.value, sum(steps.values()), steps
+
+
+def build(name: str, env: dict, home: Path, project: Path = ROOT) -> dict:
+    code, wall, tail = bounded(BUILD, env, cwd=project)
+    if code != 0:
+        raise RuntimeError(f"{name}: `{' '.join(BUILD)}` exited {code}:\n{tail}")
+    status, steps, per_step = step_seconds(home)
+    log(f"{name}: wall {wall:.1f} s, steps {steps:.1f} s ({status})")
+    return {
+        "wall_s": round(wall, 2),
+        "steps_s": round(steps, 2),
+        "steps_share": round(steps / wall, 3),
+        "outside_s": round(wall - steps, 2),
+        "run_status": status,
+        "per_step_s": per_step,
+    }
+
+
+def lake_versions(lake: Path) -> dict[str, int]:
+    gold = lake / "gold"
+    return {t.name: len(list(t.glob("version=*"))) for t in sorted(gold.iterdir()) if t.is_dir()}
+
+
+def rds_actions(home: Path) -> dict[str, str]:
+    """What the newest run's sync did per table ("loaded" / "unchanged"), from its metadata."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with DagsterInstance.get() as instance:
+        [record] = instance.get_run_records(limit=1)
+        actions = {}
+        for entry in instance.all_logs(
+            record.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ):
+            mat = entry.asset_materialization
+            if mat.asset_key.path[0] == "rds" and "action" in mat.metadata:
+                actions[mat.asset_key.path[-1]] = mat.metadata["action"].value
+        return actions
+
+
+def median_wall(cmd: list[str], env: dict, runs: int = 3) -> float:
+    walls = []
+    for _ in range(runs):
+        code, wall, tail = bounded(cmd, env, 120)
+        if code not in (0, 3):
+            raise RuntimeError(f"`{' '.join(cmd)}` exited {code}:\n{tail}")
+        walls.append(wall)
+    return round(statistics.median(walls), 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default)")
+    parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="build-bench-"))
+    home, lake, code = work / "dagster_home", work / "lake", work / "code"
+    home.mkdir()
+    shutil.copy(LOCAL_INSTANCE, home / "dagster.yaml")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RDS_URL", "SQL_ENGINE")},
+        "DAGSTER_HOME": str(home),
+        "LAKE_URL": str(lake),
+        "EMBEDDED_PGDATA": str(work / "pg"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    bin_dir = Path(sys.executable).parent
+    result: dict = {"command": " ".join(BUILD), "cpus": os.cpu_count()}
+    try:
+        result["load_average_before"] = os.getloadavg()[0]
+        result["cold"] = build("cold", env, home)
+        result["noop"] = build("noop", env, home)
+        before = lake_versions(lake)
+        result["noop"]["new_gold_versions"] = sum(before.values()) - len(before)
+        result["noop"]["rds"] = rds_actions(home)
+
+        # the project as a user's checkout with one edit (dg loads the code from its folder)
+        for part in ("platform_assets", "resources"):
+            shutil.copytree(ROOT / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", code / "pyproject.toml")
+        sql = code / "platform_assets" / "sql" / "gold" / f"{CHANGED_TABLE}.sql"
+        text = sql.read_text()
+        if SQL_EDIT[0] not in text:
+            raise RuntimeError(f"{sql.name} no longer contains {SQL_EDIT[0]!r}: update SQL_EDIT")
+        sql.write_text(text.replace(*SQL_EDIT))
+        result["one_table"] = build("one_table", env, home, project=code)
+        after = lake_versions(lake)
+        result["one_table"]["new_gold_versions"] = {
+            t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)
+        }
+        result["one_table"]["rds"] = rds_actions(home)
+
+        result["goldctl_help_s"] = median_wall([str(bin_dir / "goldctl"), "--help"], env)
+        result["goldctl_status_s"] = median_wall([str(bin_dir / "goldctl"), "status"], env)
+        result["load_average_after"] = os.getloadavg()[0]
+    finally:
+        bounded([str(bin_dir / "goldctl"), "stop-db"], env, 120)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

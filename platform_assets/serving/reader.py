@@ -1,0 +1,73 @@
+"""The dashboard's login: what it may read, and what it is denied even if it asks nicely.
+
+Read-only is enforced by privileges, not by a setting the session can turn off: the role has
+SELECT on the copies and the ledger and nothing else, and the setup takes from PUBLIC in the
+serving database what every role gets by default and a reader could use to write or block:
+TEMP (temporary tables, and functions in `pg_temp`), creating large objects, CREATE on
+`public`. `default_transaction_read_only` is set for the role too, as a second fence. The
+sync's lock is a row only the loader may lock (locks.py). A login that may not take something
+away (not the database's or the functions' owner) leaves it; `exposures` lists what remains.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from platform_assets.serving.names import quote_ident
+
+LEDGER_TABLES = ("platform.sync_ledger", "platform.sync_history", "platform.sync_refusals")
+# Every way to create a large object (writing one needs owning it, lo_compat_privileges off).
+LO_CREATORS = (
+    "lo_creat(integer)",
+    "lo_create(oid)",
+    "lo_from_bytea(oid, bytea)",
+    "lo_import(text)",
+    "lo_import(text, oid)",
+)
+
+
+def grants(role: str) -> list[str]:
+    r = quote_ident(role)
+    return [
+        f"GRANT USAGE ON SCHEMA gold, platform TO {r}",
+        f"GRANT SELECT ON {', '.join(LEDGER_TABLES)} TO {r}",
+        f"REVOKE ALL ON platform.sync_locks FROM PUBLIC, {r}",
+    ]
+
+
+def lockdown(role: str, database: str) -> list[str]:
+    """Statements that need ownership (of the database, `public`, the functions) or CREATEROLE;
+    each is tried on its own."""
+    r = quote_ident(role)
+    return [
+        f"REVOKE TEMPORARY ON DATABASE {quote_ident(database)} FROM PUBLIC, {r}",
+        f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {r}",
+        f"REVOKE EXECUTE ON FUNCTION {', '.join(LO_CREATORS)} FROM PUBLIC, {r}",
+        f"ALTER ROLE {r} SET default_transaction_read_only = on",
+    ]
+
+
+def exposures(conn: psycopg.Connection, role: str) -> list[str]:
+    """What `role` can still do besides reading (empty: locked down)."""
+    found = []
+    temp, read_only = conn.execute(
+        "SELECT has_database_privilege(%(r)s, current_database(), 'TEMP'), "
+        "coalesce((SELECT 'default_transaction_read_only=on' = ANY(s.setconfig) "
+        "FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE r.rolname = %(r)s AND s.setdatabase = 0), false)",
+        {"r": role},
+    ).fetchone()
+    if temp:
+        found.append("create temporary tables and functions (TEMP on the database)")
+    if not read_only:
+        found.append("sessions start read-write (default_transaction_read_only not set)")
+    for fn in LO_CREATORS:
+        can = conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, fn))
+        if can.fetchone()[0]:
+            found.append(f"create large objects ({fn.split('(')[0]})")
+    schemas = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(%s, oid, 'CREATE') ORDER BY 1",
+        (role,),
+    ).fetchall()
+    found += [f"create objects in schema {s}" for (s,) in schemas]
+    return found
