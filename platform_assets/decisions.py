@@ -21,6 +21,7 @@ QUIET = "in_sync"  # the decision nothing needs to be said about
 class Decision:
     kind: str  # in_sync | requested | running | backing_off | refused | no_lake_version
     text: str  # one line a person can act on
+    steady: bool = False  # unchanged since a look that recorded it: nothing to check
 
 
 def last_kind(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:

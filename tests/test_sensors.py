@@ -65,7 +65,7 @@ def others(result: dg.SensorResult) -> list:
 def test_sensor_is_registered_running_and_targets_rds_assets():
     sensor = defs.resolve_sensor_def("lake_change_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds == 15
+    assert sensor.minimum_interval_seconds == 5
     assert set(sensor.asset_selection.resolve(defs.resolve_asset_graph())) == {
         rds_key(spec.name) for spec in GOLD_TABLES
     }
@@ -78,12 +78,12 @@ def test_no_request_after_a_build_inside_dagster(built):
     assert result.run_requests == []
     assert result.asset_events == []  # Dagster produced these versions: nothing to record
     gold = GoldLake(resources["lake"])
-    cursor = json.loads(result.cursor)
-    assert cursor == {spec.name: gold.current_state(spec.name).state_id for spec in GOLD_TABLES}
+    seen = json.loads(result.cursor)["seen"]
+    assert seen == {spec.name: gold.current_state(spec.name).state_id for spec in GOLD_TABLES}
 
     again = tick(instance, resources, cursor=result.cursor)
     assert again.run_requests == [] and again.asset_events == []
-    assert json.loads(again.cursor) == cursor
+    assert json.loads(again.cursor)["seen"] == seen
 
 
 def test_outside_change_records_materialization_and_requests_one_sync(built):
@@ -119,11 +119,11 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     assert event.metadata["changed_outside_dagster"].value is True
     assert event.metadata["dagster/row_count"].value == published.manifest.row_count + added
 
-    cursor = json.loads(result.cursor)
+    cursor = json.loads(result.cursor)["seen"]
     assert cursor[TABLE] == state.state_id
     for spec in GOLD_TABLES:
         if spec.name != TABLE:
-            assert cursor[spec.name] == json.loads(first.cursor)[spec.name]
+            assert cursor[spec.name] == json.loads(first.cursor)["seen"][spec.name]
 
     # the daemon stores the events; do what it does, then tick again: nothing new is recorded
     # and the only request repeats the same run_key (the daemon never launches a run_key twice)
@@ -132,7 +132,7 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     second = tick(instance, resources, cursor=result.cursor)
     assert second.asset_events == []
     assert [r.run_key for r in second.run_requests] == [request.run_key]
-    assert second.cursor == result.cursor
+    assert json.loads(second.cursor)["seen"] == cursor
 
     # a fresh cursor (sensor reset) finds the recorded version on the instance: no duplicate
     reset = tick(instance, resources, cursor=None)
@@ -183,7 +183,7 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     assert result.run_requests == []
     # nor record the run's own new version as an outside change before the run stores it
     assert others(result) == [] and decided(result) == {TABLE: "running"}
-    assert json.loads(result.cursor)[TABLE] == json.loads(first.cursor)[TABLE]
+    assert json.loads(result.cursor)["seen"][TABLE] == json.loads(first.cursor)["seen"][TABLE]
 
     # once the run is over the sensor looks again: the change is recorded and synced
     instance.report_run_failed(run)

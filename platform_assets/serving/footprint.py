@@ -72,21 +72,31 @@ class StorageReport:
 
 
 def copy_footprint(conn: psycopg.Connection, table: str) -> CopyFootprint:
-    name = f"gold.{quote_ident(table)}"
+    return copy_footprints(conn, [table])[table]
+
+
+def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint]:
+    """Every copy's footprint in one query (a check or `goldctl status` at 300 tables would
+    otherwise ask 300 times)."""
+    tables = list(tables)
     # every copy is a partitioned parent (no storage of its own) over its units; a month unit
     # has a range bound, the unit of a table loaded whole is the DEFAULT partition
-    total, months = conn.execute(
-        "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
-        "count(*) FILTER (WHERE t.level > 0 AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT') "
-        "FROM pg_partition_tree(to_regclass(%(t)s)) AS t JOIN pg_class c ON c.oid = t.relid",
-        {"t": name},
-    ).fetchone()
-    headroom = total  # the worst case: every unit staged beside the live copy
-    return CopyFootprint(table, int(total), int(headroom), int(months))
+    rows = conn.execute(
+        "SELECT n.name, coalesce(sum(pg_total_relation_size(t.relid)), 0), "
+        "count(t.relid) FILTER (WHERE t.level > 0 "
+        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT') "
+        "FROM unnest(%(names)s::text[], %(relations)s::text[]) AS n(name, relation) "
+        "LEFT JOIN LATERAL pg_partition_tree(to_regclass(n.relation)) AS t ON true "
+        "LEFT JOIN pg_class c ON c.oid = t.relid GROUP BY n.name",
+        {"names": tables, "relations": [f"gold.{quote_ident(t)}" for t in tables]},
+    ).fetchall()
+    sizes = {name: (int(total), int(months)) for name, total, months in rows}
+    # the worst case of the next sync's headroom: every unit staged beside the live copy
+    return {t: CopyFootprint(t, sizes[t][0], sizes[t][0], sizes[t][1]) for t in tables}
 
 
 def storage_report(conn: psycopg.Connection, tables, budget_gb: float) -> StorageReport:
-    copies = {t: copy_footprint(conn, t) for t in tables}
+    copies = copy_footprints(conn, tables)
     database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return StorageReport(
         budget_bytes=int(budget_gb * GIB),

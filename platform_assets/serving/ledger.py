@@ -267,21 +267,27 @@ def read_partitions(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow
     return {k: r for k, r in read_units(conn, table).items() if k != "*"}
 
 
-def read_everything(conn: psycopg.Connection) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
-    """Every table's row and unit rows in one query ({} before the first sync)."""
+def read_everything(
+    conn: psycopg.Connection, tables: list[str] | None = None
+) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
+    """Every table's (or only `tables`') row and unit rows in one query ({} before the first
+    sync)."""
     if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
         return {}
-    tables: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
+    found: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
+    sql, params = "SELECT * FROM platform.sync_ledger", ()
+    if tables is not None:
+        sql, params = f"{sql} WHERE table_name = ANY(%s)", (list(tables),)
     with conn.cursor(row_factory=dict_row) as cur:
-        for r in cur.execute("SELECT * FROM platform.sync_ledger"):
+        for r in cur.execute(sql, params):
             row = LedgerRow(**r)
-            table_row, units = tables.get(row.table_name, (None, {}))
+            table_row, units = found.get(row.table_name, (None, {}))
             if row.partition_key:
                 units[row.partition_key] = row
             else:
                 table_row = row
-            tables[row.table_name] = (table_row, units)
-    return {t: v for t, v in tables.items() if v[0] is not None}
+            found[row.table_name] = (table_row, units)
+    return {t: v for t, v in found.items() if v[0] is not None}
 
 
 def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:

@@ -176,8 +176,11 @@ def stage(
         pausepoints.reached("verify")
         # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
         # read the same committed rows; nothing is published before both are done.
-        build = [s for u in units for s in index_ddl(spec.name, u.child, index_defs)]
-        build.append(f"ANALYZE {parent}")
+        # Index builds and ANALYZE first (their locks let the scan read); the constraints that
+        # adopt the indexes last (ACCESS EXCLUSIVE: they wait for the scan rather than block it)
+        ddl = [index_ddl(spec.name, u.child, index_defs) for u in units]
+        build = [s for indexes, _ in ddl for s in indexes] + [f"ANALYZE {parent}"]
+        build += [s for _, constraints in ddl for s in constraints]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
             scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
             try:
@@ -205,18 +208,21 @@ def stage(
         raise
 
 
-def index_ddl(table: str, child: str, defs: list[IndexDef]) -> list[str]:
+def index_ddl(table: str, child: str, defs: list[IndexDef]) -> tuple[list[str], list[str]]:
     """The live parent's indexes for a staged child, so ATTACH adopts them instead of building
-    them under its lock. Names are the child's own, within PostgreSQL's 63 bytes."""
-    relation, ddl = qualified(child, STAGE_SCHEMA), []
+    them under its lock: (index builds, constraints adopting them). Names are the child's own,
+    within PostgreSQL's 63 bytes."""
+    relation, builds, constraints = qualified(child, STAGE_SCHEMA), [], []
     for d in defs:
         suffix = d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name
         name = quote_ident(index_name(child, suffix))
-        ddl.append(f"CREATE {'UNIQUE ' if d.unique else ''}INDEX {name} ON {relation} {d.body}")
+        builds.append(f"CREATE {'UNIQUE ' if d.unique else ''}INDEX {name} ON {relation} {d.body}")
         if d.constraint in ("p", "u"):
             kind = "PRIMARY KEY" if d.constraint == "p" else "UNIQUE"
-            ddl.append(f"ALTER TABLE {relation} ADD CONSTRAINT {name} {kind} USING INDEX {name}")
-    return ddl
+            constraints.append(
+                f"ALTER TABLE {relation} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
+            )
+    return builds, constraints
 
 
 def discard_staging(conn: psycopg.Connection, table: str) -> None:
