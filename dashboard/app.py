@@ -3,7 +3,7 @@
     uv run streamlit run dashboard/app.py
 
 Reads `DASHBOARD_RDS_URL` (the `dashboard_reader` login on RDS) or, when unset, the read-only
-role on the embedded PostgreSQL under `.local/` (`uv run dagster asset materialize --select '*'`
+role on the embedded PostgreSQL under `.local/` (`uv run dg launch --assets '*'`
 builds and syncs it). Every statement is in `dashboard/queries.py`; every page shows the
 freshness badge from `platform.sync_ledger` (`dashboard/badge.py`). `?page=routes` or
 `?page=weather` in the URL opens a page directly.

@@ -8,7 +8,7 @@ screenshot.
     uv run python -m dashboard.browser docs/dashboard.png [--page overview]
 
 The command starts `streamlit run dashboard/app.py` on a free port with the environment's
-settings (DASHBOARD_RDS_URL, or the embedded default after `dagster asset materialize`).
+settings (DASHBOARD_RDS_URL, or the embedded default after `dg launch --assets '*'`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import streamlit as st
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import queries as Q
+from platform_assets.cli import BUILD_COMMAND
 from platform_assets.status import read_rds_facts
 from resources.serving_db import error_reason, libpq_url, redact
 
@@ -34,7 +35,7 @@ CACHE_TTL_S = int(os.environ.get("DASHBOARD_CACHE_TTL_S", "600"))
 POOL_MAX = int(os.environ.get("DASHBOARD_POOL_MAX", "4"))
 WAIT_S = 3.0  # for a free connection; then say why (a down server fails within this)
 STATEMENT_TIMEOUT_S = 15
-MATERIALIZE = "uv run dagster asset materialize --select '*'"
+MATERIALIZE = BUILD_COMMAND
 
 
 class Unavailable(Exception):

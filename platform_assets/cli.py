@@ -21,7 +21,7 @@ import signal
 import sys
 import traceback
 
-BUILD_COMMAND = "uv run dagster asset materialize --select '*'"
+BUILD_COMMAND = "uv run dg launch --assets '*'"  # the README's build (the dashboard says it too)
 SETTING_ERROR_EXIT = 2
 
 

@@ -17,24 +17,11 @@ from platform_assets.serving import footprint, locks
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
+from resources import lake_types
 from resources.fingerprint import differing_segments, fingerprint
 
 ROW_COUNT = "row_count_matches"
 FINGERPRINT = "fingerprint_matches"
-
-# PostgreSQL type of a published column -> an Arrow type of the same checksum kind
-_ARROW = {
-    "bigint": pa.int64(),
-    "integer": pa.int64(),
-    "smallint": pa.int64(),
-    "boolean": pa.bool_(),
-    "double precision": pa.float64(),
-    "real": pa.float64(),
-    "numeric": pa.float64(),
-    "date": pa.date32(),
-    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "timestamp without time zone": pa.timestamp("us"),
-}
 
 
 def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
@@ -48,7 +35,7 @@ def held_schema(row: LedgerRow) -> pa.Schema:
     order can differ after a column was added to it); rows written before the ledger kept that
     order fall back to the copy's."""
     columns = row.lake_columns or row.columns
-    return pa.schema([pa.field(name, _ARROW.get(kind, pa.string())) for name, kind in columns])
+    return pa.schema([pa.field(name, lake_types.from_postgres(kind)) for name, kind in columns])
 
 
 def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
+import pyarrow as pa
 
 from platform_assets import build_record, copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
@@ -19,8 +20,10 @@ from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
+from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import fingerprint
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
+from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage, listing_token
@@ -140,11 +143,21 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         version = new_version_id(f"{sql_hash}:{context.run.run_id}")
         location = version_prefix(spec.name, version)
         build_table = f"gold.{spec.name}__build"
-        stats = engine.create_table_as(build_table, sql, location)
-        files = gold.list_version(spec.name, version)
-        keys = [f.key for f in files]
-        schema = loader.load_schema(lake.dataset(keys).schema)
-        segments = engine.segment_checksums(build_table, schema, spec.segment_column, location)
+        try:
+            stats = engine.create_table_as(build_table, sql, location)
+            files = gold.list_version(spec.name, version)
+            keys = [f.key for f in files]
+            schema = loader.load_schema(lake.dataset(keys).schema)
+            segments = engine.segment_checksums(build_table, schema, spec.segment_column, location)
+        except BaseException as exc:  # no half-built version folder left without a manifest
+            lake.delete_prefix(location)
+            if isinstance(exc, (UnsupportedType, pa.ArrowInvalid)):  # the SQL's data: say so
+                raise dg.Failure(
+                    description=f"gold.{spec.name}: the build cannot be stored exactly: "
+                    f"{str(exc).splitlines()[0]}; the lake keeps serving the previous version",
+                    allow_retries=False,
+                ) from None
+            raise
         rows = sum(n for n, _ in segments.values())
         checks = _lake_check_results(engine, spec, build_table, location, rows)
         published = all(c.passed for c in checks)
@@ -182,6 +195,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     query_id=stats.query_id,
                     data_scanned_bytes=stats.data_scanned_bytes,
                     segments={k: list(v) for k, v in segments.items()},
+                    checksums=CHECKSUM_VERSION,
                     inputs=inputs,
                 )
             )

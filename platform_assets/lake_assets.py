@@ -9,6 +9,7 @@ import pyarrow as pa
 from platform_assets import build_record, sources
 from platform_assets.specs import SQL_DIR
 from platform_assets.sql_tables import referenced_tables
+from resources import lake_types
 from resources.source import SourceSettings
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage
@@ -22,14 +23,6 @@ def lake_key(layer: str, table: str) -> dg.AssetKey:
 
 def table_schema_metadata(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
-
-
-def _plain(schema: pa.Schema) -> pa.Schema:
-    fields = [
-        pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
-        for f in schema
-    ]
-    return pa.schema(fields)
 
 
 def schema_from_record(columns: list) -> dg.TableSchema:
@@ -82,7 +75,7 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
             return unchanged_result(context, lake, location, record, "bronze", table)
         parts = sources.batches(table, source.scale_years)
         first = next(parts)
-        schema = _plain(first.schema.remove_metadata())
+        schema = lake_types.lake_schema(first.schema.remove_metadata())
 
         def all_batches():
             yield from first.replace_schema_metadata(None).cast(schema).to_batches()

@@ -80,7 +80,16 @@ class GoldTableSpec:
                 f"GoldTableSpec {self.name}: the primary key {self.primary_key} must include the "
                 f"segment column {self.segment_column!r} (the copy is partitioned by it)"
             )
+        from resources.lake_types import PG_IDENTIFIER_BYTES, long_identifiers
+
         selected = set(self.output_columns)
+        too_long = long_identifiers(self.output_columns)
+        if too_long:
+            raise ValueError(
+                f"GoldTableSpec {self.name}: {self.sql_path.name} selects column(s) "
+                f"{', '.join(too_long)} longer than PostgreSQL's {PG_IDENTIFIER_BYTES} bytes; "
+                "rename them (PostgreSQL would cut the name and the copy would not match)"
+            )
         if "*" in selected:
             return  # SELECT *: the columns are only known once built
         for what, cols in [

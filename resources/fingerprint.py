@@ -1,9 +1,16 @@
 """Segment checksums that the lake engine and PostgreSQL compute the same way.
 
-Each row is rendered as canonical text (doubles as integer ten-thousandths, dates ISO, NULL as
-`\\N`), hashed with md5, and the first 32 bits are summed per segment (a month of the table's
-date column). Both sides run the query themselves, so a mismatch means the data differs, and
-the segments that differ say where.
+Each value is rendered as an exact, canonical text that DuckDB, PostgreSQL and Athena (Trino)
+all produce for it, the texts of a row are joined, hashed with md5, and the first 32 bits are
+summed per segment (a month of the table's date column). Both sides run the query themselves,
+so a mismatch means the data differs, and the segments that differ say where.
+
+The canonical texts have no blind spots: NULL is `N` and no value renders as `N` (text is
+length-prefixed, `3:abc`, so no string can pose as NULL or as a column boundary); a double is
+its 64 IEEE bits in hex (NaN, the infinities, -0.0 and the last bit all count); a decimal is
+its exact digits at the column's scale; a timestamp is written to the microsecond, a
+timestamptz in UTC whatever the session's or the process's time zone; binary is hex; a date
+is its day number, so PostgreSQL's `DateStyle` does not matter either.
 """
 
 from __future__ import annotations
@@ -13,39 +20,55 @@ import hashlib
 import pyarrow as pa
 
 from resources.identifiers import quote_ident
+from resources.lake_types import fingerprint_kind
 
 DIALECTS = ("athena", "duckdb", "postgres")
+VERSION = 2  # of the rendering below; segments computed by another version are recomputed
+NULL_TEXT = "N"
 
-
-def column_kind(arrow_type: pa.DataType) -> str:
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "float"
-    if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
-        return "int"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    return "string"
+# The canonical text of one non-NULL value, per dialect and kind; {c} is the quoted column.
+_TS = "YYYY-MM-DD HH24:MI:SS.US"
+_TRINO_TS = "%Y-%m-%d %H:%i:%s.%f"
+_DUCK_TS = "%Y-%m-%d %H:%M:%S.%f"
+CANONICAL = {
+    "postgres": {
+        "int": "CAST({c} AS TEXT)",
+        "bool": "CAST({c} AS TEXT)",
+        "decimal": "CAST({c} AS TEXT)",
+        "float": "ENCODE(FLOAT8SEND({c}), 'hex')",  # the copy's doubles are all float8
+        "date": "CAST({c} - DATE '1970-01-01' AS TEXT)",
+        "timestamp": f"TO_CHAR({{c}}, '{_TS}')",
+        "timestamptz": f"TO_CHAR({{c}} AT TIME ZONE 'UTC', '{_TS}')",
+        "text": "CAST(LENGTH({c}) AS TEXT) || ':' || {c}",
+        "binary": "ENCODE({c}, 'hex')",
+    },
+    "duckdb": {
+        "int": "CAST({c} AS VARCHAR)",
+        "bool": "CAST({c} AS VARCHAR)",
+        "decimal": "CAST({c} AS VARCHAR)",
+        "float": "LPAD(LOWER(HEX(CAST(CAST(CAST({c} AS DOUBLE) AS BIT) AS BIGINT))), 16, '0')",
+        "date": "CAST({c} - DATE '1970-01-01' AS VARCHAR)",
+        "timestamp": f"STRFTIME({{c}}, '{_DUCK_TS}')",
+        "timestamptz": f"STRFTIME({{c}} AT TIME ZONE 'UTC', '{_DUCK_TS}')",
+        "text": "CAST(LENGTH({c}) AS VARCHAR) || ':' || {c}",
+        "binary": "LOWER(HEX({c}))",
+    },
+    "athena": {
+        "int": "CAST({c} AS VARCHAR)",
+        "bool": "CAST({c} AS VARCHAR)",
+        "decimal": "CAST({c} AS VARCHAR)",
+        "float": "LOWER(TO_HEX(TO_IEEE754_64(CAST({c} AS DOUBLE))))",
+        "date": "CAST(DATE_DIFF('day', CAST('1970-01-01' AS DATE), {c}) AS VARCHAR)",
+        "timestamp": f"DATE_FORMAT({{c}}, '{_TRINO_TS}')",
+        "timestamptz": f"DATE_FORMAT({{c}} AT TIME ZONE 'UTC', '{_TRINO_TS}')",
+        "text": "CAST(LENGTH({c}) AS VARCHAR) || ':' || {c}",
+        "binary": "LOWER(TO_HEX({c}))",
+    },
+}
 
 
 def _canonical(dialect: str, name: str, kind: str) -> str:
-    col = quote_ident(name)
-    if kind == "float":
-        # Scaled and floored in IEEE double arithmetic, which every engine does identically;
-        # rounding through a decimal type would differ at halves (PostgreSQL converts float8
-        # to numeric via 15 significant digits).
-        text_type = "TEXT" if dialect == "postgres" else "VARCHAR"
-        text = f"CAST(CAST(FLOOR({col} * 10000 + 0.5) AS BIGINT) AS {text_type})"
-    elif kind == "timestamp":
-        text = (
-            f"TO_CHAR({col}, 'YYYY-MM-DD HH24:MI:SS')"
-            if dialect == "postgres"
-            else f"SUBSTR(CAST({col} AS VARCHAR), 1, 19)"
-        )
-    else:
-        text = f"CAST({col} AS {'TEXT' if dialect == 'postgres' else 'VARCHAR'})"
-    return f"COALESCE({text}, '\\N')"
+    return f"COALESCE({CANONICAL[dialect][kind].format(c=quote_ident(name))}, '{NULL_TEXT}')"
 
 
 def _hash32(dialect: str, text: str) -> str:
@@ -78,10 +101,19 @@ def segment_checksum_sql(
     """SELECT segment, rows, checksum FROM relation GROUP BY segment (in `dialect`)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}")
-    parts = [_canonical(dialect, f.name, column_kind(f.type)) for f in schema]
+    parts = [_canonical(dialect, f.name, fingerprint_kind(f.type, f.name)) for f in schema]
     row_text = " || '|' || ".join(parts)
-    text_type = "TEXT" if dialect == "postgres" else "VARCHAR"
-    segment = f"SUBSTR(CAST({quote_ident(segment_column)} AS {text_type}), 1, 7)"
+    col = quote_ident(segment_column)
+    if dialect == "postgres":
+        # Grouped by the first of the month, formatted once per group: TO_CHAR per row cost
+        # more than the hash, and CAST(date AS TEXT) would follow the session's DateStyle.
+        return (
+            "SELECT TO_CHAR(m, 'YYYY-MM') AS segment, COUNT(*) AS row_count, "
+            f"SUM({_hash32(dialect, 'r')}) AS checksum FROM ("
+            f"SELECT {col} - CAST(DATE_PART('day', {col}) AS INTEGER) + 1 AS m, {row_text} AS r "
+            f"FROM {relation}) AS rows GROUP BY m ORDER BY 1"
+        )
+    segment = f"SUBSTR(CAST({col} AS VARCHAR), 1, 7)"
     if dialect == "athena":
         return _athena_checksum_sql(segment, row_text, relation)
     return (

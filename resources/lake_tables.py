@@ -71,6 +71,7 @@ class Manifest:
     data_scanned_bytes: int | None = None
     segments: dict[str, list[int]] = field(default_factory=dict)  # segment -> [rows, checksum]
     inputs: str | None = None  # what the version was built from (platform_assets/build_record.py)
+    checksums: int = 1  # the fingerprint's rendering `segments` were computed with
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()

@@ -26,6 +26,7 @@ import sqlglot
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
+from resources import lake_types
 from resources.dagster_resources import CheckedSettings
 from resources.fingerprint import segment_checksum_sql, segments_from_rows
 from resources.lake_tables import GoldLake
@@ -45,19 +46,13 @@ class QueryStats:
     data_scanned_bytes: int | None = None
 
 
-def _normalize(batch_schema: pa.Schema) -> pa.Schema:
-    """Plain Arrow types for Parquet/PostgreSQL (no large or view strings, no dictionaries)."""
-    fields = []
-    for f in batch_schema:
-        t = f.type
-        if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_dictionary(t):
-            t = pa.string()
-        elif pa.types.is_decimal(t):
-            t = pa.float64()
-        elif pa.types.is_int32(t) or pa.types.is_int16(t) or pa.types.is_int8(t):
-            t = pa.int64()
-        fields.append(pa.field(f.name, t))
-    return pa.schema(fields)
+# Trino functions the fingerprint uses that DuckDB lacks (and sqlglot passes through as they
+# are), defined as DuckDB macros so the very statement Athena gets runs on DuckDB too
+# (tests/test_athena_sql.py): TO_IEEE754_64, the 8 big-endian bytes of a double.
+TRINO_MACROS = {
+    "TO_IEEE754_64": "CREATE MACRO to_ieee754_64(x) AS "
+    "from_hex(LPAD(HEX(CAST(CAST(CAST(x AS DOUBLE) AS BIT) AS BIGINT)), 16, '0'))",
+}
 
 
 def _count_if_as_count(node: exp.Expression) -> exp.Expression:
@@ -70,11 +65,26 @@ def _count_if_as_count(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _normalized_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    target = _normalize(reader.schema)
+def _lake_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """The result in its canonical lake types (resources/lake_types.py); the casts are exact
+    (`safe`), so a value that would change fails the build, naming nothing lost."""
+    target = lake_types.lake_schema(reader.schema)
     if target == reader.schema:
         return reader
     return pa.RecordBatchReader.from_batches(target, (batch.cast(target) for batch in reader))
+
+
+def _hugeint_as_bigint(con, sql: str) -> str:
+    """DuckDB sums BIGINTs into a 128-bit HUGEINT where Athena (Trino) keeps BIGINT and fails on
+    overflow; cast them back so both engines write the same types (an overflow fails here too)."""
+    described = con.execute(f"DESCRIBE {sql}").fetchall()
+    huge = [name for name, type_, *_ in described if type_ == "HUGEINT"]
+    if not huge:
+        return sql
+    casts = ", ".join(
+        f'CAST("{n}" AS BIGINT) AS "{n}"' for n in (h.replace('"', '""') for h in huge)
+    )
+    return f"SELECT * REPLACE ({casts}) FROM ({sql})"
 
 
 class DuckDBEngine(CheckedSettings):
@@ -106,6 +116,9 @@ class DuckDBEngine(CheckedSettings):
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
         self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
+        con.execute("SET TimeZone = 'UTC'")  # as Athena: a build never depends on the worker's TZ
+        for macro in TRINO_MACROS.values():
+            con.execute(macro)
         for schema in LAKE_SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         bindings = bindings or {}
@@ -167,7 +180,8 @@ class DuckDBEngine(CheckedSettings):
         translated = self.translate(sql)
         con = self._connect(translated)
         try:
-            reader = _normalized_reader(con.execute(translated).to_arrow_reader(256_000))
+            query = _hugeint_as_bigint(con, translated)
+            reader = _lake_reader(con.execute(query).to_arrow_reader(256_000))
             self.lake.delete_prefix(location)
             self.lake.write_parquet(location, reader, partition_cols=partitioned_by)
         finally:
@@ -181,15 +195,6 @@ class DuckDBEngine(CheckedSettings):
 
     def publish(self, table: str, location: str) -> None:
         """Nothing to do: DuckDB reads `gold.x` through the manifest."""
-
-
-_ATHENA_TYPES = {
-    "int": "bigint",
-    "float": "double",
-    "date": "date",
-    "timestamp": "timestamp",
-    "string": "string",
-}
 
 
 class AthenaEngine(CheckedSettings):
@@ -292,11 +297,9 @@ class AthenaEngine(CheckedSettings):
     def register_external(
         self, table: str, location: str, schema: pa.Schema, partitioned_by: list[str] | None = None
     ) -> None:
-        from resources.fingerprint import column_kind
-
         partitioned_by = partitioned_by or []
         cols = ", ".join(
-            f"`{f.name}` {_ATHENA_TYPES[column_kind(f.type)]}"
+            f"`{f.name}` {lake_types.athena_type(f.type, f.name)}"
             for f in schema
             if f.name not in partitioned_by
         )

@@ -31,7 +31,7 @@ DEFAULT_LAKE_URL = ".local/lake"
 # The start-up probe of an S3 lake: short timeouts and one attempt, so a wrong endpoint is named
 # in seconds, not after the SDK's retries (the lake's own filesystem keeps the SDK defaults).
 PROBE_CONNECT_TIMEOUT_S = 5.0
-PROBE_REQUEST_TIMEOUT_S = 10.0
+PROBE_REQUEST_TIMEOUT_S = 5.0
 
 
 class LakeConfigError(SettingError):

@@ -88,3 +88,11 @@ def test_peers_small_run_loads_every_tool_and_ours_serves_no_bad_read():
             assert tool["reads"] > 0, name  # the reader watched every tool's replace
     months = tables["carrier_daily_performance"]["tools"]["ours"]["last_run_detail"]
     assert months["months_reloaded"] == 12  # a forced sync reloads every month of a year
+
+
+def test_fingerprint_cost_reports_both_checksums_and_the_nul_scan():
+    result = run_benchmark("fingerprint_cost.py", "--rows", "20000", "--repeats", "1")
+    assert result["rows"] == 20_000
+    runs = result["postgres_checksum_s"]["runs"]
+    assert len(runs["exact"]) == len(runs["replaced"]) == 1
+    assert result["exact_vs_replaced"] > 0 and result["nul_scan_vs_load"] > 0

@@ -22,7 +22,7 @@ from resources.sql_engine import DuckDBEngine
 from tests.test_dashboard_support import gold_database
 
 APP = "../dashboard/app.py"  # relative to this file
-MATERIALIZE = "uv run dagster asset materialize --select '*'"
+MATERIALIZE = "uv run dg launch --assets '*'"
 
 
 @pytest.fixture(scope="module")

@@ -73,5 +73,5 @@ def test_unreachable_database_message_in_chromium():
             what="the unreachable-database message",
         )
         assert "DASHBOARD_RDS_URL=postgresql://dashboard_reader:***@127.0.0.1:9/none" in text
-        assert "uv run dagster asset materialize --select '*'" in text
+        assert "uv run dg launch --assets '*'" in text
         assert "hunter2" not in text and "Traceback" not in text

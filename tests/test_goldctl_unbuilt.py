@@ -19,7 +19,7 @@ def test_status_on_an_unbuilt_platform_is_not_ok_and_says_what_to_run(serving, t
         not t["in_sync"] and t["severity"] == "error" and "no published version" in t["reason"]
         for t in report["tables"]
     )
-    assert "dagster asset materialize --select '*'" in done.stderr
+    assert "uv run dg launch --assets '*'" in done.stderr
 
     text = goldctl("status", env=env)
     assert text.returncode == 3 and "OK" not in text.stdout and "None" not in text.stdout

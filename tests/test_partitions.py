@@ -10,6 +10,7 @@ from platform_assets.backfills import reload_months_job_name, reload_months_jobs
 from platform_assets.definitions import ASSETS
 from platform_assets.gold_assets import months_partitions
 from platform_assets.serving import ledger
+from platform_assets.serving.errors import SyncUsageError
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
@@ -99,7 +100,7 @@ def test_months_can_be_reloaded_on_request(synced):
         SPEC, GoldLake(lake), DuckDBEngine(lake=lake), serving, months=["2013-07"], log=print
     )
     assert result.partitions_reloaded == ["2013-07"]
-    with pytest.raises(ValueError, match="no lake data for month"):
+    with pytest.raises(SyncUsageError, match="no lake data for month"):
         sync_table(SPEC, GoldLake(lake), DuckDBEngine(lake=lake), serving, months=["1999-01"])
 
 

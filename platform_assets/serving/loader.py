@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from platform_assets.serving import pausepoints
 from platform_assets.serving.names import quote_ident
+from resources import lake_types
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
@@ -31,42 +32,41 @@ COPY_CHUNK_BYTES = 256 * 1024
 COPY_STREAMS = 2  # parallel COPY connections per load (see load_dataset)
 
 
-def pg_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "double precision"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):  # spelled as the catalog's format_type() spells it
-        return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "text"
-    raise TypeError(f"no PostgreSQL type for Arrow type {arrow_type}")
+def pg_type(arrow_type: pa.DataType, column: str = "?") -> str:
+    """The column's PostgreSQL type (resources/lake_types.py: the one mapping)."""
+    return lake_types.postgres_type(arrow_type, column)
 
 
 def load_schema(schema: pa.Schema) -> pa.Schema:
-    """The Arrow schema we send to PostgreSQL: the plain types `pg_type` maps one-to-one."""
-    fields = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_integer(t):
-            t = pa.int64()
-        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-            t = pa.float64()
-        elif pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_dictionary(t):
-            t = pa.string()
-        elif pa.types.is_date(t):
-            t = pa.date32()
-        fields.append(pa.field(f.name, t))
-    return pa.schema(fields)
+    """The Arrow schema sent to PostgreSQL: each type maps one-to-one onto `pg_type`."""
+    return lake_types.load_schema(schema)
+
+
+def first_nul(
+    dataset: ds.Dataset, schema: pa.Schema, key: list[str], filter: ds.Expression | None = None
+) -> tuple[str, dict] | None:
+    """(column, key of the row) of the first text value holding a NUL character, or None.
+    PostgreSQL text cannot hold NUL, so the sync refuses such data by name before any COPY; the
+    scan reads only the text and key columns (vectorized, no per-row Python)."""
+    import pyarrow.compute as pc
+
+    text = [f.name for f in schema if pa.types.is_string(f.type)]
+    if not text:
+        return None
+    columns = list(dict.fromkeys([*text, *key]))
+    for batch in dataset.to_batches(columns=columns, filter=filter, batch_size=BATCH_ROWS):
+        for name in text:
+            hits = pc.match_substring(batch.column(name).cast(pa.string()), "\x00")
+            where = pc.index(hits, True).as_py()
+            if where >= 0:
+                return name, {k: batch.column(k)[where].as_py() for k in key}
+    return None
 
 
 def create_table_ddl(schema_name: str, table: str, schema: pa.Schema, not_null=()) -> str:
     cols = ", ".join(
-        f"{quote_ident(f.name)} {pg_type(f.type)}{' NOT NULL' if f.name in not_null else ''}"
+        f"{quote_ident(f.name)} {pg_type(f.type, f.name)}"
+        + (" NOT NULL" if f.name in not_null else "")
         for f in schema
     )
     return f"CREATE TABLE {quote_ident(schema_name)}.{quote_ident(table)} ({cols})"

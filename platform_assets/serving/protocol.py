@@ -54,6 +54,7 @@ from platform_assets.serving.units import (
     units_of,
 )
 from platform_assets.specs import GoldTableSpec
+from resources import lake_types
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase, ServingDbError
 
@@ -411,8 +412,17 @@ def _check_no_views(conn, spec, facts) -> None:
 
 
 def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
-    """The lake must still have the columns the spec keys, partitions and indexes by."""
+    """The lake must still have the columns the spec keys, partitions and indexes by, and no
+    column name PostgreSQL would cut."""
     have = dict(snap.columns)
+    too_long = lake_types.long_identifiers(have)
+    if too_long:
+        raise PolicyRefused(
+            f"refusing to publish gold.{spec.name}: the lake table has column(s) "
+            f"{', '.join(too_long)} longer than PostgreSQL's {lake_types.PG_IDENTIFIER_BYTES} "
+            "bytes; RDS keeps serving the old copy",
+            table=spec.name,
+        )
     missing = sorted(set(spec.key_columns) - set(have))
     if missing:
         raise PolicyRefused(

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
+from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
 from resources.lake_tables import GoldLake, LakeTableState
 
@@ -55,7 +56,7 @@ def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
     if state is None:
         return None
     schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
-    if state.changed_outside:
+    if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
         segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
     else:
         segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}

@@ -144,6 +144,17 @@ def stage(
     """
     parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
     not_null = set(spec.primary_key)
+    months = [u.key for u in units if u.key != WHOLE]
+    where = _month_filter(spec.segment_column, months) if months else None
+    nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
+    if nul is not None:
+        column, key = nul
+        raise DataRefused(
+            f"refusing to sync gold.{spec.name}: column {column} holds a NUL character in the row "
+            f"{', '.join(f'{k}={v}' for k, v in key.items())}; PostgreSQL text cannot hold it. "
+            "RDS keeps serving the old copy",
+            table=spec.name,
+        )
     try:
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
@@ -165,8 +176,6 @@ def stage(
                 name = quote_ident(index_name(unit.child, "month"))
                 ddl.append(f"ALTER TABLE {child} ADD CONSTRAINT {name} CHECK ({check})")
         conn.execute(";\n".join(ddl))
-        months = [u.key for u in units if u.key != WHOLE]
-        where = _month_filter(spec.segment_column, months) if months else None
         expected = {k: v for u in units for k, v in u.expected.items()}
         rows = sum(n for n, _ in expected.values())
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
