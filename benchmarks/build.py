@@ -11,7 +11,8 @@ embedded PostgreSQL and DAGSTER_HOME (with the project's local instance file):
 
 For each: `wall_s` (the command, from start to exit), `steps_s` (the steps' own time, the sum of
 STEP_START -> STEP_SUCCESS/FAILURE read from the instance), `steps_share` (steps / wall) and
-`outside_s` (wall - steps: process start, imports, loading definitions, the run's bookkeeping).
+`outside_s` (wall - steps: process start, imports, loading definitions, the run's bookkeeping)
+and `cpu_s` (the command's user + sys time: on a busy machine, wall is mostly waiting for a CPU).
 Then goldctl's `--help` and `status` (median of 3). Every child process runs under a time limit
 and its process group is killed at the limit.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -47,6 +49,11 @@ LIMIT_S = 600
 
 def log(message: str) -> None:
     print(f"[build] {message}", file=sys.stderr, flush=True)
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bounded(
@@ -92,7 +99,9 @@ def step_seconds(dagster_home: Path) -> tuple[str, float, dict[str, float]]:
 
 
 def build(name: str, env: dict, home: Path, project: Path = ROOT) -> dict:
+    cpu_before = children_cpu_s()
     code, wall, tail = bounded(BUILD, env, cwd=project)
+    cpu = children_cpu_s() - cpu_before
     if code != 0:
         raise RuntimeError(f"{name}: `{' '.join(BUILD)}` exited {code}:\n{tail}")
     status, steps, per_step = step_seconds(home)
@@ -102,6 +111,7 @@ def build(name: str, env: dict, home: Path, project: Path = ROOT) -> dict:
         "steps_s": round(steps, 2),
         "steps_share": round(steps / wall, 3),
         "outside_s": round(wall - steps, 2),
+        "cpu_s": round(cpu, 2),  # user + sys of the command: what a quiet machine would wait
         "run_status": status,
         "per_step_s": per_step,
     }

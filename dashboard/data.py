@@ -36,6 +36,11 @@ POOL_MAX = int(os.environ.get("DASHBOARD_POOL_MAX", "4"))
 WAIT_S = 3.0  # for a free connection; then say why (a down server fails within this)
 STATEMENT_TIMEOUT_S = 15
 MATERIALIZE = BUILD_COMMAND
+# A server that is down is not a platform to build: say so, and that nothing needs redoing.
+COMES_BACK = (
+    "The data shows again on the next view once the server is up; `uv run goldctl status` "
+    "says what it sees (check the URL, the server and its disk)."
+)
 
 
 class Unavailable(Exception):
@@ -154,12 +159,11 @@ def load(queries: list[Q.Query], ledger_rows: dict) -> tuple[list[pd.DataFrame],
 def _url() -> tuple[str, str]:
     try:
         return resolve_url()
-    except Exception as exc:  # the embedded server could not start
+    except Exception as exc:  # the embedded server does not start (a full disk, a bad setting)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unavailable(
-            "Cannot start the embedded serving database (DASHBOARD_RDS_URL is not set): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
-            f"Run `{MATERIALIZE}` to build it, or set DASHBOARD_RDS_URL to the read-only "
-            "dashboard role's URL."
+            f"Database unavailable: {reason.removeprefix('the serving database is unavailable: ')}"
+            f". {COMES_BACK}"
         ) from None
 
 
@@ -205,7 +209,6 @@ def _explained(url: str, what: str = "ledger_rows") -> Iterator[None]:
             ) from None
         setting = f"DASHBOARD_RDS_URL={shown}" if source == "DASHBOARD_RDS_URL" else shown
         raise Unavailable(
-            f"Cannot reach the serving database ({setting}): {reason}. Check that the server "
-            "is up and the URL is right; for the local default, build and sync the Gold tables "
-            f"with `{MATERIALIZE}` (it starts the embedded PostgreSQL)."
+            f"Database unavailable: the serving database ({setting}) does not answer: "
+            f"{reason}. {COMES_BACK}"
         ) from None

@@ -37,7 +37,9 @@ def cmd_status(args) -> int:
     with serving.connect(autocommit=True) as conn:
         statuses = table_statuses(list(GOLD_TABLES), gold, conn)
         tables = [spec.name for spec in GOLD_TABLES]
-        storage = footprint.storage_report(conn, tables, serving.storage_budget_gb)
+        storage = footprint.storage_report(
+            conn, tables, serving.storage_budget_gb, serving.storage_gb
+        )
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
         report = {

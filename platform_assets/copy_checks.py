@@ -105,7 +105,7 @@ def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: Led
     )
 
 
-def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, budget_gb, selected, tables):
+def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables):
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could."""
     if ROW_COUNT in selected:
@@ -113,7 +113,7 @@ def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, budget_gb, sel
     if FINGERPRINT in selected:
         yield fingerprint_check(conn, key, spec, held)
     if footprint.CHECK_NAME in selected:
-        yield footprint.budget_check(conn, key, tables, budget_gb)
+        yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
 
 
 def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:

@@ -135,9 +135,7 @@ def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, servi
             rds_rows = live_row_count(conn, spec.name)
             tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
             results = list(
-                copy_checks.judge_copy(
-                    conn, spec, key, held, rds_rows, serving.storage_budget_gb, stale, tables
-                )
+                copy_checks.judge_copy(conn, spec, key, held, rds_rows, serving, stale, tables)
             )
     except LockBusy:
         return []  # a sync is running: its own checks judge the copy

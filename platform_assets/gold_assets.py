@@ -296,9 +296,7 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
             if "in_sync_with_lake" in selected:
                 yield _in_sync_check(spec, gold, snap, facts, st)
             tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-            yield from copy_checks.judge_copy(
-                conn, spec, key, held, rds_rows, db.storage_budget_gb, selected, tables
-            )
+            yield from copy_checks.judge_copy(conn, spec, key, held, rds_rows, db, selected, tables)
 
 
 def _snapshot(spec, gold: GoldLake, engine):

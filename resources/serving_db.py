@@ -74,6 +74,15 @@ def libpq_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url.strip())
 
 
+def gigabytes(text) -> float | None:
+    """A positive number of GB, or None (unset or not one)."""
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value < float("inf") else None
+
+
 def with_user(url: str, user: str, password: str | None = None) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -90,7 +99,8 @@ DEFAULTS = {
     "lock_budget_s": 120.0,
     "sync_lock_wait_s": 600.0,
     "connect_timeout_s": 10,
-    "storage_budget_gb": 20,
+    "storage_budget": "20",
+    "storage_size": None,
 }
 
 
@@ -105,14 +115,33 @@ class ServingOps(Checked):
     lock_budget_s: float
     sync_lock_wait_s: float
     connect_timeout_s: int
-    storage_budget_gb: int
+    storage_budget: str  # RDS_STORAGE_BUDGET_GB, a number of GB (fractions allowed)
+    storage_size: str | None  # RDS_STORAGE_GB, the volume's allocated size in GB
     settings_error: type[SettingError] = ServingDbError
+
+    @property
+    def storage_budget_gb(self) -> float:
+        return gigabytes(self.storage_budget) or 0.0
+
+    @property
+    def storage_gb(self) -> float | None:
+        return gigabytes(self.storage_size)
 
     @property
     def is_embedded(self) -> bool:
         return not self.url
 
     def settings_problems(self) -> list[str]:
+        return [
+            f"{name} must be a number of GB above 0, e.g. 20 or 0.5 (it is {value!r})"
+            for name, value in (
+                ("RDS_STORAGE_BUDGET_GB", self.storage_budget),
+                ("RDS_STORAGE_GB", self.storage_size),
+            )
+            if value not in (None, "") and gigabytes(value) is None
+        ] + self._url_problems()
+
+    def _url_problems(self) -> list[str]:
         if not self.url:
             return []
         conninfo = libpq_url(self.url)
@@ -133,7 +162,14 @@ class ServingOps(Checked):
         self.require_settings()
         if self.url:
             return libpq_url(self.url)
-        return embedded_pg.url(self.embedded_pgdata)
+        try:
+            return embedded_pg.url(self.embedded_pgdata)
+        except embedded_pg.EmbeddedPgError as exc:  # down (a full disk, a bad setting): may heal
+            raise self.settings_error(
+                f"the serving database is unavailable: {exc}",
+                retry=True,
+                setting="EMBEDDED_PGDATA",
+            ) from None
 
     @property
     def display_url(self) -> str:

@@ -283,9 +283,9 @@ def test_unreachable_database_shows_what_to_do_without_the_password(monkeypatch)
     assert not at.exception, at.exception  # no stack trace
     assert len(at.error) == 1
     message = at.error[0].value
-    assert message.startswith("Cannot reach the serving database (DASHBOARD_RDS_URL=")
+    assert message.startswith("Database unavailable: the serving database (DASHBOARD_RDS_URL=")
     assert "postgresql://dashboard_reader:***@127.0.0.1:" in message
-    assert MATERIALIZE in message
+    assert MATERIALIZE not in message  # a server that is down is not a platform to build
     assert all("s3cr3t-pw" not in t for t in texts(at))
     assert not at.metric and not charts(at)
 

@@ -69,7 +69,7 @@ def test_unreachable_database_message_in_chromium():
     with streamlit_app(env) as base, Browser() as browser:
         browser.get(base)
         text = browser.wait_for(
-            lambda: "Cannot reach the serving database" in browser.text() and browser.text(),
+            lambda: "Database unavailable" in browser.text() and browser.text(),
             what="the unreachable-database message",
         )
         assert "DASHBOARD_RDS_URL=postgresql://dashboard_reader:***@127.0.0.1:9/none" in text

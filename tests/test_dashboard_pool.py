@@ -161,7 +161,8 @@ def test_database_down_then_back_without_a_restart(app, private):
     at.run()
     assert not at.exception, at.exception
     assert len(at.error) == 1 and not at.metric
-    assert at.error[0].value.startswith("Cannot reach the serving database (DASHBOARD_RDS_URL=")
+    message = at.error[0].value
+    assert message.startswith("Database unavailable: the serving database (DASHBOARD_RDS_URL=")
 
     assert embedded("url", pgdata) == url  # same socket: the app's URL is valid again
     at.run()  # the same app process and pool: stale connections are replaced

@@ -6,9 +6,11 @@
   drops the old units: at worst (a schema change, a forced reload, a repair of the whole copy)
   every unit is staged at once, so the copy's size again. A usual sync of a month-partitioned copy
   stages only the changed months. A copy not loaded yet counts 0.
-- The budget, `RDS_STORAGE_BUDGET_GB` (default 20 GB, the smallest gp RDS volume), is for this
-  database: `fits_storage_budget` warns when the database's size plus the headroom of every copy
-  (a full platform build syncs them all at once) passes 80 % of it.
+- The budget, `RDS_STORAGE_BUDGET_GB` (default 20 GB, the smallest gp RDS volume, fractions
+  allowed), is for this database: `fits_storage_budget` warns when the database's size plus the
+  headroom of every copy (a full platform build syncs them all at once) passes 80 % of it, or
+  when that headroom with its WAL does not fit in what the volume has left (disk.py: the data
+  folder's file system when this host sees it, `RDS_STORAGE_GB` less what the server uses).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from platform_assets.serving import disk
+from platform_assets.serving.disk import Room, human
 from platform_assets.serving.names import quote_ident
 
 if TYPE_CHECKING:
@@ -28,7 +32,8 @@ WARN_SHARE = 0.8
 CHECK_NAME = "fits_storage_budget"
 CHECK_DESCRIPTION = (
     "The serving database plus what every copy's next sync stages stays under 80 % of "
-    "RDS_STORAGE_BUDGET_GB (WARN beyond)."
+    "RDS_STORAGE_BUDGET_GB, and those syncs with their WAL fit in what the volume has left "
+    "(WARN otherwise)."
 )
 
 
@@ -46,6 +51,16 @@ class StorageReport:
     database_bytes: int
     headroom_bytes: int  # every copy's next sync at once
     copies: dict[str, CopyFootprint]
+    room: Room  # what the volume has left, as far as the server can tell
+
+    @property
+    def syncs_need_bytes(self) -> int:
+        """Every copy's next sync at once, with the WAL it writes (what the volume must hold)."""
+        return self.room.needed(self.headroom_bytes)
+
+    @property
+    def fits_volume(self) -> bool:
+        return self.room.free_bytes is None or self.syncs_need_bytes <= self.room.free_bytes
 
     @property
     def peak_bytes(self) -> int:
@@ -57,7 +72,7 @@ class StorageReport:
 
     @property
     def fits(self) -> bool:
-        return self.peak_share <= WARN_SHARE
+        return self.peak_share <= WARN_SHARE and self.fits_volume
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +82,8 @@ class StorageReport:
             "peak_bytes": self.peak_bytes,
             "peak_share": round(self.peak_share, 4),
             "fits": self.fits,
+            "syncs_need_bytes": self.syncs_need_bytes,
+            **self.room.to_dict(),
             "copies": {t: asdict(c) for t, c in self.copies.items()},
         }
 
@@ -95,7 +112,9 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
     return {t: CopyFootprint(t, sizes[t][0], sizes[t][0], sizes[t][1]) for t in tables}
 
 
-def storage_report(conn: psycopg.Connection, tables, budget_gb: float) -> StorageReport:
+def storage_report(
+    conn: psycopg.Connection, tables, budget_gb: float, storage_gb: float | None = None
+) -> StorageReport:
     copies = copy_footprints(conn, tables)
     database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return StorageReport(
@@ -103,16 +122,8 @@ def storage_report(conn: psycopg.Connection, tables, budget_gb: float) -> Storag
         database_bytes=int(database),
         headroom_bytes=sum(c.sync_headroom_bytes for c in copies.values()),
         copies=copies,
+        room=disk.room(conn, storage_gb),
     )
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def asset_metadata(db, table: str) -> dict:
@@ -126,11 +137,13 @@ def asset_metadata(db, table: str) -> dict:
     }
 
 
-def budget_check(conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float):
+def budget_check(
+    conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float, storage_gb=None
+):
     """`fits_storage_budget` for one RDS asset (same verdict for all: one database)."""
     import dagster as dg  # goldctl status reads the report without loading Dagster
 
-    report = storage_report(conn, tables, budget_gb)
+    report = storage_report(conn, tables, budget_gb, storage_gb)
     copy = report.copies[key.path[-1]]
     return dg.AssetCheckResult(
         asset_key=key,
@@ -145,7 +158,20 @@ def budget_check(conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: 
             "budget_bytes": report.budget_bytes,
             "peak_share": dg.MetadataValue.float(round(report.peak_share, 4)),
             "warn_at_share": dg.MetadataValue.float(WARN_SHARE),
+            "syncs_need_bytes": report.syncs_need_bytes,
+            **{k: v for k, v in report.room.to_dict().items() if v is not None},
         },
+    )
+
+
+def _volume_line(report: StorageReport) -> str:
+    room = report.room
+    if room.free_bytes is None:
+        return f"volume: free space {room.source}"
+    verdict = "ok" if report.fits_volume else "WARN: the next syncs do not fit"
+    return (
+        f"volume: {human(room.free_bytes)} left ({room.source}); every copy's next sync at once "
+        f"needs {human(report.syncs_need_bytes)} with its WAL ({verdict})"
     )
 
 
@@ -155,7 +181,8 @@ def format_report(report: StorageReport) -> str:
         f"storage: database {human(report.database_bytes)} + next syncs "
         f"{human(report.headroom_bytes)} = {human(report.peak_bytes)}, "
         f"{report.peak_share:.1%} of the {human(report.budget_bytes)} budget "
-        f"({'ok' if report.fits else 'WARN: over 80 %'})"
+        f"({'ok' if report.peak_share <= WARN_SHARE else 'WARN: over 80 %'})",
+        _volume_line(report),
     ]
     for copy in report.copies.values():
         months = f", {copy.partitions} months" if copy.partitions else ""

@@ -22,6 +22,7 @@ import psycopg
 
 from platform_assets.serving import (
     catalog,
+    disk,
     indexes,
     insync,
     ledger,
@@ -285,6 +286,9 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
         log(f"gold.{spec.name}: {len(load)} of {len(lake_units)} month(s) to reload")
     staged = None
     if load:
+        step.now = "measuring the room on the serving database's volume"
+        units = [lake_units[k] for k in sorted(load)]
+        disk.require_room(conn, db.storage_gb, spec.name, units, snap.columns)
         step.now = f"COPY and verification of {len(load)} unit(s)"
         staged = stage(
             conn,

@@ -1,0 +1,173 @@
+"""Room on the serving database's volume: a sync that would fill it is refused, with numbers.
+
+PostgreSQL that cannot write WAL stops (PANIC) and cannot start again until space is freed, so a
+full volume would cost the old copy too. Before staging, the sync compares what its units need
+(their size, plus the WAL that writing them produces, in whole WAL segments and one more) with
+what the volume has left, as far as the server can tell:
+
+- the server's own data folder, when this host sees it (the embedded server, or a local one):
+  the free space of its file system, and of `pg_wal`'s if that is elsewhere;
+- `RDS_STORAGE_GB`, the volume's allocated size (RDS does not expose its disk): that less every
+  database on the server and the WAL (`pg_ls_waldir`, when the login may read it).
+
+The smaller wins; with neither the check cannot judge and lets the sync go (the server itself is
+the last fence). A unit's size is its live child's size, else the copy's bytes per row times its
+rows, else an estimate from the lake's column types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import errors
+
+from platform_assets.serving.names import quote_ident
+
+GIB = 1024**3
+INDEX_FACTOR = 1.5  # a new copy's indexes next to its heap, for the estimate from types
+ROW_OVERHEAD = 28  # tuple header and line pointer
+TYPE_BYTES = {"boolean": 1, "smallint": 2, "integer": 4, "bigint": 8, "date": 4, "real": 4}
+DEFAULT_TYPE_BYTES = 16  # text, numeric, timestamps and the rest
+
+
+@dataclass(frozen=True)
+class Room:
+    free_bytes: int | None  # None: nothing tells
+    source: str  # where free_bytes comes from, for the message
+    wal_segment_bytes: int
+
+    def needed(self, staged_bytes: int) -> int:
+        """`staged_bytes` written, plus their WAL in whole segments and one segment more."""
+        seg = self.wal_segment_bytes
+        return staged_bytes + (math.ceil(staged_bytes / seg) + 1) * seg
+
+    def to_dict(self) -> dict:
+        return {
+            "volume_free_bytes": self.free_bytes,
+            "volume_source": self.source,
+            "wal_segment_bytes": self.wal_segment_bytes,
+        }
+
+
+def room(conn: psycopg.Connection, storage_gb: float | None) -> Room:
+    seg = int(
+        conn.execute(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'"
+        ).fetchone()[0]
+    )
+    found: list[tuple[int, str]] = []
+    local = _local_data_directory(conn)
+    if local is not None:
+        free = min(_free(local), _free(local / "pg_wal"))
+        found.append((free, f"the file system of {local}"))
+    if storage_gb:
+        used = conn.execute(  # the databases this login may measure (rdsadmin's is small)
+            "SELECT coalesce(sum(pg_database_size(oid)) "
+            "FILTER (WHERE has_database_privilege(oid, 'CONNECT')), 0)::bigint FROM pg_database"
+        )
+        used = int(used.fetchone()[0]) + (_wal_bytes(conn) or 0)
+        found.append(
+            (int(storage_gb * GIB) - used, f"RDS_STORAGE_GB={storage_gb:g} less what is used")
+        )
+    if not found:
+        return Room(None, "unknown (set RDS_STORAGE_GB)", seg)
+    free, source = min(found)
+    return Room(max(free, 0), source, seg)
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _wal_bytes(conn: psycopg.Connection) -> int | None:
+    try:
+        with conn.transaction():
+            return int(
+                conn.execute("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()").fetchone()[0]
+            )
+    except errors.InsufficientPrivilege:
+        return None
+
+
+def _local_data_directory(conn: psycopg.Connection) -> Path | None:
+    """The server's data folder if it is on this host (its postmaster runs here), else None."""
+    try:
+        with conn.transaction():
+            text, started = conn.execute(
+                "SELECT current_setting('data_directory'), "
+                "extract(epoch FROM pg_postmaster_start_time())"
+            ).fetchone()
+    except errors.InsufficientPrivilege:
+        return None
+    path = Path(text)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        import psutil
+
+        pid = int((path / "postmaster.pid").read_text().splitlines()[0])
+        if abs(psutil.Process(pid).create_time() - float(started)) < 5:
+            return path
+    return None
+
+
+def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
+    """Bytes `units` will take once staged: see the module docstring."""
+    children = [u.child for u in units]
+    live = dict(
+        conn.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'gold' AND c.relname = ANY(%s)",
+            (children,),
+        ).fetchall()
+    )
+    total_bytes, total_rows = conn.execute(
+        "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
+        "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
+        "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
+        (f"gold.{quote_ident(table)}",),
+    ).fetchone()
+    if total_rows:
+        per_row = float(total_bytes) / float(total_rows)
+    else:
+        width = sum(TYPE_BYTES.get(t, DEFAULT_TYPE_BYTES) for _, t in columns) + ROW_OVERHEAD
+        per_row = width * INDEX_FACTOR
+    return sum(
+        int(live.get(u.child) or 0) or int(per_row * sum(n for n, _ in u.expected.values()))
+        for u in units
+    )
+
+
+def require_room(conn: psycopg.Connection, storage_gb: float | None, table: str, units, columns):
+    """Refuse (SyncRefused, with the numbers) a staging the volume cannot hold."""
+    from platform_assets.serving.errors import KEEPS_SERVING, SyncRefused
+
+    have = room(conn, storage_gb)
+    if have.free_bytes is None:
+        return
+    data = staged_bytes(conn, table, units, columns)
+    needed = have.needed(data)
+    if needed <= have.free_bytes:
+        return
+    raise SyncRefused(
+        f"refusing to sync gold.{table}: staging {len(units)} unit(s) needs {human(needed)} "
+        f"({human(data)} of data and its WAL, in {human(have.wal_segment_bytes)} segments) but "
+        f"the serving database's volume has {human(have.free_bytes)} left ({have.source}); "
+        f"{KEEPS_SERVING}. Free space or grow the volume, then sync again",
+        {"needed_bytes": needed, "staged_bytes": data, **have.to_dict()},
+        table=table,
+    )
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
