@@ -377,6 +377,10 @@ def child_main() -> None:
 
 
 def child_ours(job: dict) -> dict:
+    # imports excluded, as for every Python tool: what the sync imports lazily, too
+    import adbc_driver_postgresql.dbapi  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
+
     from platform_assets.serving.protocol import sync_table
     from resources.lake_tables import GoldLake
     from resources.serving_db import ServingDatabase

@@ -6,6 +6,7 @@ benchmark's own output, never in a test's pass/fail.
 
 from __future__ import annotations
 
+from platform_assets.gold_assets import RDS_CHECKS
 from tests.benchmark_runner import run_benchmark, run_benchmark_quick
 
 METHODS = ("loader", "to_sql", "psql_copy")
@@ -88,6 +89,25 @@ def test_peers_small_run_loads_every_tool_and_ours_serves_no_bad_read():
             assert tool["reads"] > 0, name  # the reader watched every tool's replace
     months = tables["carrier_daily_performance"]["tools"]["ours"]["last_run_detail"]
     assert months["months_reloaded"] == 12  # a forced sync reloads every month of a year
+
+
+def test_many_tables_quick_reports_every_cost_per_count():
+    """Generated specs reach every surface: the sensor, goldctl, the check run and the sync see
+    them all, in sync, with one serving connection per sensor tick and status."""
+    result = run_benchmark("many_tables.py", "--quick", timeout=900)
+
+    assert set(result["counts"]) == {"4", "5"}  # 1 and 2 generated tables + the 3 shipped ones
+    for count in result["counts"].values():
+        assert count["out_of_sync"] == [] and count["noop_sync_actions"] == ["unchanged"]
+        assert count["sensor_run_requests"] == 0
+        assert count["checks"]["checks"] == len(RDS_CHECKS) * count["tables"]  # schedule's tick
+        assert count["connections"]["sensor_tick"] == count["connections"]["goldctl_status"] == 1
+        for key in ("definitions_load_s", "sensor_tick_s", "goldctl_status_s", "noop_sync_s"):
+            assert count[key] > 0
+    ran = result["counts"]["4"]["checks"]  # its run, timed at the first count only
+    assert ran["evaluations"] == ran["checks"] and ran["failed"] == 0 and ran["success"]
+    assert result["counts"]["5"]["check_run_s"] is None
+    assert set(result["growth"]) >= {"sensor_tick_s", "goldctl_status_s"}
 
 
 def test_fingerprint_cost_reports_both_checksums_and_the_nul_scan():
