@@ -6,6 +6,7 @@ made short (`GOLD_LAG_TOLERANCE_S`, default 30 s here) so a lag past it fits in 
 after the other, on `gold.airport_daily_weather`:
 
     outside_change   a Parquet file added by hand                    deserves WARN, recovery
+                     (and ERROR if the copy was behind past the tolerance: also below)
     collision        the same while the 10-minute check run judges    deserves WARN, recovery
     refusal_revert   the lake table shrunk by 90 % (refused), then    deserves WARN, recovery
                      restored by hand
@@ -234,6 +235,7 @@ def pg_restart(pgdata: Path) -> None:
 class Episode:
     name: str
     deserved: list[str]  # severities the episode reaches, in order ([] = no alert deserved)
+    lags: bool = False  # a lag: it deserves an ERROR too if it lasted past the tolerance
     started: float = 0.0
     ended: float = 0.0
     ui_s: dict[str, float] = field(default_factory=dict)  # what the UI showed, seconds after
@@ -287,8 +289,8 @@ class Script:
     def _in_sync(self) -> bool:
         return table_in_sync(self.lake, self.rds_url, TABLE).in_sync
 
-    def episode(self, name: str, deserved: list[str]):
-        episode = Episode(name, deserved, started=time.time())
+    def episode(self, name: str, deserved: list[str], lags: bool = False):
+        episode = Episode(name, deserved, lags=lags, started=time.time())
         self.episodes.append(episode)
         self._seen = len(self.receiver.messages())
         log(f"episode {name}")
@@ -297,6 +299,10 @@ class Script:
     def settle(self, episode: Episode) -> None:
         """Until in sync, the asset page green for the lag, and no alert for QUIET_S."""
         wait_for("in sync", self._in_sync, EPISODE_TIMEOUT_S, self.dev)
+        lag_s = time.time() - episode.started
+        episode.ui_s["lag_s"] = lag_s
+        if episode.lags and lag_s > self.tolerance_s and "ERROR" not in episode.deserved:
+            episode.deserved.append("ERROR")  # the copy really was behind past the tolerance
         wait_for(
             "in_sync_with_lake green on the asset page",
             lambda: shows_green(self.dev, TABLE, ["in_sync_with_lake"]),
@@ -325,7 +331,7 @@ class Script:
     # -- the episodes
 
     def outside_change(self) -> None:
-        e = self.episode("outside_change", ["WARN"])
+        e = self.episode("outside_change", ["WARN"], lags=True)
         add_outside_file(self.lake, TABLE)
         self.red_in_ui(e, e.started)
         e.ended = time.time()
@@ -334,7 +340,7 @@ class Script:
         self.settle(e)
 
     def collision(self) -> None:
-        e = self.episode("collision", ["WARN"])
+        e = self.episode("collision", ["WARN"], lags=True)
         with sync_lock_held(self.rds_url, TABLE):
             checks = launch_checks(self.dev)
             wait_for("the check run started", lambda: run_info(self.dev, checks)["status"] ==
@@ -353,7 +359,7 @@ class Script:
         self.settle(e)
 
     def refusal_revert(self) -> None:
-        e = self.episode("refusal_revert", ["WARN"])
+        e = self.episode("refusal_revert", ["WARN"], lags=True)
         files = shrink_lake_table(self.lake, TABLE)
         self.red_in_ui(e, e.started)
         wait_for(

@@ -45,9 +45,13 @@ def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool,
         evaluation = record.event.asset_check_evaluation if record.event else None
         severity = evaluation.severity.value if failing and evaluation else "ERROR"
         was_failing = state.get("failing", False)
-        escalated = was_failing and state.get("severity") == "WARN" and severity == "ERROR"
+        # the worst severity already sent while red: an ERROR is sent once per red streak
+        sent = state.get("severity") if was_failing else None
+        escalated = was_failing and sent == "WARN" and severity == "ERROR"
         state["failing"] = failing
-        state["severity"] = severity if failing else None
+        state["severity"] = (
+            (severity if not was_failing or escalated else sent) if failing else None
+        )
         if failing != was_failing or escalated:
             yield failing, evaluation  # went red, recovered, or a WARN became an ERROR
 

@@ -355,7 +355,8 @@ def test_a_copy_changed_by_hand_turns_row_count_and_fingerprint_red_at_once(loca
 
 def test_a_lag_past_its_tolerance_alerts_once_more_at_error_and_nothing_else(receiver):
     """WARN (within tolerance) -> ERROR (past it): one more message, at ERROR; the same ERROR
-    again, or ERROR -> WARN, says nothing; the recovery once."""
+    again, ERROR -> WARN -> ERROR (a revert's new lake state lagging again) says nothing; the
+    recovery once."""
     key = dg.AssetKey(["rds", "gold", TABLE])
     check = "in_sync_with_lake"
     warn, error = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
@@ -367,7 +368,9 @@ def test_a_lag_past_its_tolerance_alerts_once_more_at_error_and_nothing_else(rec
             (False, error, [("failing", "(ERROR)")]),
             (False, error, []),
             (False, warn, []),
+            (False, error, []),  # once per red streak: a WARN again and back is no news
             (True, warn, [("recovered", "")]),
+            (False, error, [("failing", "(ERROR)")]),  # a new streak
         ):
             instance.report_runless_asset_event(
                 dg.AssetCheckEvaluation(key, check, passed=passed, severity=severity)
