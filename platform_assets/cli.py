@@ -29,7 +29,7 @@ SETTING_ERROR_EXIT = 2
 
 def cmd_status(args) -> int:
     from platform_assets import settings
-    from platform_assets.serving import footprint, orphans
+    from platform_assets.serving import footprint, orphans, reader
     from platform_assets.serving.ownership import Deployment
     from platform_assets.specs import GOLD_TABLES
     from platform_assets.status import status_report
@@ -44,6 +44,7 @@ def cmd_status(args) -> int:
         storage = footprint.storage_report(
             conn, declared, serving.storage_budget_gb, serving.storage_gb
         )
+        exposed = reader.exposures(conn, serving.dashboard_role)
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
         report = {
@@ -52,6 +53,7 @@ def cmd_status(args) -> int:
             "tables": [s.to_dict() for s in statuses],
             "orphans": [o.to_dict() for o in facts.orphans],
             "storage": storage.to_dict(),
+            "dashboard_role": {"name": serving.dashboard_role, "can_still": exposed},
         }
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -64,6 +66,7 @@ def cmd_status(args) -> int:
         for o in facts.orphans:
             print(f"  {o.describe()}")
         print(footprint.format_report(storage))
+        print(reader.status_line(serving.dashboard_role, exposed))
     if not built:
         print(f"goldctl: the platform is not built yet: run `{BUILD_COMMAND}`", file=sys.stderr)
     ours = [s for s in statuses if s.severity != "foreign"]

@@ -13,7 +13,7 @@ import dagster as dg
 import psycopg
 import pyarrow as pa
 
-from platform_assets.serving import locks
+from platform_assets.serving import footprint, locks
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
@@ -102,4 +102,27 @@ def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: Led
             "segments": len(expected),
             "differing_segments": ", ".join(differing[:50]) or "none",
         },
+    )
+
+
+def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables):
+    """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
+    `lake_change_sensor` after a run that failed before it could."""
+    if ROW_COUNT in selected:
+        yield row_count(key, held, rds_rows)
+    if FINGERPRINT in selected:
+        yield fingerprint_check(conn, key, spec, held)
+    if footprint.CHECK_NAME in selected:
+        yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
+
+
+def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+    """The same judgement recorded without a run (by a sensor)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata={**(result.metadata or {}), "evaluated_by": "lake_change_sensor"},
     )
