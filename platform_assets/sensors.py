@@ -286,13 +286,10 @@ def _retry_plan(
     deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was its
     wait. A failed or canceled one is replaced after the backoff."""
     records = instance.get_run_records(
-        filters=RunsFilter(
-            tags={"gold/table": table, "gold/lake_version": state_id, "gold/episode": episode}
-        ),
-        limit=1,
+        filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
-    if not records:
-        return 1, 0.0, None
+    if not records or records[0].dagster_run.tags.get("gold/episode", episode) != episode:
+        return 1, 0.0, None  # none yet in this episode (a run without the tag: an older one)
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
     if past_deadline(instance, records[0]):
