@@ -304,7 +304,7 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
             if copy_checks.ROW_COUNT in selected:
                 yield copy_checks.row_count(key, held, rds_rows)
             if copy_checks.FINGERPRINT in selected:
-                yield copy_checks.fingerprint_check(conn, key, spec, held)
+                yield copy_checks.fingerprint_check(conn, key, spec, held, snap)
             if footprint.CHECK_NAME in selected:
                 tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
                 yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
@@ -345,6 +345,8 @@ def _months_behind(spec, snap, facts) -> list[str]:
     if not spec.partitioned:
         return []
     _, units = facts.ledger.get(spec.name, (None, {}))
+    if any(not r.checksums_current for r in units.values()):
+        return []  # an older fingerprint's checksums say nothing about today's months
     loaded = {m: tuple(r.segments.get(m, ())) for m, r in units.items()}
     expected = snap.segments
     return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
