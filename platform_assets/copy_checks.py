@@ -12,7 +12,7 @@ from __future__ import annotations
 import dagster as dg
 import psycopg
 
-from platform_assets.serving import locks
+from platform_assets.serving import footprint, locks
 from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
@@ -79,8 +79,8 @@ def fingerprint_check(
                 passed=False,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=f"not verified: the ledger's checksums are of fingerprint version "
-                f"{row.checksums} and the lake no longer holds version {row.lake_version}; "
-                "the next sync recomputes them",
+                f"{row.checksums}, and no lake checksums of version {row.lake_version} are at "
+                "hand to compare with; the next sync recomputes them",
             )
         expected = dict(snap.segments)
     try:
@@ -110,4 +110,28 @@ def fingerprint_check(
             "segments": len(expected),
             "differing_segments": ", ".join(differing[:50]) or "none",
         },
+    )
+
+
+def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables, snap=None):
+    """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
+    `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
+    snapshot, whose checksums stand in for a ledger's of an older fingerprint version)."""
+    if ROW_COUNT in selected:
+        yield row_count(key, held, rds_rows)
+    if FINGERPRINT in selected:
+        yield fingerprint_check(conn, key, spec, held, snap)
+    if footprint.CHECK_NAME in selected:
+        yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
+
+
+def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+    """The same judgement recorded without a run (by a sensor)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata={**(result.metadata or {}), "evaluated_by": "lake_change_sensor"},
     )
