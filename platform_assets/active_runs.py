@@ -1,8 +1,10 @@
 """Which assets an in-progress run is building, syncing or checking.
 
-`lake_change_sensor` leaves those tables alone (a run's new lake version is not on the instance
-until the run stores it) and the check schedule skips them (the run's own checks judge them):
-two runs judging one copy at once is how a stale red evaluation could land after a green one.
+`lake_change_sensor` leaves a table alone while a run *builds or syncs* it (a run's new lake
+version is not on the instance until the run stores it) but not while a run only *checks* it:
+the lag is recorded and the sync requested at once, and the sync waits for the check run's
+reads on the table's sync lock (the checks hold it shared). The check schedule skips every busy
+table (the run's own checks judge it).
 
 A run past its deadline is not active, whatever its status says: a `dagster dev` or run worker
 killed mid-run leaves the run STARTED for ever, and treating it as busy would block its table
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunRecord, RunsFilter
@@ -69,10 +72,28 @@ def past_deadline(instance: dg.DagsterInstance, record: RunRecord, now: float | 
     return until - since > deadline_s(instance, record.dagster_run)
 
 
-def active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:
+@dataclass(frozen=True)
+class ActiveRun:
+    run_id: str
+    materializes: bool  # False: the run only evaluates the asset's checks
+
+
+def active_runs(instance: dg.DagsterInstance) -> dict[dg.AssetKey, ActiveRun]:
+    """Every asset an in-progress run (not past its deadline) targets, with that run (a
+    materializing one first)."""
     records = instance.get_run_records(
         filters=RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=50
     )
     runs = [r.dagster_run for r in records if not overdue(instance, r)]
-    keys = {key for run in runs for key in (run.asset_selection or ())}
-    return keys | {c.asset_key for run in runs for c in (run.asset_check_selection or ())}
+    found: dict[dg.AssetKey, ActiveRun] = {}
+    for run in runs:
+        for check in run.asset_check_selection or ():
+            found.setdefault(check.asset_key, ActiveRun(run.run_id, False))
+    for run in runs:
+        for key in run.asset_selection or ():
+            found[key] = ActiveRun(run.run_id, True)
+    return found
+
+
+def active_asset_keys(instance: dg.DagsterInstance) -> set[dg.AssetKey]:
+    return set(active_runs(instance))

@@ -1,5 +1,8 @@
 """`check_alert_sensor`: one message when a check or freshness goes red, one when it recovers.
 
+A failing check whose WARN becomes an ERROR (a lag past its tolerance) sends one more message,
+at the new severity; nothing else repeats.
+
 A failed non-blocking check leaves its run green, so run-failure sensors never see it; this
 sensor reads check executions from the instance instead, in the order they completed, with a
 cursor per check (completion time of the last execution judged, failing or not), and freshness
@@ -39,10 +42,18 @@ def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool,
             continue
         state["at"] = at
         failing = check_history.failed(record)
-        if failing != state.get("failing", False):
-            state["failing"] = failing
-            evaluation = record.event.asset_check_evaluation if record.event else None
-            yield failing, evaluation
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        severity = evaluation.severity.value if failing and evaluation else "ERROR"
+        was_failing = state.get("failing", False)
+        # the worst severity already sent while red: an ERROR is sent once per red streak
+        sent = state.get("severity") if was_failing else None
+        escalated = was_failing and sent == "WARN" and severity == "ERROR"
+        state["failing"] = failing
+        state["severity"] = (
+            (severity if not was_failing or escalated else sent) if failing else None
+        )
+        if failing != was_failing or escalated:
+            yield failing, evaluation  # went red, recovered, or a WARN became an ERROR
 
 
 def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:

@@ -6,6 +6,11 @@
   the copy is back in sync and the latest recorded evaluation still fails (e.g. a `goldctl sync`
   outside Dagster). Only transitions are recorded, judged against the latest *completed*
   evaluation, so a tick every 15 s adds nothing while the state holds.
+- What the UI shows is the latest *planned* execution: while a run's planned check is in progress
+  it shows a spinner, and after a run failed before judging (bad settings, database down) it
+  shows "execution failed". So a lag is recorded again over a spinner, and after a failed run the
+  copy's real state is recorded (its checks judged, the copy the ledger holds re-asserted), so a
+  failure that never touched a healthy copy leaves it green within one tick.
 - An honest first run: an instance that never synced a copy the ledger holds (a fresh
   `dagster dev` after a CLI build on a temporary instance, or a `goldctl sync`) records a runless
   materialization with the ledger's version and rows, then the passing evaluation above.
@@ -14,12 +19,16 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from platform_assets import check_history, insync_check
-from platform_assets.gold_assets import rds_key
+from platform_assets import check_history, copy_checks, insync_check
+from platform_assets.gold_assets import RDS_CHECKS, rds_key
+from platform_assets.serving import ledger
 from platform_assets.serving.insync import Verdict
-from platform_assets.specs import GoldTableSpec
-from platform_assets.status import RdsFacts, TableStatus, evaluate
+from platform_assets.serving.locks import LockBusy
+from platform_assets.specs import GOLD_TABLES, GoldTableSpec
+from platform_assets.status import RdsFacts, TableStatus, evaluate, live_row_count
 from resources.lake_tables import LakeTableState
 
 IN_SYNC = "in_sync_with_lake"
@@ -53,9 +62,15 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
         return None
     key = rds_key(spec.name)
     recorded = last_metadata(instance, key, "lake_version")
-    if recorded == row.lake_version:
+    failed_run = _failed_since_materialized(instance, key)
+    if recorded == row.lake_version and failed_run is None:
         return None
-    how = "first seen by this instance" if recorded is None else "synced outside Dagster"
+    if recorded is None:
+        how = "first seen by this instance"
+    elif recorded != row.lake_version:
+        how = "synced outside Dagster"
+    else:
+        how = f"run {failed_run[:8]} failed without changing it"
     return dg.AssetMaterialization(
         asset_key=key,
         description=f"Recorded by lake_change_sensor: the copy the ledger holds, {how}.",
@@ -69,12 +84,76 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
     )
 
 
+def _failed_since_materialized(instance, key: dg.AssetKey) -> str | None:
+    """The run id of a failed run that planned `key` after its last materialization (what the
+    asset page shows as a failed materialization), or None."""
+    planned = instance.get_latest_planned_materialization_info(key)
+    if planned is None:
+        return None
+    latest = instance.fetch_materializations(key, limit=1).records
+    if latest and latest[0].storage_id > planned.storage_id:
+        return None
+    run = instance.get_run_by_id(planned.run_id)
+    if run is None or run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return None
+    return planned.run_id
+
+
+def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
+    """What the asset page shows for the check: its latest *planned* execution, "passed",
+    "failed", "in progress" or "execution failed" (None: never executed)."""
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])
+    record = latest.get(check_key)
+    if record is None:
+        return None
+    if record.status != AssetCheckExecutionRecordStatus.PLANNED:
+        return "failed" if check_history.failed(record) else "passed"
+    run = instance.get_run_by_id(record.run_id)
+    if run is not None and run.status in IN_PROGRESS_RUN_STATUSES:
+        return "in progress"
+    return "execution failed"
+
+
+SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again
+
+
+def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, serving) -> list:
+    """For an in-sync copy: the checks a failed run left unjudged, judged now (row count,
+    fingerprint, footprint; the lag is `copy_events`' job)."""
+    key = rds_key(spec.name)
+    stale = {
+        name
+        for name in RDS_CHECKS
+        if name != IN_SYNC and ui_shows(instance, dg.AssetCheckKey(key, name)) == "execution failed"
+    }
+    if not stale:
+        return []
+    try:
+        with conn.transaction():
+            copy_checks.hold_sync_lock(conn, spec.name, SENSOR_LOCK_WAIT_S)
+            held = ledger.read(conn, spec.name)  # under the lock: what the copy now claims
+            rds_rows = live_row_count(conn, spec.name)
+            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
+            results = list(
+                copy_checks.judge_copy(conn, spec, key, held, rds_rows, serving, stale, tables)
+            )
+    except LockBusy:
+        return []  # a sync is running: its own checks judge the copy
+    return [copy_checks.as_evaluation(r) for r in results]
+
+
 def _in_sync_evaluation(instance, spec: GoldTableSpec, status: TableStatus):
-    latest = check_history.latest(instance, dg.AssetCheckKey(rds_key(spec.name), IN_SYNC))
+    check_key = dg.AssetCheckKey(rds_key(spec.name), IN_SYNC)
+    latest = check_history.latest(instance, check_key)
     severity = insync_check.severity(status)
+    shown = ui_shows(instance, check_key)
     if status.in_sync:
-        if latest is not None and not check_history.failed(latest):
-            return None
+        if shown in ("failed", "execution failed"):
+            pass  # the page shows red over a copy in sync (a stale runless WARN, a failed run)
+        elif shown == "in progress" or (latest is not None and not check_history.failed(latest)):
+            return None  # green already, or the run in progress judges it
+    elif shown in ("in progress", "execution failed"):
+        pass  # the page shows no verdict: record the lag over it
     elif latest is not None and check_history.failed(latest):
         before = latest.event.asset_check_evaluation
         version = before.metadata.get("lake_version")

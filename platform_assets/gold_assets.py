@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow as pa
 
-from platform_assets import build_record, copy_checks, insync_check
+from platform_assets import build_record, copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
@@ -52,14 +52,6 @@ def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(
         fail_window=spec.freshness_sla, warn_window=spec.freshness_warn
     )
-
-
-# Sync runs retry transient faults (connection lost, server restarting, lock budget exhausted):
-# after 5, 10 and 20 s (+/- jitter). Refusals (guard, schema policy, verification, a bad lake
-# file) raise Failure(allow_retries=False): retrying cannot help them.
-SYNC_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 class SyncConfig(dg.Config):
@@ -133,7 +125,9 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         code_version=sql_hash,
         owners=list(spec.owners) or None,
         tags=spec.tags or None,
+        retry_policy=retry_rule.OP_RETRY,
     )
+    @retry_rule.classifies(spec.name, "the lake build")
     def _lake_gold(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
     ):
@@ -301,13 +295,10 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
                 st = table_status.evaluate(spec, state, facts, rows, rds_rows)
             if "in_sync_with_lake" in selected:
                 yield _in_sync_check(spec, gold, snap, facts, st)
-            if copy_checks.ROW_COUNT in selected:
-                yield copy_checks.row_count(key, held, rds_rows)
-            if copy_checks.FINGERPRINT in selected:
-                yield copy_checks.fingerprint_check(conn, key, spec, held)
-            if footprint.CHECK_NAME in selected:
-                tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-                yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
+            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
+            yield from copy_checks.judge_copy(
+                conn, spec, key, held, rds_rows, db, selected, tables, snap
+            )
 
 
 def _snapshot(spec, gold: GoldLake, engine):
@@ -345,6 +336,8 @@ def _months_behind(spec, snap, facts) -> list[str]:
     if not spec.partitioned:
         return []
     _, units = facts.ledger.get(spec.name, (None, {}))
+    if any(not r.checksums_current for r in units.values()):
+        return []  # an older fingerprint's checksums say nothing about today's months
     loaded = {m: tuple(r.segments.get(m, ())) for m, r in units.items()}
     expected = snap.segments
     return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
@@ -428,8 +421,9 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             for name, text in RDS_CHECKS.items()
         ],
         can_subset=True,
-        retry_policy=SYNC_RETRY,
+        retry_policy=retry_rule.OP_RETRY,
     )
+    @retry_rule.classifies(spec.name, "the sync")
     def _rds_gold(
         context: dg.AssetExecutionContext,
         config: SyncConfig,

@@ -7,23 +7,27 @@ materialization of the lake asset; every RDS copy that the in-sync rule finds ou
 lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
 by table, lake state and the copy's catalog facts, so nothing runs twice. The same tick records
 what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a failing
-`in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds.
+`in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds. It is never
+silent: every tick logs per table what it decided and why, and records a change of decision on
+the RDS asset (`decisions.py`).
 """
 
 import hashlib
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
-from platform_assets import steady
+from platform_assets import decisions, retry_rule, steady
 from platform_assets.active_runs import (
     MAX_RUNTIME_TAG,
-    active_asset_keys,
+    active_runs,
     past_deadline,
     sync_max_runtime_s,
 )
-from platform_assets.copy_record import copy_events, last_metadata
+from platform_assets.copy_record import after_failed_run, copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_TABLES
@@ -76,42 +80,90 @@ def lake_change_sensor(
 ) -> dg.SensorResult:
     gold = GoldLake(lake)
     cursor = steady.Cursor.load(context.cursor)
-    seen = cursor.seen
-    with serving.connect(autocommit=True) as conn:
-        rds = read_rds_facts(conn, [spec.name for spec in GOLD_TABLES])
-        touched = cursor.start_tick(context.instance, [spec.name for spec in GOLD_TABLES], rds)
-        partition_requests = _months_requests(context.instance, conn, touched)
-    active = active_asset_keys(context.instance)
+    names = [spec.name for spec in GOLD_TABLES]
+    active = active_runs(context.instance)
     events, requests = [], []
-    for spec in GOLD_TABLES:
-        try:
-            state = gold.current_state(spec.name)
-            if state is None:
-                continue
-            if lake_key("gold", spec.name) in active or rds_key(spec.name) in active:
-                # A run is building or syncing this table: its new version is not stored on the
-                # instance yet, so it would look like an outside change. Look after the run.
-                cursor.forget(spec.name)
-                continue
-            events += _record_outside_change(context, gold, spec, state, seen)
-            verdict = rds.verdict(spec.name, state)
-            if cursor.unchanged(spec.name, state, verdict, touched):
-                continue  # in sync, as the last look found it, which recorded what was owed
-            events += copy_events(context.instance, spec, state, rds, verdict)  # lag in the UI
-            cursor.looked_at(spec.name, state, verdict)
-            request = _sync_request(context, spec, state, rds, verdict)
-        except LakeFault as fault:  # this table only: the others are looked at as usual
-            context.log.warning(f"{fault}; its RDS copy keeps serving the last good version")
-            cursor.forget(spec.name)
-            continue
-        if request is not None:
-            requests.append(request)
+    with serving.connect(autocommit=True) as conn:
+        rds = read_rds_facts(conn, names)
+        touched = cursor.start_tick(context.instance, names, rds)
+        partition_requests = _months_requests(context.instance, conn, touched)
+        for spec in GOLD_TABLES:
+            look = Look(context, gold, rds, active, cursor, touched, conn, serving)
+            decision, table_events, request = look.at(spec)
+            context.log.info(f"gold.{spec.name}: {decision.text}")  # every table, every tick
+            events += table_events
+            if not decision.steady:  # a steady table's last look recorded its decision
+                events += decisions.record(context.instance, spec, decision)
+            if request is not None:
+                requests.append(request)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,
         dynamic_partitions_requests=partition_requests,
         cursor=cursor.dump(),
     )
+
+
+@dataclass
+class Look:
+    """One tick's look at one table: what it decided and why, the events it owes the UI, and a
+    run request."""
+
+    context: dg.SensorEvaluationContext
+    gold: GoldLake
+    rds: object
+    active: dict
+    cursor: steady.Cursor
+    touched: set[str]
+    conn: object
+    serving: ServingDatabase
+
+    def at(self, spec):
+        cursor, context = self.cursor, self.context
+        try:
+            state = self.gold.current_state(spec.name)
+            if state is None:
+                text = "no published lake version yet"
+                return decisions.Decision("no_lake_version", text), [], None
+            building = self.active.get(lake_key("gold", spec.name))
+            if building is not None and building.materializes:
+                # its new lake version is not on the instance yet: it would look like an
+                # outside change. Looked at once the run is over.
+                cursor.forget(spec.name)
+                text = f"run {building.run_id[:8]} is building it"
+                return decisions.Decision("running", text), [], None
+            events = _record_outside_change(context, self.gold, spec, state, cursor.seen)
+        except LakeFault as fault:  # this table only: the others are looked at as usual
+            cursor.forget(spec.name)
+            text = f"lake unreadable ({fault}); its RDS copy keeps serving"
+            return decisions.Decision("refused", text), [], None
+        verdict = self.rds.verdict(spec.name, state)
+        if cursor.unchanged(spec.name, state, verdict, self.touched):
+            text = "in sync (as at the last look)"
+            return decisions.Decision("in_sync", text, steady=True), events, None
+        events += copy_events(context.instance, spec, state, self.rds, verdict)  # lag in the UI
+        cursor.looked_at(spec.name, state, verdict)
+        if verdict.in_sync:
+            events += after_failed_run(context.instance, spec, self.rds, self.conn, self.serving)
+            return decisions.Decision("in_sync", "in sync"), events, None
+        syncing = self.active.get(rds_key(spec.name))
+        if syncing is not None and syncing.materializes:
+            text = f"out of sync ({verdict.reason}); run {syncing.run_id[:8]} is syncing it"
+            return decisions.Decision("running", text), events, None
+        refusal = self.rds.refusals.get(spec.name)
+        if refusal is not None and refusal[0] == state.state_id and not verdict.copy_drifted:
+            text = (
+                f"refused because {refusal[1]}; not retried until the lake changes "
+                "(or `goldctl sync --force`)"
+            )
+            return decisions.Decision("refused", text), events, None
+        decision, request = _sync_request(context, spec, state, self.rds, verdict)
+        if request is not None and syncing is not None:  # a check-only run is judging the copy
+            decision = decisions.Decision(
+                decision.kind,
+                f"{decision.text}; queued behind check run {syncing.run_id[:8]} (sync lock)",
+            )
+        return decision, events, request
 
 
 def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> list:
@@ -142,27 +194,26 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
-    """A sync run for a copy the in-sync rule finds out of sync; after a failed one, again
-    with backoff (the same lake state's run key is used up), so the copy heals once the fault
-    clears. A lake state whose sync was refused is not requested again: only a new state (or a
-    person) heals a refusal."""
-    if verdict.in_sync:
-        return None
-    refused = rds.refusals.get(spec.name)
-    if refused is not None and refused[0] == state.state_id:  # errors.py: never retried
-        context.log.info(f"gold.{spec.name}: syncing {state.state_id} was refused: {refused[1]}")
-        return None
+def _sync_request(context, spec, state, rds, verdict):
+    """(decision, a sync run for a copy the in-sync rule finds out of sync or None); after a
+    failed transient one, again with backoff (the same lake state's run key is used up), so the
+    copy heals once the fault clears. A refused sync is never requested again for its state."""
     key = _run_key(spec.name, state.state_id, verdict, rds)
-    attempt, wait = _retry_plan(context.instance, spec.name, state.state_id)
+    attempt, wait, last = _retry_plan(context.instance, spec.name, state.state_id)
     if wait > 0:
-        context.log.info(
-            f"gold.{spec.name} out of sync ({verdict.reason}); its last sync failed: "
-            f"next attempt ({attempt}) in {wait:.0f} s"
+        until = datetime.fromtimestamp(time.time() + wait, UTC).strftime("%H:%M:%S")
+        text = (
+            f"out of sync ({verdict.reason}); backing off until {until} UTC: its last sync "
+            f"failed (run {last.run_id[:8]}), attempt {attempt} then"
         )
-        return None
-    context.log.info(f"gold.{spec.name} out of sync: {verdict.reason}")
-    return dg.RunRequest(
+        return decisions.Decision("backing_off", text), None
+    if last is not None and last.status in IN_PROGRESS_RUN_STATUSES:
+        text = (
+            f"out of sync ({verdict.reason}); already requested: run {last.run_id[:8]} is "
+            f"{last.status.value.lower()}"
+        )
+        return decisions.Decision("requested", text), None
+    request = dg.RunRequest(
         run_key=key if attempt == 1 else f"{key}:attempt-{attempt}",
         asset_selection=[rds_key(spec.name)],
         tags={
@@ -172,27 +223,28 @@ def _sync_request(context, spec, state, rds, verdict) -> dg.RunRequest | None:
             MAX_RUNTIME_TAG: str(int(sync_max_runtime_s())),  # run monitoring ends it after
         },
     )
+    text = f"out of sync ({verdict.reason}); sync requested (attempt {attempt})"
+    return decisions.Decision("requested", text), request
 
 
-RETRY_BASE_S = 60.0  # a failed sensor-launched sync is requested again after 1, 2, 4 ... min
-RETRY_MAX_S = 3600.0
-
-
-def _retry_plan(instance: dg.DagsterInstance, table: str, state_id: str) -> tuple[int, float]:
-    """(attempt number of the next sync request, seconds still to wait before it). A run past
-    its deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was
-    its wait. A failed or canceled one is replaced after backoff."""
+def _retry_plan(
+    instance: dg.DagsterInstance, table: str, state_id: str
+) -> tuple[int, float, DagsterRun | None]:
+    """(attempt number of the next sync request, seconds still to wait before it, the last sync
+    run of this lake state when it is still pending or failed, else None). A run past its
+    deadline (its worker died; run monitoring ends it) is replaced at once: the deadline was its
+    wait. A failed or canceled one is replaced after the backoff."""
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
     if not records:
-        return 1, 0.0
+        return 1, 0.0, None
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
     if past_deadline(instance, records[0]):
-        return attempt + 1, 0.0
+        return attempt + 1, 0.0, None
     if run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-        return attempt, 0.0  # the same run key again: the daemon never runs it twice
+        return attempt, 0.0, run  # the same run key again: the daemon never runs it twice
     ended = records[0].end_time or time.time()
-    backoff = min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
-    return attempt + 1, max(0.0, ended + backoff - time.time())
+    wait = max(0.0, ended + retry_rule.sensor_backoff_s(attempt) - time.time())
+    return attempt + 1, wait, run

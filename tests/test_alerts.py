@@ -351,3 +351,31 @@ def test_a_copy_changed_by_hand_turns_row_count_and_fingerprint_red_at_once(loca
         rows = evaluations["row_count_matches"].metadata
         assert rows["rds_rows"].value == rows["ledger_rows"].value - 1
         assert evaluations["fingerprint_matches"].metadata["differing_segments"].value == month
+
+
+def test_a_lag_past_its_tolerance_alerts_once_more_at_error_and_nothing_else(receiver):
+    """WARN (within tolerance) -> ERROR (past it): one more message, at ERROR; the same ERROR
+    again, ERROR -> WARN -> ERROR (a revert's new lake state lagging again) says nothing; the
+    recovery once."""
+    key = dg.AssetKey(["rds", "gold", TABLE])
+    check = "in_sync_with_lake"
+    warn, error = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for passed, severity, expected in (
+            (False, warn, [("failing", "(WARN)")]),
+            (False, warn, []),
+            (False, error, [("failing", "(ERROR)")]),
+            (False, error, []),
+            (False, warn, []),
+            (False, error, []),  # once per red streak: a WARN again and back is no news
+            (True, warn, [("recovered", "")]),
+            (False, error, [("failing", "(ERROR)")]),  # a new streak
+        ):
+            instance.report_runless_asset_event(
+                dg.AssetCheckEvaluation(key, check, passed=passed, severity=severity)
+            )
+            cursor = alert_tick(instance, receiver, cursor)
+            sent = receiver.take()
+            assert [m["status"] for m in sent] == [s for s, _ in expected], sent
+            assert all(text in m["text"] for m, (_, text) in zip(sent, expected, strict=True))

@@ -19,7 +19,7 @@ from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from tests.conftest import materialize
 from tests.test_alerts import alert_tick, check_name, webhook_receiver
-from tests.test_sensors import TABLE, add_outside_file, tick
+from tests.test_sensors import TABLE, add_outside_file, others, tick
 
 IN_SYNC_KEY = dg.AssetCheckKey(rds_key(TABLE), IN_SYNC)
 
@@ -41,7 +41,7 @@ def latest_in_sync(instance):
 def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
     instance, resources = built
     first = tick(instance, resources, cursor=None)
-    assert first.asset_events == []  # built in Dagster, checks green: nothing to add
+    assert others(first) == []  # built in Dagster, checks green: nothing to add
     with webhook_receiver() as receiver:
         cursor = alert_tick(instance, receiver, None)
         assert receiver.take() == []
@@ -64,7 +64,7 @@ def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
 
         # the next ticks see the same lag already recorded: nothing new
         again = tick(instance, resources, cursor=lagging.cursor)
-        assert again.asset_events == []
+        assert others(again) == []
 
         cursor = alert_tick(instance, receiver, cursor)
         [failing] = receiver.take()
@@ -75,7 +75,7 @@ def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
         assert materialize(f"key:rds/gold/{TABLE}", resources, instance=instance).success
         assert not check_history.failed(latest_in_sync(instance))
         after = tick(instance, resources, cursor=again.cursor)
-        assert after.asset_events == [] and after.run_requests == []
+        assert others(after) == [] and after.run_requests == []
 
         # one recovery, although two evaluations (the sensor's and the run's) were involved
         cursor = alert_tick(instance, receiver, cursor)
@@ -97,7 +97,7 @@ def test_a_copy_damaged_by_hand_is_an_error_at_once_and_green_after_a_repair(bui
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR  # no lag tolerance for damage
     assert "by hand" in evaluation.description
     record(instance, damaged)
-    assert tick(instance, resources, cursor=damaged.cursor).asset_events == []
+    assert others(tick(instance, resources, cursor=damaged.cursor)) == []
 
     # repaired outside Dagster (goldctl sync): the sensor turns the check green itself
     sync_table(GOLD_BY_NAME[TABLE], GoldLake(lake), resources["engine"], serving)
@@ -107,7 +107,7 @@ def test_a_copy_damaged_by_hand_is_an_error_at_once_and_green_after_a_repair(bui
     assert repaired.run_requests == []
     record(instance, repaired)
     assert not check_history.failed(latest_in_sync(instance))
-    assert tick(instance, resources, cursor=repaired.cursor).asset_events == []
+    assert others(tick(instance, resources, cursor=repaired.cursor)) == []
 
 
 def test_a_new_instance_records_the_lake_and_the_copies_it_finds(built):
@@ -143,5 +143,39 @@ def test_a_new_instance_records_the_lake_and_the_copies_it_finds(built):
             key = dg.AssetCheckKey(rds_key(spec.name), IN_SYNC)
             assert not check_history.failed(check_history.latest(fresh, key))
         # recorded once: a second tick (or a reset cursor) adds nothing
-        assert tick(fresh, resources, cursor=result.cursor).asset_events == []
-        assert tick(fresh, resources, cursor=None).asset_events == []
+        assert others(tick(fresh, resources, cursor=result.cursor)) == []
+        assert others(tick(fresh, resources, cursor=None)) == []
+
+
+def test_a_misconfigured_run_does_not_paint_a_healthy_copy_red(built):
+    """A sync run with a malformed RDS_URL fails on the run, once (a bad setting is a refusal:
+    no op retry); its planned checks never judged the copy, so the next tick records the copy's
+    real state: every check green and the copy the ledger holds, over the failed attempt."""
+    from platform_assets.copy_record import ui_shows
+    from platform_assets.gold_assets import RDS_CHECKS
+    from resources.serving_db import ServingDatabase
+
+    instance, resources = built
+    tick(instance, resources, cursor=None)
+    bad = {**resources, "serving": ServingDatabase(url="mysql://nobody@127.0.0.1:1/nothing")}
+    failed = materialize(f"key:rds/gold/{TABLE}", bad, raise_on_error=False, instance=instance)
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "RDS_URL" in failure.step_failure_data.error.message
+    assert not [e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    check_keys = [dg.AssetCheckKey(rds_key(TABLE), name) for name in RDS_CHECKS]
+    assert {ui_shows(instance, key) for key in check_keys} == {"execution failed"}
+    assert not [e for e in failed.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+
+    # a fresh look (an in-process run stores no asset selection, so a steady tick would not
+    # know it touched the table; a daemon-launched run does: tests/test_alert_precision.py)
+    result = tick(instance, resources, cursor=None)
+    assert result.run_requests == []  # the copy is fine: nothing to sync
+    checks = evaluations(result)
+    assert sorted(e.check_name for e in checks) == sorted(RDS_CHECKS)
+    assert all(e.passed and e.asset_key == rds_key(TABLE) for e in checks), checks
+    [copy] = [e for e in others(result) if isinstance(e, dg.AssetMaterialization)]
+    assert copy.asset_key == rds_key(TABLE) and "failed without changing it" in copy.description
+    record(instance, result)
+    assert {ui_shows(instance, key) for key in check_keys} == {"passed"}
+    assert others(tick(instance, resources, cursor=result.cursor)) == []  # once

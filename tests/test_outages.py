@@ -14,7 +14,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from benchmarks.staleness import add_outside_file
-from platform_assets import sensors
+from platform_assets import retry_rule
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
@@ -116,7 +116,7 @@ def test_a_failed_sensor_sync_is_requested_again_with_backoff(local_lake, servin
         instance.report_run_failed(run)
 
         assert tick(instance, resources, cursor=first.cursor).run_requests == []  # backing off
-        monkeypatch.setattr(sensors, "RETRY_BASE_S", 0.0)  # the backoff has passed
+        monkeypatch.setattr(retry_rule, "BASE_DELAY_S", 0.0)  # the backoff has passed
         again = tick(instance, resources, cursor=first.cursor).run_requests
         assert [r.run_key for r in again] == [f"{request.run_key}:attempt-2"]
         assert again[0].tags["gold/attempt"] == "2"

@@ -12,8 +12,10 @@ only through GraphQL and then reads PostgreSQL's own Dagster tables:
 - sensor ticks (`job_ticks`, `instigators`) and freshness state (`FRESHNESS_STATE_CHANGE` events in
   `event_logs`, what `get_freshness_state_records` reads) are stored there;
 - two sync runs of one table tagged `gold/table=<t>` never overlap (start/end in `runs`);
-- a failed sync run is retried by the daemon (`run_retries`): a child run with
-  `dagster/retry_number=1` and the failed run as its parent.
+- one retry rule (platform_assets/retry_rule.py): a refused sync (its table not built yet) runs
+  once, not retried by the daemon (`run_retries` re-executes crashed workers only: the daemon
+  says so in the run's log) nor by the sensor; a transient failure (the RDS database refusing
+  connections for a while) is retried by the op and heals in the same run.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS, rds_op_name
 
 DEPLOY = ROOT / "deploy"
 TABLE = "airport_daily_weather"  # built and synced
-UNBUILT = "carrier_daily_performance"  # never built: its sync fails (and is retried)
+UNBUILT = "carrier_daily_performance"  # never built: its sync is refused (and not retried)
 PG_STATE_TIMEOUT_S = 60
 
 
@@ -51,8 +53,13 @@ def _database(pg_url: str, prefix: str) -> str:
     return pg_url.replace("/postgres?", f"/{name}?")
 
 
+def _name(url: str) -> str:
+    """The database a URL names (before the query, whose host may hold slashes)."""
+    return url.split("?")[0].split("/")[-1]
+
+
 def _drop(pg_url: str, url: str) -> None:
-    name = url.split("/")[-1].split("?")[0]
+    name = _name(url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -171,7 +178,7 @@ def production(pg_url, local_lake, tmp_path):
     try:
         dagster.start()
         dagster.wait_ready(timeout=120)
-        yield dagster, dagster_url
+        yield dagster, dagster_url, pg_url, rds_url
     finally:
         dagster.stop()
         _drop(pg_url, dagster_url)
@@ -204,10 +211,10 @@ def _tags(url: str, run_id: str) -> dict[str, str]:
 
 
 def test_production_instance_stores_everything_in_postgres(production):
-    dagster, pg = production
+    dagster, pg, pg_url, rds_url = production
     lake_asset, rds_asset = ["lake", "gold", TABLE], ["rds", "gold", TABLE]
 
-    # A sync launched before its lake table exists fails: the daemon retries it.
+    # A sync launched before its lake table exists is refused: nobody retries it.
     doomed = dagster.launch_tagged([["rds", "gold", UNBUILT]], {"gold/table": UNBUILT})
     # The Materialize button: the lake table and its RDS copy, through the queue.
     build = dagster.launch([lake_asset, rds_asset])
@@ -291,14 +298,59 @@ def test_production_instance_stores_everything_in_postgres(production):
     assert end_1 <= start_2  # ...and the second started only after the first ended
     assert all(_tags(pg, r)["gold/table"] == TABLE for r in syncs)
 
-    # -- run retries: the failed sync has a retry, launched by the daemon
+    # -- a refusal runs once: the daemon says why it does not retry it, no child run exists, and
+    # the sensor ticks after it without asking again
     assert dagster.wait_run(doomed, timeout=120) == "FAILURE"
-    [(retry,)] = _wait_rows(
+    _wait_rows(
         pg,
-        "SELECT run_id FROM run_tags WHERE key = 'dagster/parent_run_id' AND value = %s",
-        (doomed,),
-        what="retry of the failed sync",
+        "SELECT 1 FROM event_logs WHERE run_id = %s AND event LIKE %s",
+        (doomed, "%Not retrying run since it failed due to an asset or op failure%"),
+        what="the daemon's decision not to retry the refused sync",
     )
-    retry_tags = _tags(pg, retry)
-    assert retry_tags["dagster/retry_number"] == "1"
-    assert retry_tags["gold/table"] == UNBUILT
+    [(failed_at,)] = _rows(pg, "SELECT end_time FROM runs WHERE run_id = %s", (doomed,))
+    _wait_rows(
+        pg,
+        "SELECT 1 FROM job_ticks WHERE type = 'SENSOR' AND tick_body LIKE %s "
+        "AND status IN ('SUCCESS', 'SKIPPED') AND extract(epoch FROM timestamp) > %s",
+        ('%"lake_change_sensor"%', failed_at),
+        what="lake_change_sensor tick after the refusal",
+    )
+    assert (
+        _rows(
+            pg,
+            "SELECT run_id FROM run_tags WHERE key = 'dagster/parent_run_id' AND value = %s",
+            (doomed,),
+        )
+        == []
+    )
+    assert [
+        r
+        for (r,) in _rows(
+            pg, "SELECT run_id FROM run_tags WHERE key = 'gold/table' AND value = %s", (UNBUILT,)
+        )
+    ] == [doomed]
+
+    # -- a transient failure: RDS refuses connections; the op retries; back, the same run heals
+    rds_name = _name(rds_url)
+    admin = pg_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {rds_name} WITH ALLOW_CONNECTIONS false")
+    try:
+        healing = dagster.launch_tagged([rds_asset], {"gold/table": TABLE}, run_config=force)
+        _wait_rows(
+            pg,
+            "SELECT 1 FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
+            (healing, "STEP_UP_FOR_RETRY"),
+            timeout=120,
+            what="the sync put up for retry while RDS refuses connections",
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {rds_name} WITH ALLOW_CONNECTIONS true")
+    assert dagster.wait_run(healing, timeout=180) == "SUCCESS", dagster.log_tail()
+    [(retries,)] = _rows(
+        pg,
+        "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
+        (healing, "STEP_UP_FOR_RETRY"),
+    )
+    assert retries >= 1

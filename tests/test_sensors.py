@@ -48,6 +48,20 @@ def tick(instance, resources: dict, cursor: str | None) -> dg.SensorResult:
     return result
 
 
+def decided(result: dg.SensorResult) -> dict[str, str]:
+    """table -> the decision recorded on its RDS asset this tick (only changes are recorded)."""
+    return {
+        e.asset_key.path[-1]: e.metadata["sensor_decision"].value
+        for e in result.asset_events
+        if isinstance(e, dg.AssetObservation)
+    }
+
+
+def others(result: dg.SensorResult) -> list:
+    """The tick's events besides its decisions."""
+    return [e for e in result.asset_events if not isinstance(e, dg.AssetObservation)]
+
+
 def test_sensor_is_registered_running_and_targets_rds_assets():
     sensor = defs.resolve_sensor_def("lake_change_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
@@ -95,7 +109,8 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
 
     # the outside change itself is recorded as a runless materialization of the lake asset, and
     # the lag as a failing in-sync evaluation of the RDS asset (tests/test_copy_record.py)
-    event, lag = result.asset_events
+    event, lag = others(result)
+    assert decided(result) == {TABLE: "requested"}  # in sync -> requested, on the RDS asset
     assert isinstance(lag, dg.AssetCheckEvaluation) and lag.asset_key == rds_key(TABLE)
     assert isinstance(event, dg.AssetMaterialization)
     assert event.asset_key == lake_key("gold", TABLE)
@@ -131,7 +146,8 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     assert status.table == TABLE and status.in_sync
     assert status.rds_rows == published.manifest.row_count + added
     after = tick(instance, resources, cursor=second.cursor)
-    assert after.run_requests == [] and after.asset_events == []
+    assert after.run_requests == [] and others(after) == []
+    assert decided(after) == {TABLE: "in_sync"}
 
 
 def test_a_second_outside_change_gets_a_new_run_key(built):
@@ -146,7 +162,7 @@ def test_a_second_outside_change_gets_a_new_run_key(built):
     keys = [r.run_key for r in one.run_requests] + [r.run_key for r in two.run_requests]
     assert len(keys) == 2 and len(set(keys)) == 2
     assert keys[1] == f"sync:{TABLE}:{GoldLake(lake).current_state(TABLE).state_id}"
-    assert [type(e) for e in two.asset_events] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
+    assert [type(e) for e in others(two)] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
 
 
 def test_no_request_while_the_table_is_in_an_active_run(built):
@@ -166,7 +182,7 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     result = tick(instance, resources, cursor=first.cursor)
     assert result.run_requests == []
     # nor record the run's own new version as an outside change before the run stores it
-    assert result.asset_events == []
+    assert others(result) == [] and decided(result) == {TABLE: "running"}
     assert json.loads(result.cursor)["seen"][TABLE] == json.loads(first.cursor)["seen"][TABLE]
 
     # once the run is over the sensor looks again: the change is recorded and synced
@@ -174,7 +190,7 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     later = tick(instance, resources, cursor=result.cursor)
     state = GoldLake(resources["lake"]).current_state(TABLE)
     assert [r.run_key for r in later.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
-    assert [e.asset_key for e in later.asset_events] == [lake_key("gold", TABLE), rds_key(TABLE)]
+    assert [e.asset_key for e in others(later)] == [lake_key("gold", TABLE), rds_key(TABLE)]
 
 
 def test_a_new_instance_learns_the_months_it_can_backfill(built):
@@ -194,3 +210,53 @@ def test_a_new_instance_learns_the_months_it_can_backfill(built):
             months_partitions(spec).name: expected for spec in GOLD_TABLES if spec.partitioned
         }
     assert tick(instance, resources, cursor=None).dynamic_partitions_requests == []
+
+
+def _run(instance, status, **kwargs) -> DagsterRun:
+    run = DagsterRun(job_name="__ASSET_JOB", run_id=uuid.uuid4().hex, status=status, **kwargs)
+    return instance.add_run(run)
+
+
+def test_a_check_run_does_not_hold_back_the_lag_or_the_sync(built):
+    """A schedule collision: the lag is recorded and the sync requested in the same tick (the
+    sync waits for the check run's reads on the table's sync lock, not for a later tick)."""
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    checking = _run(
+        instance,
+        dg.DagsterRunStatus.STARTED,
+        asset_check_selection=frozenset({dg.AssetCheckKey(rds_key(TABLE), "row_count_matches")}),
+    )
+    add_outside_file(resources["lake"])
+    result = tick(instance, resources, cursor=first.cursor)
+    state = GoldLake(resources["lake"]).current_state(TABLE)
+    assert [r.run_key for r in result.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
+    assert [type(e) for e in others(result)] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
+    [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
+    assert f"queued behind check run {checking.run_id[:8]}" in observation.description
+
+
+def test_a_refusal_is_not_requested_again_a_transient_failure_is_after_backoff(built):
+    from platform_assets import retry_rule
+    from platform_assets.serving import ledger
+
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    add_outside_file(resources["lake"])
+    state = GoldLake(resources["lake"]).current_state(TABLE)
+    tags = {"gold/table": TABLE, "gold/lake_version": state.state_id, "gold/attempt": "1"}
+
+    # the sync of this lake state failed transiently: backing off, then attempt 2
+    failed = _run(instance, dg.DagsterRunStatus.STARTED, tags=tags)
+    instance.report_run_failed(failed)
+    waiting = tick(instance, resources, cursor=first.cursor)
+    assert waiting.run_requests == [] and decided(waiting) == {TABLE: "backing_off"}
+    assert retry_rule.sensor_backoff_s(1) > retry_rule.BASE_DELAY_S * 2**retry_rule.OP_RETRIES / 2
+
+    # ...a refusal of the same state (what the sync writes to the ledger) is never asked again
+    with resources["serving"].connect(autocommit=True) as conn:
+        ledger.record_refusal(conn, TABLE, state.state_id, "the table shrank by 90%")
+    refused = tick(instance, resources, cursor=waiting.cursor)
+    assert refused.run_requests == [] and decided(refused) == {TABLE: "refused"}
+    [observation] = [e for e in refused.asset_events if isinstance(e, dg.AssetObservation)]
+    assert "the table shrank by 90%" in observation.description

@@ -18,7 +18,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from benchmarks.staleness import add_outside_file
-from platform_assets import sensors
+from platform_assets import retry_rule
 from platform_assets.active_runs import MAX_RUNTIME_TAG, active_asset_keys, overdue
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
@@ -78,7 +78,7 @@ def test_a_run_past_its_deadline_frees_its_table(local_lake, serving, monkeypatc
         canceled = _sync_run(instance, request, "3600")
         instance.report_run_canceled(canceled)
         assert tick(instance, resources, cursor=first.cursor).run_requests == []
-        monkeypatch.setattr(sensors, "RETRY_BASE_S", 0.0)
+        monkeypatch.setattr(retry_rule, "BASE_DELAY_S", 0.0)
         again = tick(instance, resources, cursor=first.cursor).run_requests
         assert [r.run_key for r in again] == [f"{request.run_key}:attempt-2"]
 
