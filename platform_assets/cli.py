@@ -27,7 +27,7 @@ SETTING_ERROR_EXIT = 2
 
 def cmd_status(args) -> int:
     from platform_assets import settings
-    from platform_assets.serving import footprint
+    from platform_assets.serving import footprint, reader
     from platform_assets.specs import GOLD_TABLES
     from platform_assets.status import table_statuses
     from resources.lake_tables import GoldLake
@@ -40,12 +40,14 @@ def cmd_status(args) -> int:
         storage = footprint.storage_report(
             conn, tables, serving.storage_budget_gb, serving.storage_gb
         )
+        exposed = reader.exposures(conn, serving.dashboard_role)
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
         report = {
             "built": built,
             "tables": [s.to_dict() for s in statuses],
             "storage": storage.to_dict(),
+            "dashboard_role": {"name": serving.dashboard_role, "can_still": exposed},
         }
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -54,6 +56,7 @@ def cmd_status(args) -> int:
             if not s.in_sync:
                 print(f"  {s.table}: {s.reason}")
         print(footprint.format_report(storage))
+        print(reader.status_line(serving.dashboard_role, exposed))
     if not built:
         print(f"goldctl: the platform is not built yet: run `{BUILD_COMMAND}`", file=sys.stderr)
     return 0 if all(s.in_sync for s in statuses) else 3

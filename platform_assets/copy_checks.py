@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dagster as dg
 import psycopg
-import pyarrow as pa
 
 from platform_assets.serving import footprint, locks
+from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
-from resources import lake_types
 from resources.fingerprint import differing_segments, fingerprint
 
 ROW_COUNT = "row_count_matches"
@@ -28,14 +27,6 @@ def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     """Inside a transaction: no sync of `table` publishes until it ends (shared with other
     checks, exclusive against the sync's own lock: serving/locks.py)."""
     locks.hold_shared(conn, table, wait_s)
-
-
-def held_schema(row: LedgerRow) -> pa.Schema:
-    """The lake version's columns, in the order its checksums were computed in (the copy's own
-    order can differ after a column was added to it); rows written before the ledger kept that
-    order fall back to the copy's."""
-    columns = row.lake_columns or row.columns
-    return pa.schema([pa.field(name, lake_types.from_postgres(kind)) for name, kind in columns])
 
 
 def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
@@ -66,7 +57,9 @@ def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
     )
 
 
-def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: LedgerRow | None):
+def fingerprint_check(
+    conn: psycopg.Connection, key: dg.AssetKey, spec, row: LedgerRow | None, snap=None
+):
     if row is None:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -75,6 +68,21 @@ def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: Led
             description="no copy published yet: nothing to compare",
         )
     expected = {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
+    if not row.checksums_current:  # an older fingerprint's: compare with the lake's own instead
+        if snap is None or (snap.state.state_id, snap.state.token) != (
+            row.lake_version,
+            row.lake_token,
+        ):
+            return dg.AssetCheckResult(
+                asset_key=key,
+                check_name=FINGERPRINT,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"not verified: the ledger's checksums are of fingerprint version "
+                f"{row.checksums}, and no lake checksums of version {row.lake_version} are at "
+                "hand to compare with; the next sync recomputes them",
+            )
+        expected = dict(snap.segments)
     try:
         with conn.transaction():  # a savepoint: a failed read leaves the caller's lock held
             actual = postgres_segments(
@@ -105,13 +113,14 @@ def fingerprint_check(conn: psycopg.Connection, key: dg.AssetKey, spec, row: Led
     )
 
 
-def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables):
+def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables, snap=None):
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
-    `lake_change_sensor` after a run that failed before it could."""
+    `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
+    snapshot, whose checksums stand in for a ledger's of an older fingerprint version)."""
     if ROW_COUNT in selected:
         yield row_count(key, held, rds_rows)
     if FINGERPRINT in selected:
-        yield fingerprint_check(conn, key, spec, held)
+        yield fingerprint_check(conn, key, spec, held, snap)
     if footprint.CHECK_NAME in selected:
         yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
 

@@ -9,6 +9,7 @@ transaction. Nor can the role take or block the sync's table lock.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import psycopg
@@ -21,6 +22,7 @@ from platform_assets.serving.protocol import SyncTransientError, sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
+from tests.fault_tools import goldctl, goldctl_env
 from tests.test_dashboard_support import gold_database
 
 DENIED = [
@@ -89,6 +91,16 @@ def test_the_role_is_locked_down_as_the_loader_sees_it(gold, serving):
         found = reader_role.exposures(conn, built.dashboard_role)
     assert any("large objects" in f for f in found), found
     assert any("TEMP" in f for f in found), found
+
+
+def test_goldctl_status_says_whether_the_role_is_locked_down(gold, serving):
+    built, lake = gold
+    done = goldctl("status", "--json", env=goldctl_env(lake, built))
+    assert json.loads(done.stdout)["dashboard_role"]["can_still"] == [], done.stdout
+    # a database this login could not lock down (here: one never set up) is a WARN line
+    done = goldctl("status", env=goldctl_env(lake, serving))
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("dashboard role"))
+    assert "WARN: can still" in line and "large objects" in line, line
 
 
 def test_a_reader_holding_advisory_locks_does_not_stall_a_sync(reader, gold):

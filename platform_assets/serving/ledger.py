@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from platform_assets.serving import reader
 from platform_assets.serving.names import quote_ident
+from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import fingerprint
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS platform.sync_history (
 ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS columns jsonb NOT NULL DEFAULT '[]';
 ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS relation_id text;
 ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS lake_columns jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS checksums integer NOT NULL DEFAULT 1;
 CREATE TABLE IF NOT EXISTS platform.sync_refusals (
     table_name      text PRIMARY KEY,
     lake_version    text NOT NULL,
@@ -86,6 +88,13 @@ class LedgerRow:
     columns: list = field(default_factory=list)  # table row: [[name, type], ...] published
     relation_id: str | None = None  # table row: the parent's oid; unit row: "oid:relfilenode"
     lake_columns: list = field(default_factory=list)  # table row: the lake's, in checksum order
+    # the fingerprint version `segments` were computed with (rows from before it was kept: 1)
+    checksums: int = 1
+
+    @property
+    def checksums_current(self) -> bool:
+        """False: `segments` cannot be compared with today's checksums (recomputed first)."""
+        return self.checksums == CHECKSUM_VERSION
 
 
 def published_row(
@@ -115,6 +124,7 @@ def published_row(
         columns=[list(c) for c in columns],
         relation_id=relation_id,
         lake_columns=[list(c) for c in lake_columns],
+        checksums=CHECKSUM_VERSION,
     )
 
 
@@ -189,15 +199,16 @@ def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> Ledge
 _UPSERT = """
 INSERT INTO platform.sync_ledger (table_name, partition_key, lake_version, lake_token,
     row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s,
-    columns, relation_id, lake_columns)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s)
+    columns, relation_id, lake_columns, checksums)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s)
 ON CONFLICT (table_name, partition_key) DO UPDATE SET
     lake_version = EXCLUDED.lake_version, lake_token = EXCLUDED.lake_token,
     row_count = EXCLUDED.row_count, fingerprint = EXCLUDED.fingerprint,
     segments = EXCLUDED.segments, lake_created_at = EXCLUDED.lake_created_at,
     loaded_at = EXCLUDED.loaded_at, duration_s = EXCLUDED.duration_s,
     rows_per_s = EXCLUDED.rows_per_s, columns = EXCLUDED.columns,
-    relation_id = EXCLUDED.relation_id, lake_columns = EXCLUDED.lake_columns
+    relation_id = EXCLUDED.relation_id, lake_columns = EXCLUDED.lake_columns,
+    checksums = EXCLUDED.checksums
 """
 _HISTORY = """
 INSERT INTO platform.sync_history (table_name, partition_key, lake_version, row_count,
@@ -227,6 +238,7 @@ def write(conn: psycopg.Connection, *rows: LedgerRow) -> None:
                     Jsonb(r.columns),
                     r.relation_id,
                     Jsonb(r.lake_columns),
+                    r.checksums,
                 )
                 for r in rows
             ],
@@ -247,6 +259,21 @@ def write(conn: psycopg.Connection, *rows: LedgerRow) -> None:
                 for r in rows
             ],
         )
+
+
+def upgrade_checksums(conn: psycopg.Connection, table: str, segments: dict[str, dict]) -> None:
+    """Rewrite the checksums of rows (by partition key, '' the table row) that an older
+    fingerprint version computed, with today's, leaving what they record as published alone.
+    Only for rows whose live copy was just found equal to the lake under today's algorithm."""
+    conn.cursor().executemany(
+        "UPDATE platform.sync_ledger SET segments = %s, fingerprint = %s, checksums = %s "
+        "WHERE table_name = %s AND partition_key = %s",
+        [
+            (Jsonb({k: list(v) for k, v in segs.items()}), fingerprint(segs), CHECKSUM_VERSION)
+            + (table, key)
+            for key, segs in segments.items()
+        ],
+    )
 
 
 def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:

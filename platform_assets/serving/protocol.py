@@ -22,6 +22,7 @@ import psycopg
 
 from platform_assets.serving import (
     catalog,
+    checksum_upgrade,
     disk,
     indexes,
     insync,
@@ -221,7 +222,23 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
     verdict = insync.judge(
         spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
     )
-    if verdict.in_sync and not force and not months:
+    if checksum_upgrade.outdated(table_row, unit_rows) and not verdict.copy_drifted:
+        same, differ = checksum_upgrade.upgrade(
+            conn, spec, snap, table_row, unit_rows, verdict.in_sync
+        )
+        log(
+            f"gold.{spec.name}: ledger checksums of an older fingerprint version brought to "
+            f"today's for {len(same)} unit(s) equal to the lake (no data copied); "
+            f"{len(differ)} differ and reload"
+        )
+        table_row = ledger.read(conn, spec.name)
+        unit_rows = ledger.read_units(conn, spec.name)
+    if (
+        verdict.in_sync
+        and not force
+        and not months
+        and not checksum_upgrade.outdated(table_row, unit_rows)
+    ):
         log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
         created = indexes.ensure(conn, spec)
         if created:
@@ -279,6 +296,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
             or key in months
             or key in verdict.drifted_units
             or _unit_segments(unit_rows.get(key)) != unit.expected
+            or not unit_rows[key].checksums_current  # differs from the lake: checksum_upgrade
         ]
     removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
     partitioned = spec.partitioned

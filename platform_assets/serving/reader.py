@@ -47,8 +47,10 @@ def lockdown(role: str, database: str) -> list[str]:
     ]
 
 
-def exposures(conn: psycopg.Connection, role: str) -> list[str]:
-    """What `role` can still do besides reading (empty: locked down)."""
+def exposures(conn: psycopg.Connection, role: str) -> list[str] | None:
+    """What `role` can still do besides reading (empty: locked down; None: no such role yet)."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        return None
     found = []
     temp, read_only = conn.execute(
         "SELECT has_database_privilege(%(r)s, current_database(), 'TEMP'), "
@@ -71,3 +73,15 @@ def exposures(conn: psycopg.Connection, role: str) -> list[str]:
     ).fetchall()
     found += [f"create objects in schema {s}" for (s,) in schemas]
     return found
+
+
+def status_line(role: str, found: list[str] | None) -> str:
+    """`goldctl status`'s line about the dashboard role."""
+    if found is None:
+        return f"dashboard role {role}: not created yet (the first sync creates it)"
+    if not found:
+        return f"dashboard role {role}: read-only (no writes, temp tables, large objects, locks)"
+    return (
+        f"dashboard role {role}: WARN: can still {'; '.join(found)} (this login may not revoke "
+        "it: README.md, 'Dashboard', says what a DBA runs)"
+    )
