@@ -114,6 +114,36 @@ def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
     return "execution failed"
 
 
+def drop_overtaken(conn, facts: RdsFacts, events: list) -> list:
+    """The tick's events less the failing `in_sync_with_lake` evaluations of copies a sync
+    published after the tick's snapshot: recorded after that sync's green they would paint a
+    repaired copy red until the next tick (a false alert pair). Read again just before the tick
+    returns; a publish after this read has its own checks to record after ours."""
+    failing = {
+        e.asset_key.path[-1]
+        for e in events
+        if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == IN_SYNC and not e.passed
+    }
+    overtaken = set()
+    for table in failing:
+        before, _ = facts.ledger.get(table, (None, {}))
+        now = ledger.read(conn, table)
+        if (now and (now.lake_version, now.loaded_at)) != (
+            before and (before.lake_version, before.loaded_at)
+        ):
+            overtaken.add(table)
+    return [
+        e
+        for e in events
+        if not (
+            isinstance(e, dg.AssetCheckEvaluation)
+            and e.check_name == IN_SYNC
+            and not e.passed
+            and e.asset_key.path[-1] in overtaken
+        )
+    ]
+
+
 SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again
 
 

@@ -32,7 +32,12 @@ from platform_assets.active_runs import (
     past_deadline,
     sync_max_runtime_s,
 )
-from platform_assets.copy_record import after_failed_run, copy_events, last_metadata
+from platform_assets.copy_record import (
+    after_failed_run,
+    copy_events,
+    drop_overtaken,
+    last_metadata,
+)
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.serving import heads, ledger, orphans
@@ -119,6 +124,7 @@ def lake_change_sensor(
                 events += decisions.record(context.instance, spec, decision)
             if request is not None:
                 requests.append(request)
+        events = drop_overtaken(conn, rds, events)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,

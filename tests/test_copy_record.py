@@ -181,3 +181,32 @@ def test_a_misconfigured_run_does_not_paint_a_healthy_copy_red(built):
     record(instance, result)
     assert {ui_shows(instance, key) for key in check_keys} == {"passed"}
     assert others(tick(instance, resources, cursor=result.cursor)) == []  # once
+
+
+def test_a_sync_published_during_a_tick_is_not_painted_red_after_its_green(built, monkeypatch):
+    """The tick read the copy before a sync published it; the sync's own checks record green
+    first, so the tick's lag (read before) would land after it: a false ERROR/recovery pair.
+    The sync is published from inside the tick (after its snapshot), as a real run would."""
+    from platform_assets import sensors
+
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    add_outside_file(resources["lake"])
+    real = sensors.copy_events
+
+    def publish_meanwhile(instance_, spec, state, facts, verdict):
+        events = real(instance_, spec, state, facts, verdict)
+        if spec.name == TABLE:
+            lake, serving = GoldLake(resources["lake"]), resources["serving"]
+            assert sync_table(spec, lake, resources["engine"], serving).action != "unchanged"
+        return events
+
+    monkeypatch.setattr(sensors, "copy_events", publish_meanwhile)
+    raced = tick(instance, resources, cursor=first.cursor)
+    assert [e for e in evaluations(raced) if e.asset_key == rds_key(TABLE) and not e.passed] == []
+
+    monkeypatch.setattr(sensors, "copy_events", real)  # control: the same lag, nobody syncing
+    add_outside_file(resources["lake"])
+    lagging = tick(instance, resources, cursor=raced.cursor)
+    [evaluation] = [e for e in evaluations(lagging) if e.asset_key == rds_key(TABLE)]
+    assert evaluation.passed is False
