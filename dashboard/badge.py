@@ -1,9 +1,13 @@
 """The freshness badge: pure functions from ledger ages to a colour and a line of text.
 
-The badge reads `platform.sync_ledger` (the same row the lag check, the alert sensor and
-`goldctl status` read). The data's age is the age of the lake version RDS holds (its
-`lake_created_at`: when Athena/DuckDB built it), judged against the table's spec:
-older than `freshness_warn` is amber, older than `freshness_sla` is red, no ledger row is red.
+The badge reads `platform.sync_ledger` and `platform.lake_heads` (the rows the lag check, the
+alert sensor and `goldctl status` read). The data's age is the age of the lake version RDS
+holds (when Athena/DuckDB built it, as far as the platform's clock vouches for it: a lake clock
+in the future or far past counts from when the platform first saw the version), judged against
+the table's spec: older than `freshness_warn` is amber, older than `freshness_sla` is red, no
+ledger row is red. When the lake holds a newer state than the copy, the badge says since when
+and why it has not landed (pending, refused, failing): amber within the spec's lag tolerance,
+red beyond it, the same rule as the `in_sync_with_lake` check.
 """
 
 from __future__ import annotations
@@ -48,17 +52,23 @@ def human_age(age: timedelta | None) -> str:
     return f"{s / 86400:.1f} d"
 
 
+def lag_colour(lag: timedelta, tolerance: timedelta) -> str:
+    """amber while the lake has been ahead for at most the lag tolerance, red beyond it."""
+    return AMBER if lag <= tolerance else RED
+
+
 @dataclass(frozen=True)
 class Badge:
     table: str
     colour: str
     lake_version: str | None
-    data_age: timedelta | None  # now - lake_created_at (when the version was built)
+    data_age: timedelta | None  # now - when the version was built (platform-vouched)
     sync_age: timedelta | None  # now - loaded_at (when RDS swapped it in)
     rows: int | None
     warn: timedelta
     sla: timedelta
     problem: str | None = None  # the copy is not what the ledger recorded (damaged by hand)
+    ahead: dict | None = None  # the lake holds a newer state: lake_version, since, lag, waiting
 
     @property
     def text(self) -> str:
@@ -72,12 +82,24 @@ class Badge:
                 f"{self.colour.upper()} · gold.{self.table}: never synced to the serving "
                 "database (no ledger row)"
             )
-        return (
+        text = (
             f"{self.colour.upper()} · gold.{self.table} shows lake version "
             f"{self.lake_version} · built {human_age(self.data_age)} ago, synced "
             f"{human_age(self.sync_age)} ago · {self.rows:,} rows · "
             f"warn > {human_age(self.warn)}, SLA {human_age(self.sla)}"
         )
+        return text + (f" · {lake_ahead_text(self.ahead)}" if self.ahead else "")
+
+
+def lake_ahead_text(ahead: dict) -> str:
+    """`the lake holds a newer state X since 12:00:03 UTC (4 min): sync pending|refused: ...`"""
+    why = ahead["waiting"]
+    if ahead.get("reason"):
+        why = f"{why}: {ahead['reason']}; no sync {ahead['until']}"
+    return (
+        f"the lake holds a newer state ({ahead['lake_version']}) since "
+        f"{ahead['since']:%Y-%m-%d %H:%M:%S} UTC ({human_age(ahead['lag'])}): sync {why}"
+    )
 
 
 def make_badge(
@@ -86,18 +108,24 @@ def make_badge(
     warn: timedelta,
     sla: timedelta,
     now: datetime | None = None,
+    tolerance: timedelta | None = None,
 ) -> Badge:
     """A badge from one ledger row (dict with lake_version, row_count, lake_created_at,
-    loaded_at), or None when the table has never been synced."""
+    loaded_at, and as `dashboard.data.badge_rows` adds them: built_at, copy_problem, ahead), or
+    None when the table has never been synced. `tolerance`: the spec's lag tolerance."""
     now = now or datetime.now(UTC)
     if row is None:
         return Badge(table, RED, None, None, None, None, warn, sla)
-    data_age = now - row["lake_created_at"]
+    data_age = now - (row.get("built_at") or row["lake_created_at"])
     sync_age = now - row["loaded_at"]
     problem = row.get("copy_problem")
+    ahead = row.get("ahead")
+    shade = colour(data_age, warn, sla)
+    if ahead and tolerance is not None:
+        shade = worst([shade, lag_colour(ahead["lag"], tolerance)])
     return Badge(
         table,
-        RED if problem else colour(data_age, warn, sla),
+        RED if problem else shade,
         row["lake_version"],
         data_age,
         sync_age,
@@ -105,4 +133,5 @@ def make_badge(
         warn,
         sla,
         problem,
+        ahead,
     )

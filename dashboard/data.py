@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import queries as Q
 from platform_assets.cli import BUILD_COMMAND
+from platform_assets.serving.ledger import one_snapshot
 from platform_assets.status import read_rds_facts
 from resources.serving_db import error_reason, libpq_url, redact
 
@@ -133,15 +134,45 @@ def fetch(url: str, versions: tuple, keys: tuple) -> tuple[list[pd.DataFrame], d
 
 
 def ledger() -> dict[str, dict]:
-    """The ledger's table rows of every Gold table the dashboard reads: read on every view,
-    with the in-sync rule's copy side (`copy_problem`: a copy dropped, truncated or altered by
-    hand since the ledger recorded it; catalog facts, no scan)."""
+    """The ledger's table rows of every Gold table the dashboard reads, with what the badge
+    judges besides: `copy_problem` (a copy dropped, truncated or altered by hand since the
+    ledger recorded it), `built_at` (the build time the platform's clock vouches for) and
+    `ahead` (the lake holds a newer state: since when, and why it has not landed)."""
     url, _ = _url()
     with _explained(url), pool(url).connection() as conn:
-        rows = _versions(conn, Q.ALL_TABLES)
-        facts = read_rds_facts(conn, list(Q.ALL_TABLES))
+        return badge_rows(conn, Q.ALL_TABLES)
+
+
+def badge_rows(conn: psycopg.Connection, tables: tuple[str, ...]) -> dict[str, dict]:
+    """The badge's facts, read in one snapshot (a publish is never seen half-way, so never
+    taken for damage). The dashboard cannot read the lake: the lake's state is the head the
+    platform last observed (`platform.lake_heads`)."""
+    with one_snapshot(conn):
+        rows = _versions(conn, tables)
+        facts = read_rds_facts(conn, list(tables))
     for table, row in rows.items():
         row["copy_problem"] = facts.copy_problem(table)
+        head = facts.heads.get(table)
+        if head is not None and head.state_id == row["lake_version"]:
+            row["built_at"] = head.built_at
+        else:  # a build is never later than the copy's sync of it
+            row["built_at"] = min(
+                pd.Timestamp(row["lake_created_at"]).to_pydatetime(),
+                pd.Timestamp(row["loaded_at"]).to_pydatetime(),
+            )
+        row["ahead"] = None
+        if head is not None and head.state_id != row["lake_version"]:
+            since = facts.lake_moved_at(table, head.state_id)
+            refusal = facts.refusals.get(table)
+            waiting = facts.waiting(table, head.state_id)
+            row["ahead"] = {
+                "lake_version": head.state_id,
+                "since": since,
+                "lag": facts.now - since,
+                "waiting": waiting,
+                "reason": refusal.reason if waiting != "pending" else None,
+                "until": refusal.until() if waiting != "pending" else None,
+            }
     return rows
 
 

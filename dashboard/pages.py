@@ -31,7 +31,9 @@ def freshness_badge(queries: list[Q.Query], ledger: dict, fetched_at: datetime, 
             row = dict(row)
             for col in ("lake_created_at", "loaded_at"):
                 row[col] = pd.Timestamp(row[col]).to_pydatetime()
-        b = badges.make_badge(table, row, spec.freshness_warn, spec.freshness_sla)
+        b = badges.make_badge(
+            table, row, spec.freshness_warn, spec.freshness_sla, tolerance=spec.lag_tolerance
+        )
         show = {badges.GREEN: where.success, badges.AMBER: where.warning, badges.RED: where.error}
         show[b.colour](b.text, icon=badges.ICONS[b.colour])
     where.caption(

@@ -1,9 +1,11 @@
 """`goldctl`: the Gold layer from a terminal.
 
-goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync; each
-                          copy's size and its next sync's headroom against the storage budget
+goldctl status [--json]   lake version, RDS version, rows on both sides, lag, in sync, owner,
+                          clock skew, orphans; each copy's size and its next sync's headroom
 goldctl rds-url           the serving DB's URL (psql "$(goldctl rds-url)")
 goldctl sync [TABLE ...] [--force] [--month YYYY-MM]   run the sync protocol outside Dagster
+goldctl drop-orphan TABLE remove a copy no spec declares (renamed or removed) and its ledger rows
+goldctl take-over TABLE --from DEPLOYMENT   hand a copy to this deployment (GOLD_DEPLOYMENT)
 goldctl stop-db           stop the embedded PostgreSQL (its data stays in .local/pg)
 """
 
@@ -27,25 +29,29 @@ SETTING_ERROR_EXIT = 2
 
 def cmd_status(args) -> int:
     from platform_assets import settings
-    from platform_assets.serving import footprint, reader
+    from platform_assets.serving import footprint, orphans, reader
+    from platform_assets.serving.ownership import Deployment
     from platform_assets.specs import GOLD_TABLES
-    from platform_assets.status import table_statuses
+    from platform_assets.status import status_report
     from resources.lake_tables import GoldLake
 
     settings.check_environment()
-    gold, serving = GoldLake(settings.plain_lake()), settings.plain_serving()
+    lake, serving = settings.plain_lake(), settings.plain_serving()
+    me, declared = Deployment.of(serving, lake), [spec.name for spec in GOLD_TABLES]
     with serving.connect(autocommit=True) as conn:
-        statuses = table_statuses(list(GOLD_TABLES), gold, conn)
-        tables = [spec.name for spec in GOLD_TABLES]
+        statuses, facts = status_report(list(GOLD_TABLES), GoldLake(lake), conn, me, declared)
+        orphans.notice(conn, facts.orphans, serving.dashboard_role, declared)
         storage = footprint.storage_report(
-            conn, tables, serving.storage_budget_gb, serving.storage_gb
+            conn, declared, serving.storage_budget_gb, serving.storage_gb
         )
         exposed = reader.exposures(conn, serving.dashboard_role)
     built = any(s.lake_version or s.rds_version for s in statuses)
     if args.json:
         report = {
             "built": built,
+            "deployment": me.name,
             "tables": [s.to_dict() for s in statuses],
+            "orphans": [o.to_dict() for o in facts.orphans],
             "storage": storage.to_dict(),
             "dashboard_role": {"name": serving.dashboard_role, "can_still": exposed},
         }
@@ -55,11 +61,16 @@ def cmd_status(args) -> int:
         for s in statuses:
             if not s.in_sync:
                 print(f"  {s.table}: {s.reason}")
+            if s.clock_skew:
+                print(f"  {s.table}: {s.clock_skew}")
+        for o in facts.orphans:
+            print(f"  {o.describe()}")
         print(footprint.format_report(storage))
         print(reader.status_line(serving.dashboard_role, exposed))
     if not built:
         print(f"goldctl: the platform is not built yet: run `{BUILD_COMMAND}`", file=sys.stderr)
-    return 0 if all(s.in_sync for s in statuses) else 3
+    ours = [s for s in statuses if s.severity != "foreign"]
+    return 0 if all(s.in_sync for s in ours) and not facts.orphans else 3
 
 
 def _format_table(statuses) -> str:
@@ -72,7 +83,7 @@ def _format_table(statuses) -> str:
             "-" if s.lake_rows is None else str(s.lake_rows),
             "-" if s.rds_rows is None else str(s.rds_rows),
             f"{s.lag_seconds:.0f}",
-            "in sync" if s.in_sync else s.severity.upper(),
+            "in sync" if s.in_sync else _state(s),
         )
         for s in statuses
     ]
@@ -84,6 +95,55 @@ def _format_table(statuses) -> str:
         )
         for r in (headers, *rows)
     )
+
+
+def _state(s) -> str:
+    if s.severity == "foreign":
+        return f"owned by {s.owner}"
+    return f"{s.severity.upper()} ({s.waiting})" if s.waiting else s.severity.upper()
+
+
+def cmd_drop_orphan(args) -> int:
+    """Drop one orphan (a copy or ledger rows no spec declares) and its ledger rows."""
+    from platform_assets import settings
+    from platform_assets.serving import orphans
+    from platform_assets.serving.ownership import Deployment
+    from platform_assets.specs import GOLD_BY_NAME
+
+    lake, serving = settings.plain_lake(), settings.plain_serving()
+    with serving.connect(autocommit=True) as conn:
+        try:
+            gone = orphans.drop(conn, args.table, list(GOLD_BY_NAME), Deployment.of(serving, lake))
+        except orphans.NotAnOrphan as exc:
+            print(f"goldctl: {exc}", file=sys.stderr)
+            return 2
+    what = "its copy and " if gone.has_copy else ""
+    print(f"dropped orphan {args.table}: {what}{gone.ledger_rows} ledger row(s)")
+    return 0
+
+
+def cmd_take_over(args) -> int:
+    """Hand a copy from the deployment that owns it to this one, on purpose."""
+    from platform_assets import settings
+    from platform_assets.serving import ledger
+    from platform_assets.serving.ownership import Deployment, take_over
+    from platform_assets.specs import GOLD_BY_NAME
+
+    if args.table not in GOLD_BY_NAME:
+        known = ", ".join(GOLD_BY_NAME)
+        print(f"goldctl: unknown table {args.table!r}; known: {known}", file=sys.stderr)
+        return 2
+    lake, serving = settings.plain_lake(), settings.plain_serving()
+    me = Deployment.of(serving, lake)
+    with serving.connect(autocommit=True) as conn:
+        ledger.bootstrap(conn, serving.dashboard_role)
+        previous = take_over(conn, args.table, me, args.previous)
+    was = previous.deployment if previous else "nobody"
+    print(
+        f"gold.{args.table} now belongs to deployment {me.name!r} (lake {me.lake_location}), "
+        f"was {was!r}; its next sync loads this deployment's lake"
+    )
+    return 0
 
 
 def cmd_rds_url(args) -> int:
@@ -159,6 +219,15 @@ def add_commands(sub) -> None:
         "--month", action="append", default=[], help="partitioned tables: reload YYYY-MM (repeat)"
     )
     sync.set_defaults(func=cmd_sync, needs_resources=True)
+    drop = sub.add_parser("drop-orphan", help="drop a copy no spec declares, and its ledger rows")
+    drop.add_argument("table")
+    drop.set_defaults(func=cmd_drop_orphan)
+    take = sub.add_parser("take-over", help="hand a copy over to this deployment, on purpose")
+    take.add_argument("table")
+    take.add_argument(
+        "--from", dest="previous", required=True, help="the deployment that owns it now"
+    )
+    take.set_defaults(func=cmd_take_over)
     stop = sub.add_parser("stop-db", help="stop the embedded PostgreSQL (data kept)")
     stop.set_defaults(func=cmd_stop_db)
 

@@ -15,7 +15,14 @@ from platform_assets import build_record, copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
 from platform_assets.lake_assets import lake_key, table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
-from platform_assets.serving.errors import KEEPS_SERVING, NotPublishing, SyncError, as_failure
+from platform_assets.serving.errors import (
+    KEEPS_SERVING,
+    NotPublishing,
+    SyncError,
+    SyncRefused,
+    as_failure,
+)
+from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
@@ -285,7 +292,8 @@ def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, 
             copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
             if snap is None and fault is None:
                 snap, fault = _snapshot(spec, gold, engine)
-            facts = table_status.read_rds_facts(conn, [spec.name])
+            me = Deployment.of(db, gold.storage)
+            facts = table_status.read_rds_facts(conn, [spec.name], me)
             held, _ = facts.ledger.get(spec.name, (None, {}))
             rds_rows = table_status.live_row_count(conn, spec.name)
             if fault is not None:
@@ -449,7 +457,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     still_wanted=still_wanted,
                 )
             except SyncError as failed:  # errors.py: refusals recorded, only transients retried
-                if failed.recorded:
+                if isinstance(failed, SyncRefused):  # recorded, or another deployment's copy
                     yield dg.AssetCheckResult(
                         asset_key=key,
                         check_name="in_sync_with_lake",

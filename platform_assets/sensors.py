@@ -5,7 +5,12 @@ ledger and the copies' catalog facts (a few queries, no scan). A state Dagster d
 (a hand-run CTAS, an analyst's INSERT INTO, a manual upload) is recorded as a runless
 materialization of the lake asset; every RDS copy that the in-sync rule finds out of sync (the
 lake moved on, or the copy was dropped, truncated or altered by hand) gets a run request keyed
-by table, lake state and the copy's catalog facts, so nothing runs twice. The same tick records
+by episode: table, lake state and the lake head's id (`serving/heads.py`: a new one each time
+the lake moves, also back to a state synced before), plus the copy's catalog facts for a
+repair, so a rollback is synced again and nothing runs twice. Each tick records the heads it
+lists (the lag clock), logs each orphan once and revokes the dashboard's reads of it, and
+requests nothing for a copy another deployment owns or a state whose sync was refused. The same
+tick records
 what the UI should show on the RDS asset meanwhile (`copy_record`): the lag as a failing
 `in_sync_with_lake` evaluation, and on a new instance the copies the ledger holds. It is never
 silent: every tick logs per table what it decided and why, and records a change of decision on
@@ -15,7 +20,7 @@ the RDS asset (`decisions.py`).
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
@@ -30,6 +35,8 @@ from platform_assets.active_runs import (
 from platform_assets.copy_record import after_failed_run, copy_events, last_metadata
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
+from platform_assets.serving import heads, ledger, orphans
+from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_TABLES
 from platform_assets.status import lake_row_count, read_rds_facts
 from resources.lake_tables import GoldLake, LakeFault
@@ -38,9 +45,13 @@ from resources.storage import LakeStorage
 
 
 def _run_key(table: str, state_id: str, verdict, rds) -> str:
-    """`sync:<table>:<lake state>`; a damaged copy adds a digest of its catalog facts, so a copy
-    damaged again after a repair gets a new run key."""
-    key = f"sync:{table}:{state_id}"
+    """`sync:<table>:<lake state>@<episode>`: the episode is the lake head's id (a new one each
+    time the lake moves, also back to a state synced before), so a rollback is synced again
+    and a request is never duplicated. A damaged copy adds a digest of its catalog facts, so a
+    copy damaged again after a repair gets a new run key."""
+    head = rds.heads.get(table)
+    episode = head.id if head is not None and head.state_id == state_id else 0
+    key = f"sync:{table}:{state_id}@{episode}"
     if not verdict.copy_drifted:
         return key
     copy = rds.copies.get(table)
@@ -83,12 +94,24 @@ def lake_change_sensor(
     names = [spec.name for spec in GOLD_TABLES]
     active = active_runs(context.instance)
     events, requests = [], []
+    states = {}
+    for spec in GOLD_TABLES:
+        try:
+            states[spec.name] = gold.current_state(spec.name)
+        except LakeFault as fault:  # this table only: the others are looked at as usual
+            states[spec.name] = fault
+    me = Deployment.of(serving, lake)
     with serving.connect(autocommit=True) as conn:
-        rds = read_rds_facts(conn, names)
+        if not heads.exists(conn):
+            ledger.bootstrap(conn, serving.dashboard_role)
+        listed = [s for s in states.values() if s is not None and not isinstance(s, LakeFault)]
+        heads.record(conn, listed, "lake_change_sensor")
+        rds = read_rds_facts(conn, names, me, names)
+        _report_orphans(context, conn, rds.orphans, serving.dashboard_role, names)
         touched = cursor.start_tick(context.instance, names, rds)
         partition_requests = _months_requests(context.instance, conn, touched)
         for spec in GOLD_TABLES:
-            look = Look(context, gold, rds, active, cursor, touched, conn, serving)
+            look = Look(context, gold, rds, active, cursor, touched, conn, serving, states)
             decision, table_events, request = look.at(spec)
             context.log.info(f"gold.{spec.name}: {decision.text}")  # every table, every tick
             events += table_events
@@ -117,11 +140,14 @@ class Look:
     touched: set[str]
     conn: object
     serving: ServingDatabase
+    states: dict  # table -> the lake state listed this tick (or its LakeFault)
 
     def at(self, spec):
         cursor, context = self.cursor, self.context
         try:
-            state = self.gold.current_state(spec.name)
+            state = self.states.get(spec.name)
+            if isinstance(state, LakeFault):
+                raise state
             if state is None:
                 text = "no published lake version yet"
                 return decisions.Decision("no_lake_version", text), [], None
@@ -150,14 +176,17 @@ class Look:
         if syncing is not None and syncing.materializes:
             text = f"out of sync ({verdict.reason}); run {syncing.run_id[:8]} is syncing it"
             return decisions.Decision("running", text), events, None
+        if verdict.owner is not None:  # another deployment's copy: never requested
+            return decisions.Decision("refused", verdict.reason), events, None
         refusal = self.rds.refusals.get(spec.name)
-        if refusal is not None and refusal[0] == state.state_id and not verdict.copy_drifted:
+        refused = refusal is not None and refusal.kind == "refused"
+        if refused and refusal[0] == state.state_id and not verdict.copy_drifted:
             text = (
                 f"refused because {refusal[1]}; not retried until the lake changes "
                 "(or `goldctl sync --force`)"
             )
             return decisions.Decision("refused", text), events, None
-        decision, request = _sync_request(context, spec, state, self.rds, verdict)
+        decision, request = _sync_request(context, self.conn, spec, state, self.rds, verdict)
         if request is not None and syncing is not None:  # a check-only run is judging the copy
             decision = decisions.Decision(
                 decision.kind,
@@ -194,13 +223,15 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, spec, state, rds, verdict):
+def _sync_request(context, conn, spec, state, rds, verdict):
     """(decision, a sync run for a copy the in-sync rule finds out of sync or None); after a
     failed transient one, again with backoff (the same lake state's run key is used up), so the
     copy heals once the fault clears. A refused sync is never requested again for its state."""
     key = _run_key(spec.name, state.state_id, verdict, rds)
-    attempt, wait, last = _retry_plan(context.instance, spec.name, state.state_id)
+    episode = key.split("@", 1)[1].split(":", 1)[0]
+    attempt, wait, last = _retry_plan(context.instance, spec.name, state.state_id, episode)
     if wait > 0:
+        _record_backoff(conn, spec, state, rds, attempt, wait)
         until = datetime.fromtimestamp(time.time() + wait, UTC).strftime("%H:%M:%S")
         text = (
             f"out of sync ({verdict.reason}); backing off until {until} UTC: its last sync "
@@ -219,6 +250,7 @@ def _sync_request(context, spec, state, rds, verdict):
         tags={
             "gold/table": spec.name,
             "gold/lake_version": state.state_id,
+            "gold/episode": episode,
             "gold/attempt": str(attempt),
             MAX_RUNTIME_TAG: str(int(sync_max_runtime_s())),  # run monitoring ends it after
         },
@@ -227,8 +259,27 @@ def _sync_request(context, spec, state, rds, verdict):
     return decisions.Decision("requested", text), request
 
 
+def _record_backoff(conn, spec, state, rds, attempt: int, wait: float) -> None:
+    """The next attempt's time, where status, the check and the badge read why no sync came."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=wait)
+    refusal = rds.refusals.get(spec.name)
+    if refusal is None or refusal.lake_version != state.state_id or refusal.kind != "failing":
+        reason = f"gold.{spec.name}: sync attempt {attempt - 1} of {state.state_id} failed"
+        ledger.record_refusal(conn, spec.name, state.state_id, reason, "failing", retry_at)
+    elif refusal.retry_at is None or abs((refusal.retry_at - retry_at).total_seconds()) > 5:
+        ledger.schedule_retry(conn, spec.name, state.state_id, retry_at)
+
+
+def _report_orphans(context, conn, found, dashboard_role: str, declared) -> None:
+    """Revoke the dashboard's reads of orphans, and log each one once (the first tick)."""
+    orphans.notice(conn, found, dashboard_role, declared)
+    by_name = {o.table: o for o in found}
+    for table in orphans.first_sensor_log(conn, found):
+        context.log.warning(by_name[table].describe())
+
+
 def _retry_plan(
-    instance: dg.DagsterInstance, table: str, state_id: str
+    instance: dg.DagsterInstance, table: str, state_id: str, episode: str
 ) -> tuple[int, float, DagsterRun | None]:
     """(attempt number of the next sync request, seconds still to wait before it, the last sync
     run of this lake state when it is still pending or failed, else None). A run past its
@@ -237,8 +288,8 @@ def _retry_plan(
     records = instance.get_run_records(
         filters=RunsFilter(tags={"gold/table": table, "gold/lake_version": state_id}), limit=1
     )
-    if not records:
-        return 1, 0.0, None
+    if not records or records[0].dagster_run.tags.get("gold/episode", episode) != episode:
+        return 1, 0.0, None  # none yet in this episode (a run without the tag: an older one)
     run = records[0].dagster_run
     attempt = int(run.tags.get("gold/attempt", "1"))
     if past_deadline(instance, records[0]):

@@ -29,6 +29,7 @@ SERVING_SETTINGS = {
     "dashboard_role": ("DASHBOARD_ROLE", "dashboard_reader", str),
     "storage_budget": ("RDS_STORAGE_BUDGET_GB", "20", str),  # a number, checked by the resource
     "storage_size": ("RDS_STORAGE_GB", None, str),
+    "deployment": ("GOLD_DEPLOYMENT", None, str),
 }
 
 

@@ -8,12 +8,12 @@ state RDS lacks; a copy damaged by hand is an error at once, whatever the lag to
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 
-from platform_assets.serving import catalog, insync, ledger
+from platform_assets.serving import catalog, heads, insync, ledger, orphans, ownership
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
@@ -31,9 +31,13 @@ class TableStatus:
     rds_loaded_at: str | None
     lag_seconds: float
     in_sync: bool
-    severity: str  # "ok" (in sync) | "warn" (behind, within tolerance) | "error"
+    severity: str  # "ok" | "warn" (behind, within tolerance) | "error" | "foreign" (not ours)
     lag_tolerance_seconds: float
     reason: str  # the in-sync rule's verdict, one line
+    lake_moved_at: str | None = None  # when the lake left the copy's state (platform clock)
+    clock_skew: str | None = None  # the lake's created_at cannot be true on our clock
+    owner: str | None = None  # the deployment that owns the copy
+    waiting: str | None = None  # why no sync has landed: pending | refused | failing
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,13 +45,24 @@ class TableStatus:
 
 @dataclass(frozen=True)
 class RdsFacts:
-    """What RDS says about every copy, read in three catalog/ledger queries."""
+    """What RDS says about every copy, read in one snapshot (`ledger.one_snapshot`): the ledger,
+    the catalog, refusals, lake heads and owners a publish changes together are never seen
+    half-way, so no surface takes a publish for damage."""
 
     ledger: dict[str, tuple[ledger.LedgerRow, dict[str, ledger.LedgerRow]]]
     copies: dict[str, CopyFacts]
-    refusals: dict[str, tuple[str, str]]
+    refusals: dict[str, ledger.Refusal]
+    heads: dict[str, heads.Head] = field(default_factory=dict)
+    owners: dict[str, ownership.Owner] = field(default_factory=dict)
+    orphans: list[orphans.Orphan] = field(default_factory=list)
+    now: datetime | None = None  # the serving database's clock at the snapshot
+    me: ownership.Deployment | None = None  # the deployment reading (None: judge no owner)
 
     def verdict(self, table: str, state: LakeTableState | None) -> insync.Verdict:
+        owner = ownership.foreign_owner(self.owners.get(table), self.me)
+        if owner is not None:
+            reason = ownership.refusal(table, owner, self.me)
+            return insync.Verdict(False, reason, owner=owner.deployment)
         row, units = self.ledger.get(table, (None, {}))
         return insync.judge(
             table,
@@ -67,13 +82,43 @@ class RdsFacts:
             return None
         return insync.copy_drift(table, row, units, self.copies.get(table))[0]
 
+    def lake_moved_at(self, table: str, state_id: str) -> datetime:
+        """When the lake left the state the copy holds, for a lake now at `state_id` (the
+        platform's first sight of it, bounded by the copy's last sync; `heads.lag_since`)."""
+        now = self.now or datetime.now(UTC)
+        head = self.heads.get(table)
+        row, _ = self.ledger.get(table, (None, {}))
+        current = head if head is not None and head.state_id == state_id else None
+        return heads.lag_since(current, row.loaded_at if row else None, now)
 
-def read_rds_facts(conn: psycopg.Connection, tables: list[str]) -> RdsFacts:
-    return RdsFacts(
-        ledger.read_everything(conn, tables),
-        catalog.copy_facts(conn, tables),
-        ledger.read_refusals(conn),
-    )
+    def waiting(self, table: str, state_id: str) -> str:
+        """Why the sync of `state_id` has not landed: refused, failing, or pending."""
+        refusal = self.refusals.get(table)
+        if refusal is not None and refusal.lake_version == state_id:
+            return refusal.kind
+        return "pending"
+
+
+def read_rds_facts(
+    conn: psycopg.Connection,
+    tables: list[str],
+    me: ownership.Deployment | None = None,
+    declared: list[str] | None = None,
+) -> RdsFacts:
+    """Every fact a verdict needs, in one snapshot; `declared` (the specs' tables) also finds
+    the orphans."""
+    with ledger.one_snapshot(conn):
+        owners = ownership.read_owners(conn)
+        return RdsFacts(
+            ledger.read_everything(conn, tables),
+            catalog.copy_facts(conn, tables),
+            ledger.read_refusals(conn),
+            heads.latest(conn),
+            owners,
+            orphans.find(conn, declared, owners, me) if declared is not None else [],
+            conn.execute("SELECT now()").fetchone()[0],
+            me,
+        )
 
 
 def lag_tolerance_s(spec: GoldTableSpec) -> float:
@@ -120,16 +165,21 @@ def evaluate(
     rds_rows: int | None,
     now: datetime | None = None,
 ) -> TableStatus:
-    now = now or datetime.now(UTC)
+    now = now or facts.now or datetime.now(UTC)
     verdict = facts.verdict(spec.name, state)
     row, _ = facts.ledger.get(spec.name, (None, {}))
+    owner = facts.owners.get(spec.name)
     tolerance = lag_tolerance_s(spec)
-    lag = 0.0
-    if not verdict.in_sync and state is not None:
-        lag = max(0.0, (now - state.created_at).total_seconds()) if verdict.lake_behind else 0.0
+    lag, moved_at, waiting = 0.0, None, None
+    if verdict.lake_behind and state is not None and not verdict.in_sync:
+        moved_at = facts.lake_moved_at(spec.name, state.state_id)
+        lag = max(0.0, (now - moved_at).total_seconds())
+        waiting = facts.waiting(spec.name, state.state_id)
     if verdict.in_sync:
         severity = "ok"
-    elif state is None or verdict.copy_drifted:
+    elif verdict.owner is not None and state is None:
+        severity = "foreign"  # another deployment's copy of a table our lake does not have
+    elif state is None or verdict.copy_drifted or verdict.owner is not None:
         severity = "error"
     else:
         severity = "warn" if lag <= tolerance else "error"
@@ -146,6 +196,10 @@ def evaluate(
         severity=severity,
         lag_tolerance_seconds=tolerance,
         reason=verdict.reason,
+        lake_moved_at=moved_at.isoformat() if moved_at else None,
+        clock_skew=heads.clock_skew(state.state_id, state.created_at, now) if state else None,
+        owner=owner.deployment if owner else None,
+        waiting=waiting,
     )
 
 
@@ -178,23 +232,44 @@ def faulted(spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows) ->
     )
 
 
-def table_statuses(
-    specs: list[GoldTableSpec], lake: GoldLake, conn: psycopg.Connection
-) -> list[TableStatus]:
-    """Every table's status; a fault in one table's lake location is that table's status."""
-    facts = read_rds_facts(conn, [s.name for s in specs])
+def status_report(
+    specs: list[GoldTableSpec],
+    lake: GoldLake,
+    conn: psycopg.Connection,
+    me: ownership.Deployment | None = None,
+    declared: list[str] | None = None,
+    seen_by: str = "goldctl",
+) -> tuple[list[TableStatus], RdsFacts]:
+    """Every table's status (and the facts judged); a fault in one table's lake location is
+    that table's status. The lake states listed are recorded as heads first (the lag clock)."""
+    states: dict[str, LakeTableState | LakeFault | None] = {}
+    for spec in specs:
+        try:
+            states[spec.name] = lake.current_state(spec.name)
+        except LakeFault as fault:
+            states[spec.name] = fault
+    heads.record(conn, [s for s in states.values() if isinstance(s, LakeTableState)], seen_by)
+    facts = read_rds_facts(conn, [s.name for s in specs], me, declared)
     counts = live_row_counts(conn, [s.name for s in specs])
     statuses = []
     for spec in specs:
         rds_rows = counts[spec.name]
+        state = states[spec.name]
         try:
-            state = lake.current_state(spec.name)
+            if isinstance(state, LakeFault):
+                raise state
             rows = lake_row_count(lake, state)
         except LakeFault as fault:
             statuses.append(faulted(spec, facts, fault, rds_rows))
             continue
         statuses.append(evaluate(spec, state, facts, rows, rds_rows))
-    return statuses
+    return statuses, facts
+
+
+def table_statuses(
+    specs: list[GoldTableSpec], lake: GoldLake, conn: psycopg.Connection
+) -> list[TableStatus]:
+    return status_report(specs, lake, conn)[0]
 
 
 def table_status(spec: GoldTableSpec, lake: GoldLake, conn: psycopg.Connection) -> TableStatus:

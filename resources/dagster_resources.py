@@ -113,5 +113,10 @@ class ServingDatabase(serving_db.ServingOps, CheckedSettings):
         description="RDS_STORAGE_GB: the RDS volume's allocated storage in GB (fractions "
         "allowed); a sync that would not fit in what is left of it is refused.",
     )
+    deployment: str | None = Field(
+        default=_SERVING["deployment"],
+        description="GOLD_DEPLOYMENT: the name this deployment owns its copies under (unset: "
+        "its lake's location).",
+    )
 
     settings_error: ClassVar[type[SettingError]] = failing(serving_db.ServingDbError)

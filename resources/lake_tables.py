@@ -46,6 +46,15 @@ def new_version_id(content_key: str, now: datetime | None = None) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{short}"
 
 
+def version_time(version_id: str) -> datetime | None:
+    """When a version id made by `new_version_id` was built (None: not one of ours)."""
+    try:
+        built = datetime.strptime(version_id.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return None
+    return built.replace(tzinfo=UTC)
+
+
 def table_prefix(table: str) -> str:
     return f"gold/{table}"
 
@@ -115,7 +124,14 @@ class LakeTableState:
         if self.changed_outside and self.files:
             newest = max(f.mtime_ns for f in self.files)
             return datetime.fromtimestamp(newest / 1e9, UTC)
-        return datetime.fromisoformat(self.manifest.created_at)
+        return manifest_created_at(self.manifest)
+
+
+def manifest_created_at(manifest: Manifest) -> datetime:
+    """The manifest's build time, timezone-aware (a naive value is UTC, as the contract says);
+    ValueError/TypeError when it is not an ISO-8601 timestamp."""
+    created = datetime.fromisoformat(manifest.created_at)
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
 def _is_data_file(key: str) -> bool:
@@ -152,6 +168,14 @@ class GoldLake:
             ) from None
         if manifest.table != table or not manifest.version:
             raise LakeFault(table, f"{self.storage.uri(key)} names table {manifest.table!r}")
+        try:
+            manifest_created_at(manifest)
+        except (ValueError, TypeError):
+            raise LakeFault(
+                table,
+                f"{self.storage.uri(key)} has created_at {str(manifest.created_at)[:60]!r}, not an "
+                "ISO-8601 timestamp: rebuild the table or fix the manifest",
+            ) from None
         return manifest
 
     def list_version(self, table: str, version_id: str) -> list[StoredObject]:
@@ -220,11 +244,10 @@ class GoldLake:
         for version in versions[:-keep_min] if keep_min else versions:
             if version == current:
                 continue
-            try:
-                built = datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ")
-            except ValueError:
+            built = version_time(version)
+            if built is None:
                 continue  # not ours: leave it alone
-            if built.replace(tzinfo=UTC) < cutoff:
+            if built < cutoff:
                 removable.append(version)
         for version in removable:
             self.storage.delete_prefix(version_prefix(table, version))

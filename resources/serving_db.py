@@ -101,6 +101,7 @@ DEFAULTS = {
     "connect_timeout_s": 10,
     "storage_budget": "20",
     "storage_size": None,
+    "deployment": None,
 }
 
 
@@ -117,6 +118,7 @@ class ServingOps(Checked):
     connect_timeout_s: int
     storage_budget: str  # RDS_STORAGE_BUDGET_GB, a number of GB (fractions allowed)
     storage_size: str | None  # RDS_STORAGE_GB, the volume's allocated size in GB
+    deployment: str | None
     settings_error: type[SettingError] = ServingDbError
 
     @property

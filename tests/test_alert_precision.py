@@ -25,6 +25,7 @@ from benchmarks.alerts import (
     launch_job,
     run_info,
     sensor_ticks,
+    shown,
     shows_green,
     sync_lock_held,
     wait_for,
@@ -113,7 +114,7 @@ def test_a_change_colliding_with_the_check_run(platform):
         first, second = _ticks_after(dev, changed, 2)[:2]
         assert run_info(dev, checks)["status"] == "STARTED"  # the collision is real
         # the sync is requested in the first tick after the change...
-        [sync] = dev.runs("dagster/run_key", f"sync:{TABLE}:{state_id}")
+        [sync] = dev.runs("gold/lake_version", state_id)
         assert sync["runId"] in first["runIds"], (first, sync)
         # ...which says what it decided for the table and why
         said = [e["message"] for e in first["logEvents"]["events"]]
@@ -159,3 +160,43 @@ def test_a_change_colliding_with_the_check_run(platform):
         ("recovered", lag),
     ], posts
     assert "(WARN)" in posts[0]["text"]
+
+
+def test_the_asset_page_shows_the_lag_over_the_sync_runs_planned_check(platform, tmp_path):
+    """The asset page shows a check's latest *planned* execution: a sync run's planned
+    `in_sync_with_lake` would show a spinner over the lag until the sync lands. The sensor records
+    the lag again over it, so the page keeps showing the lag (WARN) until the copy is in sync:
+    read through GraphQL (what the page reads) and seen in a headless Chromium, screenshot kept."""
+    from dashboard.browser import Browser, missing
+
+    if missing():
+        pytest.skip(missing())
+    dev, lake, serving, _ = platform
+    with sync_lock_held(serving.url, TABLE):  # the sync run waits here, its checks planned
+        add_outside_file(lake, TABLE)
+        state_id = table_in_sync(lake, serving.url, TABLE).lake_version
+        [sync] = wait_for("the sync run", lambda: dev.runs("gold/lake_version", state_id),
+                          TIMEOUT_S, dev)  # fmt: skip
+        wait_for("the sync run started", lambda: run_info(dev, sync["runId"])["status"] ==
+                 "STARTED", TIMEOUT_S, dev)  # fmt: skip
+
+        def lag_shown():
+            e = shown(dev, TABLE, "in_sync_with_lake")
+            return e and e["runId"] == "" and e["status"] == "FAILED" and e
+
+        lag = wait_for("the lag recorded over the sync's planned check", lag_shown, TIMEOUT_S, dev)
+        assert lag["evaluation"]["severity"] == "WARN"
+        assert run_info(dev, sync["runId"])["status"] == "STARTED"  # still judging: no spinner
+        with Browser() as browser:
+            browser.get(f"{dev.url}/assets/rds/gold/{TABLE}?view=checks")
+            browser.wait_for(lambda: "in_sync_with_lake" in browser.text(), 120, "checks tab")
+            text = browser.text()
+            shot = browser.screenshot(tmp_path / "lag_on_the_asset_page.png")
+        assert shot.stat().st_size > 10_000
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        at = lines.index("in_sync_with_lake")  # the checks list: name (twice), then status
+        status = next(line for line in lines[at:] if line != "in_sync_with_lake")
+        assert status == "Failed", lines[at - 4 : at + 6]  # the lag, not a spinner
+        assert "In Progress" in lines  # the sync run's other checks are still running
+    assert dev.wait_run(sync["runId"], timeout=TIMEOUT_S) == "SUCCESS"
+    wait_for("green again", lambda: shows_green(dev, TABLE, ["in_sync_with_lake"]), TIMEOUT_S, dev)

@@ -243,7 +243,7 @@ def test_dagster_dev_builds_checks_and_follows_an_outside_change(dagster_dev):
 
     # exactly one sync run, launched by the sensor under the table+state run key, after the
     # red evaluation was on record
-    syncs = dev.runs("dagster/run_key", f"sync:{TABLE}:{state_id}")
+    syncs = dev.runs("gold/lake_version", state_id)
     assert len(syncs) == 1, syncs
     tags = {t["key"]: t["value"] for t in syncs[0]["tags"]}
     assert tags["dagster/sensor_name"] == "lake_change_sensor"

@@ -102,7 +102,7 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     # one sync run for the lagging copy, keyed by table and lake state
     assert len(result.run_requests) == 1
     request = result.run_requests[0]
-    assert request.run_key == f"sync:{TABLE}:{state.state_id}"
+    assert request.run_key.rsplit("@", 1)[0] == f"sync:{TABLE}:{state.state_id}"  # + episode
     assert request.asset_selection == [rds_key(TABLE)]
     assert request.tags["gold/table"] == TABLE
     assert request.tags["gold/lake_version"] == state.state_id
@@ -161,7 +161,8 @@ def test_a_second_outside_change_gets_a_new_run_key(built):
 
     keys = [r.run_key for r in one.run_requests] + [r.run_key for r in two.run_requests]
     assert len(keys) == 2 and len(set(keys)) == 2
-    assert keys[1] == f"sync:{TABLE}:{GoldLake(lake).current_state(TABLE).state_id}"
+    state_id = GoldLake(lake).current_state(TABLE).state_id
+    assert keys[1].rsplit("@", 1)[0] == f"sync:{TABLE}:{state_id}"
     assert [type(e) for e in others(two)] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
 
 
@@ -189,7 +190,9 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
     instance.report_run_failed(run)
     later = tick(instance, resources, cursor=result.cursor)
     state = GoldLake(resources["lake"]).current_state(TABLE)
-    assert [r.run_key for r in later.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
+    assert [r.run_key.rsplit("@", 1)[0] for r in later.run_requests] == [
+        f"sync:{TABLE}:{state.state_id}"
+    ]
     assert [e.asset_key for e in others(later)] == [lake_key("gold", TABLE), rds_key(TABLE)]
 
 
@@ -230,7 +233,9 @@ def test_a_check_run_does_not_hold_back_the_lag_or_the_sync(built):
     add_outside_file(resources["lake"])
     result = tick(instance, resources, cursor=first.cursor)
     state = GoldLake(resources["lake"]).current_state(TABLE)
-    assert [r.run_key for r in result.run_requests] == [f"sync:{TABLE}:{state.state_id}"]
+    assert [r.run_key.rsplit("@", 1)[0] for r in result.run_requests] == [
+        f"sync:{TABLE}:{state.state_id}"
+    ]
     assert [type(e) for e in others(result)] == [dg.AssetMaterialization, dg.AssetCheckEvaluation]
     [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
     assert f"queued behind check run {checking.run_id[:8]}" in observation.description

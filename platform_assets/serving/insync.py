@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from platform_assets.serving.catalog import CopyFacts
-from platform_assets.serving.ledger import LedgerRow
+from platform_assets.serving.ledger import LedgerRow, Refusal
 from platform_assets.serving.names import unit_child
 
 
@@ -25,6 +25,7 @@ class Verdict:
     copy_drifted: bool = False  # the live copy is not the one the ledger recorded
     drifted_units: tuple[str, ...] = ()  # units whose child is missing or was rewritten
     extra_children: tuple[str, ...] = ()  # partitions attached by hand
+    owner: str | None = None  # another deployment owns the copy: this one does not sync it
 
 
 def copy_drift(
@@ -64,12 +65,12 @@ def judge(
     row: LedgerRow | None,
     units: dict[str, LedgerRow],
     facts: CopyFacts | None,
-    refusal: tuple[str, str] | None = None,
+    refusal: Refusal | None = None,
 ) -> Verdict:
     """Is `gold.<table>` in sync with the lake state (`lake_version`, `lake_token`)?
 
-    `refusal` is the ledger's last refused sync (lake version, reason): when it refused the
-    current lake state, that reason is why the copy lags.
+    `refusal` is the ledger's last refused or failed sync (`ledger.Refusal`): when it was of
+    the current lake state, its reason and until when no sync comes are why the copy lags.
     """
     if lake_version is None:
         return Verdict(False, f"gold.{table} has no published version in the lake yet")
@@ -81,7 +82,7 @@ def judge(
         return Verdict(False, problem, behind, True, drifted, extra)
     if behind:
         if refusal is not None and refusal[0] == lake_version:
-            reason = refusal[1]
+            reason = f"{refusal.reason}; no sync {refusal.until()}"
         else:
             reason = f"RDS holds lake version {row.lake_version}, the lake has {lake_version}"
         return Verdict(False, reason, lake_behind=True)

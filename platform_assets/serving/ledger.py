@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg import errors
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -67,6 +70,29 @@ CREATE TABLE IF NOT EXISTS platform.sync_refusals (
     lake_version    text NOT NULL,
     reason          text NOT NULL,
     refused_at      timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE platform.sync_refusals ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'refused';
+ALTER TABLE platform.sync_refusals ADD COLUMN IF NOT EXISTS retry_at timestamptz;
+CREATE TABLE IF NOT EXISTS platform.lake_heads (
+    id              bigserial PRIMARY KEY,
+    table_name      text NOT NULL,
+    state_id        text NOT NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    seen_by         text NOT NULL,
+    lake_created_at timestamptz,
+    clock_skew      text
+);
+CREATE INDEX IF NOT EXISTS lake_heads_by_table ON platform.lake_heads (table_name, id);
+CREATE TABLE IF NOT EXISTS platform.copy_owners (
+    table_name      text PRIMARY KEY,
+    deployment      text NOT NULL,
+    lake_location   text NOT NULL,
+    since           timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS platform.orphans (
+    table_name      text PRIMARY KEY,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    sensor_logged_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS platform.sync_locks (table_name text PRIMARY KEY);
 """
@@ -326,23 +352,76 @@ def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
     )
 
 
-def read_refusals(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
-    """table -> (lake version, reason) of the last refused sync, until one publishes."""
+class Refusal(NamedTuple):
+    """Why the sync of a lake state has not landed: `refused` (data, policy, guard: not retried
+    until the lake changes or a forced sync) or `failing` (transient: retried at `retry_at`)."""
+
+    lake_version: str
+    reason: str
+    kind: str = "refused"
+    at: datetime | None = None
+    retry_at: datetime | None = None
+
+    def until(self) -> str:
+        """Until when no sync comes, one phrase."""
+        if self.kind == "refused":
+            return "until the lake changes or a forced sync (goldctl sync --force)"
+        if self.retry_at is None:
+            return "until the next attempt"
+        return f"until the next attempt at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def read_refusals(conn: psycopg.Connection) -> dict[str, Refusal]:
+    """table -> the last refused or failed sync of a lake state, until one publishes."""
     if conn.execute("SELECT to_regclass('platform.sync_refusals')").fetchone()[0] is None:
         return {}
-    rows = conn.execute("SELECT table_name, lake_version, reason FROM platform.sync_refusals")
-    return {t: (v, reason) for t, v, reason in rows}
+    rows = conn.execute(
+        "SELECT table_name, lake_version, reason, kind, refused_at, retry_at "
+        "FROM platform.sync_refusals"
+    )
+    return {t: Refusal(*rest) for t, *rest in rows}
 
 
-def record_refusal(conn: psycopg.Connection, table: str, lake_version: str, reason: str) -> None:
+def record_refusal(
+    conn: psycopg.Connection,
+    table: str,
+    lake_version: str,
+    reason: str,
+    kind: str = "refused",
+    retry_at: datetime | None = None,
+) -> None:
     conn.execute(
         """
-        INSERT INTO platform.sync_refusals (table_name, lake_version, reason) VALUES (%s, %s, %s)
+        INSERT INTO platform.sync_refusals (table_name, lake_version, reason, kind, retry_at)
+        VALUES (%s, %s, %s, %s, %s)
         ON CONFLICT (table_name) DO UPDATE SET lake_version = EXCLUDED.lake_version,
-            reason = EXCLUDED.reason, refused_at = now()
+            reason = EXCLUDED.reason, kind = EXCLUDED.kind, retry_at = EXCLUDED.retry_at,
+            refused_at = now()
         """,
-        (table, lake_version, reason),
+        (table, lake_version, reason, kind, retry_at),
     )
+
+
+def schedule_retry(conn: psycopg.Connection, table: str, lake_version: str, retry_at) -> None:
+    """The sensor's next attempt at a failing sync, where every surface reads it."""
+    conn.execute(
+        "UPDATE platform.sync_refusals SET retry_at = %s "
+        "WHERE table_name = %s AND lake_version = %s AND kind = 'failing'",
+        (retry_at, table, lake_version),
+    )
+
+
+@contextlib.contextmanager
+def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
+    """Every read inside sees one snapshot of the database (REPEATABLE READ, read-only): the
+    ledger, the catalog and the refusals a publish changes together are never seen half-way."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        with conn.transaction():  # inside a caller's transaction: its snapshot rules
+            yield
+        return
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
 
 def clear_refusal(conn: psycopg.Connection, table: str) -> None:

@@ -28,6 +28,7 @@ from platform_assets.serving import (
     insync,
     ledger,
     locks,
+    ownership,
     schema_change,
     snapshot,
 )
@@ -46,6 +47,7 @@ from platform_assets.serving.errors import (
     classify,
 )
 from platform_assets.serving.names import qualified
+from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
@@ -157,6 +159,7 @@ def sync_table(
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
             with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
+                ownership.claim(conn, spec.name, Deployment.of(db, lake.storage))  # or refuse
                 dropped = drop_staging(conn, spec.name)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
@@ -173,6 +176,8 @@ def sync_table(
             raise  # a bug: its traceback says where
         if failure.recorded:
             _record_refusal(db, spec.name, state_id, str(failure))
+        elif failure.retryable:  # every surface says the sync is failing, and why
+            _record_refusal(db, spec.name, state_id, str(failure), "failing")
         if failure is exc:
             raise
         raise failure from None
@@ -193,11 +198,13 @@ def _conninfo(db: ServingDatabase) -> str:
         return ""
 
 
-def _record_refusal(db: ServingDatabase, table: str, lake_version: str, reason: str) -> None:
+def _record_refusal(
+    db: ServingDatabase, table: str, lake_version: str, reason: str, kind: str = "refused"
+) -> None:
     """Keep the reason where every surface reads it; best effort (the database may be down)."""
     with contextlib.suppress(psycopg.Error, ServingDbError), db.connect(autocommit=True) as conn:
         ledger.bootstrap(conn, db.dashboard_role)
-        ledger.record_refusal(conn, table, lake_version, reason)
+        ledger.record_refusal(conn, table, lake_version, reason, kind)
 
 
 @dataclass

@@ -15,7 +15,14 @@ import psycopg
 
 from platform_assets.serving.names import quote_ident
 
-LEDGER_TABLES = ("platform.sync_ledger", "platform.sync_history", "platform.sync_refusals")
+LEDGER_TABLES = (  # everything a surface needs to judge a copy (the badge reads them all)
+    "platform.sync_ledger",
+    "platform.sync_history",
+    "platform.sync_refusals",
+    "platform.lake_heads",
+    "platform.copy_owners",
+    "platform.orphans",
+)
 # Every way to create a large object (writing one needs owning it, lo_compat_privileges off).
 LO_CREATORS = (
     "lo_creat(integer)",

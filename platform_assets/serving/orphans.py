@@ -1,0 +1,163 @@
+"""Orphans: a copy in `gold` or ledger rows that no spec of this deployment declares.
+
+A Gold table removed or renamed in the code leaves its copy and ledger rows behind. They are
+reported (`goldctl status` lists each with its age and exits non-zero; `lake_change_sensor`
+logs each once), the dashboard role loses SELECT on the copy (revoked, not dropped: nothing is
+lost by accident), and only `goldctl drop-orphan TABLE` removes one, with its ledger rows. A
+copy another deployment owns is that deployment's business, never our orphan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import errors
+
+from platform_assets.serving import ownership
+from platform_assets.serving.names import SCHEMA, qualified, quote_ident
+
+
+@dataclass(frozen=True)
+class Orphan:
+    table: str
+    has_copy: bool  # gold.<table> exists
+    ledger_rows: int  # its rows in platform.sync_ledger
+    last_synced_at: datetime | None
+    first_seen_at: datetime | None  # when the platform first reported it (None: not yet)
+    age_seconds: float  # since its last sync (or since first reported, without a ledger row)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        what = " and ".join(
+            w
+            for w in (
+                f"copy gold.{self.table}" if self.has_copy else "",
+                f"{self.ledger_rows} ledger row(s)" if self.ledger_rows else "",
+            )
+            if w
+        )
+        return (
+            f"orphan {self.table}: {what} that no spec declares, last synced "
+            f"{self.age_seconds:.0f} s ago; the dashboard role may not read it. Remove it with "
+            f"`goldctl drop-orphan {self.table}`"
+        )
+
+
+_FIND_SQL = f"""
+WITH copies AS (
+    SELECT c.relname AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = '{SCHEMA}' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+), rows AS (
+    SELECT table_name, count(*) AS n, max(loaded_at) FILTER (WHERE partition_key = '') AS synced
+    FROM platform.sync_ledger GROUP BY table_name
+), names AS (SELECT table_name FROM copies UNION SELECT table_name FROM rows)
+SELECT names.table_name, copies.table_name IS NOT NULL, coalesce(rows.n, 0), rows.synced,
+    o.first_seen_at, now()
+FROM names
+LEFT JOIN copies USING (table_name) LEFT JOIN rows USING (table_name)
+LEFT JOIN platform.orphans o USING (table_name)
+WHERE NOT names.table_name = ANY(%s)
+ORDER BY 1
+"""
+
+
+def find(
+    conn: psycopg.Connection, declared: list[str], owners: dict, me: ownership.Deployment | None
+) -> list[Orphan]:
+    """The orphans of deployment `me` (read-only: fits in a snapshot read)."""
+    if conn.execute("SELECT to_regclass('platform.orphans')").fetchone()[0] is None:
+        return []
+    found = []
+    for table, has_copy, n, synced, first_seen, now in conn.execute(_FIND_SQL, (list(declared),)):
+        if ownership.foreign_owner(owners.get(table), me) is not None:
+            continue
+        since = synced or first_seen or now
+        found.append(Orphan(table, has_copy, n, synced, first_seen, (now - since).total_seconds()))
+    return found
+
+
+def notice(
+    conn: psycopg.Connection, found: list[Orphan], dashboard_role: str, declared: list[str]
+) -> None:
+    """Record `found` as orphans and revoke the dashboard role's SELECT on their copies; give
+    it back to a copy that a spec declares again."""
+    if conn.execute("SELECT to_regclass('platform.orphans')").fetchone()[0] is None:
+        return
+    role = quote_ident(dashboard_role)
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO platform.orphans (table_name) SELECT unnest(%s::text[]) "
+            "ON CONFLICT DO NOTHING",
+            ([o.table for o in found],),
+        )
+        back = conn.execute(
+            "DELETE FROM platform.orphans WHERE table_name = ANY(%s) RETURNING table_name",
+            (list(declared),),
+        ).fetchall()
+        for o in found:
+            if o.has_copy and _can_read(conn, dashboard_role, o.table):
+                conn.execute(f"REVOKE SELECT ON {qualified(o.table)} FROM {role}")
+        for (table,) in back:
+            if conn.execute("SELECT to_regclass(%s)", (qualified(table),)).fetchone()[0]:
+                conn.execute(f"GRANT SELECT ON {qualified(table)} TO {role}")
+
+
+def _can_read(conn, role: str, table: str) -> bool:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    if not exists:
+        return False
+    return conn.execute(
+        "SELECT has_table_privilege(%s, %s, 'SELECT')", (role, qualified(table))
+    ).fetchone()[0]
+
+
+def first_sensor_log(conn: psycopg.Connection, found: list[Orphan]) -> list[str]:
+    """The orphans `lake_change_sensor` has not logged yet, marked logged now."""
+    rows = conn.execute(
+        "UPDATE platform.orphans SET sensor_logged_at = now() "
+        "WHERE sensor_logged_at IS NULL AND table_name = ANY(%s) RETURNING table_name",
+        ([o.table for o in found],),
+    ).fetchall()
+    return sorted(t for (t,) in rows)
+
+
+class NotAnOrphan(ValueError):
+    """`drop-orphan` was asked for a table that is declared, foreign or absent."""
+
+
+def drop(
+    conn: psycopg.Connection, table: str, declared: list[str], me: ownership.Deployment
+) -> Orphan:
+    """Drop the orphan `table`: its copy and its rows in the ledger, refusals, heads, owners
+    (history stays, as an audit). Views on the copy block it: they are named, nothing drops."""
+    if table in declared:
+        raise NotAnOrphan(f"gold.{table} is declared by a spec: not an orphan, nothing dropped")
+    owner = ownership.foreign_owner(ownership.read_owners(conn).get(table), me)
+    if owner is not None:
+        raise NotAnOrphan(
+            f"gold.{table} belongs to {owner.describe()}: not this deployment's orphan, "
+            "nothing dropped"
+        )
+    found = {o.table: o for o in find(conn, declared, {}, None)}
+    if table not in found:
+        raise NotAnOrphan(f"no orphan named {table!r} (no copy gold.{table}, no ledger rows)")
+    try:
+        with conn.transaction():
+            conn.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+            for ledger_table in ("sync_ledger", "sync_refusals", "lake_heads", "copy_owners"):
+                conn.execute(f"DELETE FROM platform.{ledger_table} WHERE table_name = %s", (table,))
+            conn.execute("DELETE FROM platform.orphans WHERE table_name = %s", (table,))
+    except errors.DependentObjectsStillExist as exc:
+        detail = (exc.diag.message_detail or "").replace("\n", "; ")
+        raise NotAnOrphan(
+            f"gold.{table} was not dropped: {detail or exc.diag.message_primary}. Drop or move "
+            "those objects first"
+        ) from None
+    return found[table]
+
+
+__all__ = ["NotAnOrphan", "Orphan", "drop", "find", "first_sensor_log", "notice"]

@@ -1,0 +1,104 @@
+"""`platform.copy_owners`: which deployment owns each serving copy.
+
+A deployment is a name (`GOLD_DEPLOYMENT`, default: its lake's location) plus its lake's
+location. The first sync of a copy claims it; a sync from any other deployment is refused
+before it touches anything (no staging, no ledger row, no refusal written over the owner's),
+naming the owner. `goldctl take-over TABLE --from OWNER` hands a copy over on purpose. Two
+deployments whose tables differ share one server: each syncs its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from platform_assets.serving.errors import OwnershipRefused
+
+
+class ForeignCopy(OwnershipRefused):
+    """Another deployment owns the copy. Refused before anything is touched, and not recorded:
+    the refusals row is the owner's to write."""
+
+    recorded = False
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    lake_location: str
+
+    @classmethod
+    def of(cls, serving, lake_storage) -> Deployment:
+        """This process's deployment, from the serving resource and the lake storage."""
+        location = lake_storage.uri()
+        return cls(serving.deployment or location, location)
+
+
+@dataclass(frozen=True)
+class Owner:
+    table: str
+    deployment: str
+    lake_location: str
+    since: datetime
+
+    def describe(self) -> str:
+        since = f"{self.since:%Y-%m-%d %H:%M} UTC"
+        return f"deployment {self.deployment!r} (lake {self.lake_location}, since {since})"
+
+
+def read_owners(conn: psycopg.Connection) -> dict[str, Owner]:
+    if conn.execute("SELECT to_regclass('platform.copy_owners')").fetchone()[0] is None:
+        return {}
+    rows = conn.execute(
+        "SELECT table_name, deployment, lake_location, since FROM platform.copy_owners"
+    )
+    return {r[0]: Owner(*r) for r in rows}
+
+
+def foreign_owner(owner: Owner | None, me: Deployment | None) -> Owner | None:
+    """The owner when it is another deployment than `me` (None: ours, unclaimed, or unknown)."""
+    if owner is None or me is None or owner.deployment == me.name:
+        return None
+    return owner
+
+
+def refusal(table: str, owner: Owner, me: Deployment) -> str:
+    return (
+        f"gold.{table} belongs to {owner.describe()}; this deployment ({me.name!r}) does not "
+        f"sync it. To hand it over on purpose: goldctl take-over {table} --from {owner.deployment}"
+    )
+
+
+def claim(conn: psycopg.Connection, table: str, me: Deployment) -> None:
+    """Make `me` the owner of an unclaimed copy; refuse (touching nothing) when another
+    deployment owns it."""
+    conn.execute(
+        "INSERT INTO platform.copy_owners (table_name, deployment, lake_location) "
+        "VALUES (%s, %s, %s) ON CONFLICT (table_name) DO NOTHING",
+        (table, me.name, me.lake_location),
+    )
+    owner = foreign_owner(read_owners(conn).get(table), me)
+    if owner is not None:
+        raise ForeignCopy(refusal(table, owner, me), table=table)
+
+
+def take_over(conn: psycopg.Connection, table: str, me: Deployment, previous: str) -> Owner | None:
+    """Hand `table` to `me` from the deployment named `previous` (which must be its owner);
+    returns the previous owner. Its refusal is forgotten: the next sync judges our lake."""
+    with conn.transaction():
+        owner = read_owners(conn).get(table)
+        if owner is not None and owner.deployment != previous:
+            raise ValueError(
+                f"gold.{table} belongs to {owner.describe()}, not {previous!r}: nothing changed"
+            )
+        conn.execute(
+            "INSERT INTO platform.copy_owners (table_name, deployment, lake_location) "
+            "VALUES (%s, %s, %s) ON CONFLICT (table_name) DO UPDATE SET "
+            "deployment = EXCLUDED.deployment, lake_location = EXCLUDED.lake_location, "
+            "since = now()",
+            (table, me.name, me.lake_location),
+        )
+        conn.execute("DELETE FROM platform.sync_refusals WHERE table_name = %s", (table,))
+    return owner
