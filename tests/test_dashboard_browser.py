@@ -73,5 +73,6 @@ def test_unreachable_database_message_in_chromium():
             what="the unreachable-database message",
         )
         assert "DASHBOARD_RDS_URL=postgresql://dashboard_reader:***@127.0.0.1:9/none" in text
-        assert "uv run dg launch --assets '*'" in text
+        assert "goldctl status" in text  # where to look, and no advice to rebuild a lake
+        assert "dg launch" not in text and "materialize" not in text  # that is not down
         assert "hunter2" not in text and "Traceback" not in text

@@ -354,7 +354,8 @@ def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
 
 class Refusal(NamedTuple):
     """Why the sync of a lake state has not landed: `refused` (data, policy, guard: not retried
-    until the lake changes or a forced sync) or `failing` (transient: retried at `retry_at`)."""
+    until the lake changes or `goldctl sync` is run) or `failing` (transient: retried at
+    `retry_at`)."""
 
     lake_version: str
     reason: str
@@ -365,7 +366,9 @@ class Refusal(NamedTuple):
     def until(self) -> str:
         """Until when no sync comes, one phrase."""
         if self.kind == "refused":
-            return "until the lake changes or a forced sync (goldctl sync --force)"
+            # true of every refusal: a guard yields to --force, a policy or bad data only to a
+            # new lake state, a full volume to room made and a sync asked for
+            return "until the lake changes or `goldctl sync` is run (--force overrides a guard)"
         if self.retry_at is None:
             return "until the next attempt"
         return f"until the next attempt at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
