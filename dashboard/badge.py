@@ -7,7 +7,8 @@ in the future or far past counts from when the platform first saw the version), 
 the table's spec: older than `freshness_warn` is amber, older than `freshness_sla` is red, no
 ledger row is red. When the lake holds a newer state than the copy, the badge says since when
 and why it has not landed (pending, refused, failing): amber within the spec's lag tolerance,
-red beyond it, the same rule as the `in_sync_with_lake` check.
+red beyond it or once refused (no sync comes by itself), the rule of the `in_sync_with_lake`
+check (`platform_assets/status.py`).
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def human_age(age: timedelta | None) -> str:
     return f"{s / 86400:.1f} d"
 
 
-def lag_colour(lag: timedelta, tolerance: timedelta) -> str:
-    """amber while the lake has been ahead for at most the lag tolerance, red beyond it."""
-    return AMBER if lag <= tolerance else RED
+def lag_colour(lag: timedelta, tolerance: timedelta, waiting: str = "pending") -> str:
+    """amber while the lake has been ahead for less than the lag tolerance and a sync is coming,
+    red beyond it or when its sync was refused."""
+    return AMBER if lag < tolerance and waiting != "refused" else RED
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def make_badge(
     ahead = row.get("ahead")
     shade = colour(data_age, warn, sla)
     if ahead and tolerance is not None:
-        shade = worst([shade, lag_colour(ahead["lag"], tolerance)])
+        shade = worst([shade, lag_colour(ahead["lag"], tolerance, ahead.get("waiting", "pending"))])
     return Badge(
         table,
         RED if problem else shade,

@@ -1,7 +1,9 @@
 """`check_alert_sensor`: one message when a check or freshness goes red, one when it recovers.
 
-A failing check whose WARN becomes an ERROR (a lag past its tolerance) sends one more message,
-at the new severity; nothing else repeats.
+Red means trouble a person should hear of. A failing check is red unless its WARN is one that
+`QUIET_WARNINGS` names (a lag within its tolerance, a fingerprint not verified yet): those show
+in the UI and page nobody; if such a check turns ERROR (the lag passed its tolerance) that is
+the one message, and its recovery follows once. Nothing repeats while a check stays red.
 
 A failed non-blocking check leaves its run green, so run-failure sensors never see it; this
 sensor reads check executions from the instance instead, in the order they completed, with a
@@ -20,6 +22,17 @@ from resources.alerts import AlertNotifier
 
 STALE = ("WARN", "FAIL")
 
+# A check's WARN that is not trouble: shown on the asset, never sent (the rule, written once).
+QUIET_WARNINGS = {
+    "in_sync_with_lake": "a lag within the table's tolerance: the sync is on its way",
+    "fingerprint_matches": "not verified yet: the next sync recomputes the checksums",
+}
+
+
+def is_red(check_name: str, failing: bool, severity: str) -> bool:
+    """Whether an evaluation is trouble to alert on (see `QUIET_WARNINGS`)."""
+    return failing and not (severity == "WARN" and check_name in QUIET_WARNINGS)
+
 
 def _metadata_text(evaluation) -> str:
     items = [
@@ -29,13 +42,16 @@ def _metadata_text(evaluation) -> str:
 
 
 def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool, object]]:
-    """(failing, evaluation) for every change of state since the cursor, in completion order.
+    """(red, evaluation) for every change of red since the cursor, in completion order.
 
     The cursor is the completion time of the last execution judged: an execution that completes
     after a later-planned one (a sync run overlapping a check-only run, a runless evaluation
-    between them) still counts, and one that completed before it is history, not news.
+    between them) still counts, and one that completed before it is history, not news. Once
+    red, a check stays red until it passes: a quiet WARN in between (a revert's new lake state
+    lagging again) is no news either way.
     """
     legacy_id = state.pop("id", None)  # cursors written before completion order was used
+    state.pop("severity", None)  # cursors written when every WARN was sent
     for record in check_history.completed(instance, check_key):
         at = check_history.completed_at(record)
         if at <= state.get("at", 0) or (legacy_id is not None and record.id <= legacy_id):
@@ -44,16 +60,11 @@ def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool,
         failing = check_history.failed(record)
         evaluation = record.event.asset_check_evaluation if record.event else None
         severity = evaluation.severity.value if failing and evaluation else "ERROR"
-        was_failing = state.get("failing", False)
-        # the worst severity already sent while red: an ERROR is sent once per red streak
-        sent = state.get("severity") if was_failing else None
-        escalated = was_failing and sent == "WARN" and severity == "ERROR"
-        state["failing"] = failing
-        state["severity"] = (
-            (severity if not was_failing or escalated else sent) if failing else None
-        )
-        if failing != was_failing or escalated:
-            yield failing, evaluation  # went red, recovered, or a WARN became an ERROR
+        was_red = state.get("failing", False)
+        red = (was_red and failing) or is_red(check_key.name, failing, severity)
+        state["failing"] = red
+        if red != was_red:
+            yield red, evaluation  # went red, or recovered
 
 
 def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:

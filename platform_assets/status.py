@@ -181,8 +181,10 @@ def evaluate(
         severity = "foreign"  # another deployment's copy of a table our lake does not have
     elif state is None or verdict.copy_drifted or verdict.owner is not None:
         severity = "error"
+    elif waiting == "refused":
+        severity = "error"  # no sync comes until a person acts or the lake changes
     else:
-        severity = "warn" if lag <= tolerance else "error"
+        severity = "warn" if lag < tolerance else "error"  # a tolerance of 0 tolerates none
     return TableStatus(
         table=spec.name,
         lake_version=state.state_id if state else None,

@@ -128,7 +128,9 @@ def test_the_sensor_is_registered_running():
     assert "alerts" in sensor.required_resource_keys
 
 
-def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving, receiver):
+def test_one_alert_on_failure_none_while_red_one_on_recovery(
+    local_lake, serving, receiver, monkeypatch
+):
     resources = platform_resources(local_lake, serving)
     failing_checks = {check_name(TABLE, c) for c in LAG_CHECKS}
     with dg.instance_for_test() as instance:
@@ -140,20 +142,27 @@ def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving
         cursor = alert_tick(instance, receiver, cursor)
         assert receiver.take() == []
 
-        # an outside change: the RDS copy lags, the scheduled checks go red
+        # an outside change: the RDS copy lags, the scheduled checks show it (WARN) ...
         add_outside_file(local_lake)
         checks = run_rds_checks(resources, instance)
         assert checks.success  # non-blocking checks fail, the run stays green
         assert len(checks.get_asset_check_evaluations()) == len(RDS_CHECKS) * len(GOLD_TABLES)
         assert failed_checks(checks) == failing_checks  # the other tables stay green
-        # the copy is the version the ledger says it holds: row count and fingerprint agree
-        copy_checks = {
+        lagging = {
             e.check_name: e
             for e in checks.get_asset_check_evaluations()
             if e.asset_key.path[-1] == TABLE
         }
-        assert all(copy_checks[c].passed for c in COPY_CHECKS), copy_checks
+        assert lagging["in_sync_with_lake"].severity == dg.AssetCheckSeverity.WARN
+        # the copy is the version the ledger says it holds: row count and fingerprint agree
+        assert all(lagging[c].passed for c in COPY_CHECKS), lagging
+        # ... and a lag within its tolerance pages nobody
+        cursor = alert_tick(instance, receiver, cursor)
+        assert receiver.take() == []
 
+        # the lag past its tolerance (made 0 s): the same check at ERROR, one message
+        monkeypatch.setenv("GOLD_LAG_TOLERANCE_S", "0")
+        assert failed_checks(run_rds_checks(resources, instance)) == failing_checks
         cursor = alert_tick(instance, receiver, cursor)
         failures = receiver.take()
         grouped = by_check(failures)
@@ -165,7 +174,7 @@ def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving
             assert "is failing" in message["text"]
             assert message["blocks"][0]["text"]["text"].startswith(":rotating_light:")
         lag = grouped[check_name(TABLE, "in_sync_with_lake")][0]
-        assert "(WARN)" in lag["text"]  # within the lag tolerance
+        assert "(ERROR)" in lag["text"]  # past the lag tolerance
         assert "lake_version" in lag["text"] and "rds_version" in lag["text"]
 
         # still red: ticking again, or running the checks again, sends nothing
@@ -201,9 +210,12 @@ def test_one_alert_on_failure_none_while_red_one_on_recovery(local_lake, serving
     assert str(serving.conninfo()) not in everything
 
 
-def test_a_new_sensor_cursor_alerts_on_a_check_that_is_already_red(local_lake, serving, receiver):
+def test_a_new_sensor_cursor_alerts_on_a_check_that_is_already_red(
+    local_lake, serving, receiver, monkeypatch
+):
     """A sensor started (or reset) while a check is red reports it once, then stays quiet."""
     resources = platform_resources(local_lake, serving)
+    monkeypatch.setenv("GOLD_LAG_TOLERANCE_S", "0")  # any lag is past its tolerance: red
     with dg.instance_for_test() as instance:
         assert materialize(GOLD, resources, instance=instance).success
         add_outside_file(local_lake)
@@ -215,9 +227,12 @@ def test_a_new_sensor_cursor_alerts_on_a_check_that_is_already_red(local_lake, s
         assert receiver.take() == []
 
 
-def test_an_alert_the_webhook_did_not_take_is_sent_on_the_next_tick(local_lake, serving):
+def test_an_alert_the_webhook_did_not_take_is_sent_on_the_next_tick(
+    local_lake, serving, monkeypatch
+):
     """A webhook outage delays the message, it does not swallow it (lag is never silent)."""
     resources = platform_resources(local_lake, serving)
+    monkeypatch.setenv("GOLD_LAG_TOLERANCE_S", "0")  # any lag is past its tolerance: red
     with webhook_receiver() as gone:
         dead_url = gone.url  # nothing listens there any more
     sensor = defs.resolve_sensor_def("check_alert_sensor")
@@ -353,17 +368,19 @@ def test_a_copy_changed_by_hand_turns_row_count_and_fingerprint_red_at_once(loca
         assert evaluations["fingerprint_matches"].metadata["differing_segments"].value == month
 
 
-def test_a_lag_past_its_tolerance_alerts_once_more_at_error_and_nothing_else(receiver):
-    """WARN (within tolerance) -> ERROR (past it): one more message, at ERROR; the same ERROR
-    again, ERROR -> WARN -> ERROR (a revert's new lake state lagging again) says nothing; the
-    recovery once."""
+def test_a_lag_alerts_only_past_its_tolerance_and_recovers_once(receiver):
+    """WARN (within tolerance) pages nobody; ERROR (past it) once; the same ERROR again, or
+    ERROR -> WARN -> ERROR (a revert's new lake state lagging again) says nothing; the recovery
+    once, and a WARN-only streak's recovery not at all (nobody heard of it)."""
     key = dg.AssetKey(["rds", "gold", TABLE])
     check = "in_sync_with_lake"
     warn, error = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
     with dg.instance_for_test() as instance:
         cursor = None
         for passed, severity, expected in (
-            (False, warn, [("failing", "(WARN)")]),
+            (False, warn, []),  # a tolerated lag
+            (False, warn, []),
+            (True, warn, []),  # synced within the tolerance: nothing was said, nothing to undo
             (False, warn, []),
             (False, error, [("failing", "(ERROR)")]),
             (False, error, []),

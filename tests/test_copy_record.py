@@ -1,13 +1,15 @@
 """What `lake_change_sensor` records on the RDS asset, on a real instance, lake and PostgreSQL.
 
 Lag shows on `rds/gold/<t>` within one tick (a runless `in_sync_with_lake` evaluation, only on
-transitions), the alert sensor says so once and recovers once, and a brand-new instance records
+transitions), the alert sensor pages nobody while the lag is within its tolerance and once past
+it (with one recovery), and a brand-new instance records
 the copies the ledger holds instead of "Never materialized".
 """
 
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from platform_assets import check_history
 from platform_assets.copy_record import IN_SYNC, last_metadata
@@ -38,8 +40,14 @@ def latest_in_sync(instance):
     return check_history.latest(instance, IN_SYNC_KEY)
 
 
-def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
+@pytest.mark.parametrize("tolerance_s", [None, 0], ids=["within_tolerance", "past_tolerance"])
+def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_only_past_tolerance(
+    built, monkeypatch, tolerance_s
+):
     instance, resources = built
+    if tolerance_s is not None:
+        monkeypatch.setenv("GOLD_LAG_TOLERANCE_S", str(tolerance_s))
+    severity = dg.AssetCheckSeverity.WARN if tolerance_s is None else dg.AssetCheckSeverity.ERROR
     first = tick(instance, resources, cursor=None)
     assert others(first) == []  # built in Dagster, checks green: nothing to add
     with webhook_receiver() as receiver:
@@ -52,11 +60,12 @@ def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
         [evaluation] = evaluations(lagging)
         assert evaluation.asset_key == rds_key(TABLE) and evaluation.check_name == IN_SYNC
         assert evaluation.passed is False
-        assert evaluation.severity == dg.AssetCheckSeverity.WARN  # within the lag tolerance
+        assert evaluation.severity == severity  # WARN within the lag tolerance, ERROR past it
         meta = {k: v.value for k, v in evaluation.metadata.items()}
         assert meta["lake_version"] == state.state_id
         assert meta["rds_version"] == state.version  # the ledger still holds the published one
-        assert 0 <= meta["lag_seconds"] <= meta["lag_tolerance_seconds"]
+        assert meta["lag_seconds"] >= 0
+        assert (meta["lag_seconds"] < meta["lag_tolerance_seconds"]) == (tolerance_s is None)
         assert state.version in meta["reason"]
         assert [r.run_key.rsplit("@", 1)[0] for r in lagging.run_requests] == [
             f"sync:{TABLE}:{state.state_id}"
@@ -69,9 +78,12 @@ def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
         assert others(again) == []
 
         cursor = alert_tick(instance, receiver, cursor)
-        [failing] = receiver.take()
-        assert failing["status"] == "failing" and "(WARN)" in failing["text"]
-        assert failing["fields"]["check"] == check_name(TABLE, IN_SYNC)
+        if tolerance_s is None:
+            assert receiver.take() == []  # a tolerated lag: shown on the asset, pages nobody
+        else:
+            [failing] = receiver.take()
+            assert failing["status"] == "failing" and "(ERROR)" in failing["text"]
+            assert failing["fields"]["check"] == check_name(TABLE, IN_SYNC)
 
         # the sync run lands; its own checks record green; the sensor adds nothing
         assert materialize(f"key:rds/gold/{TABLE}", resources, instance=instance).success
@@ -79,9 +91,11 @@ def test_lag_shows_on_the_rds_asset_within_one_tick_and_alerts_once(built):
         after = tick(instance, resources, cursor=again.cursor)
         assert others(after) == [] and after.run_requests == []
 
-        # one recovery, although two evaluations (the sensor's and the run's) were involved
+        # one recovery of what was sent, although two evaluations (the sensor's and the run's)
+        # were involved; none for a lag nobody was told of
         cursor = alert_tick(instance, receiver, cursor)
-        assert [m["status"] for m in receiver.take()] == ["recovered"]
+        recovered = [] if tolerance_s is None else ["recovered"]
+        assert [m["status"] for m in receiver.take()] == recovered
         alert_tick(instance, receiver, cursor)
         assert receiver.take() == []
 

@@ -188,6 +188,8 @@ def test_fail_policy_refuses_and_keeps_the_old_copy(spec, edit_sql, local_lake, 
         )
         status = table_status(spec, GoldLake(local_lake), conn)
     assert not status.in_sync and status.reason.startswith(refused)  # the same reason
+    # no sync comes by itself: trouble now (ERROR, alerted), whatever the lag tolerance
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR and status.severity == "error"
     assert "until the lake changes" in status.reason  # and until when: no promise that
     # a forced sync helps, since it does not here
 
