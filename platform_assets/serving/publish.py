@@ -72,6 +72,7 @@ class Publication:
     dashboard_role: str
     started: float  # time.monotonic() when the sync started
     extra_children: tuple[str, ...] = ()  # attached by hand: detached, left in place
+    unit_keys: frozenset[str] = frozenset()  # the ledger's unit rows before (under the lock)
 
 
 def publish(
@@ -174,7 +175,7 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
     )
     keep = {u.key for u in staged}
     if not pub.create_parent and not pub.change:
-        keep |= set(ledger.read_units(conn, spec.name)) - set(pub.removed)
+        keep |= set(pub.unit_keys) - set(pub.removed)
     ledger.delete_units(conn, spec.name, keep)
     ledger.write(
         conn,
