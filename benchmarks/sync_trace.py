@@ -13,9 +13,10 @@ month was added by hand (an outside change: one month reloads). Each run reports
   statements sent as one string is one), in every thread, while the op runs;
 - `connections`: psycopg connections opened (`Connection.connect`, any thread) and ADBC COPY
   connections (`adbc_driver_postgresql.dbapi.connect`);
-- `calls`: how often the run asked for facts it could have kept: `ledger.bootstrap` bodies run
-  past their memo, catalog reads, ledger reads, in-sync judgements, engine checksum scans, lake
-  listings, full checksum scans of the live copy.
+- `calls`: how often the run asked for facts it could have kept: `ledger.bootstrap` calls and
+  `bootstrap_runs` (the setup checked against the database: once per process), catalog reads,
+  ledger reads, in-sync judgements, engine checksum scans, lake listings, checksum scans of the
+  copy (staging's verification included), row counts.
 
     uv run python benchmarks/sync_trace.py --json [--table carrier_daily_performance]
 
@@ -44,7 +45,7 @@ OP_BODY = "_rds_gold"  # the RDS op's body (gold_assets.build_rds_asset)
 
 # (module, function) -> the name it is reported under in `calls`
 WATCHED = {
-    ("platform_assets.serving.ledger", "_bootstrap_run"): "bootstrap_ddl",
+    ("platform_assets.serving.ledger", "_bootstrap_run"): "bootstrap_runs",
     ("platform_assets.serving.ledger", "bootstrap"): "bootstrap_calls",
     ("platform_assets.serving.catalog", "copy_facts"): "catalog_copy_facts",
     ("platform_assets.serving.ledger", "read"): "ledger_reads",

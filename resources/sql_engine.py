@@ -7,7 +7,7 @@ same files and the same SQL run on a laptop, in tests and on AWS.
 Both engines offer the same methods; assets call only these:
   create_table_as(table, sql, location, partitioned_by) -> QueryStats
   query(sql) -> pyarrow.Table                       (Athena dialect)
-  segment_checksums(relation, schema, segment_column) -> rows
+  segment_checksums(relation, schema, segment_column, files) -> rows  (files: a snapshot's)
   register_external(table, location, schema, partitioned_by)
   publish(table, location)                          (repoint the served table)
   statements_run() -> [QueryStats]                  (what this instance ran: scanned bytes)
@@ -112,7 +112,7 @@ class DuckDBEngine(CheckedSettings):
     def settings_problems(self) -> list[str]:
         return duckdb_problems(self.threads)
 
-    def _connect(self, sql: str, bindings: dict[str, str] | None = None):
+    def _connect(self, sql: str, bindings: dict[str, str | list[str]] | None = None):
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
         self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
@@ -134,8 +134,10 @@ class DuckDBEngine(CheckedSettings):
             con.execute(f'CREATE VIEW {table.db}."{table.name}" AS SELECT * FROM {alias}')
         return con
 
-    def _dataset_for(self, name: str, location: str | None):
+    def _dataset_for(self, name: str, location: str | list[str] | None):
         schema, table = name.split(".", 1)
+        if isinstance(location, list):  # the very files a snapshot listed
+            return self.lake.dataset(location)
         if location is not None:
             return self.lake.dataset(location, hive=True)
         if schema == "gold":
@@ -159,10 +161,17 @@ class DuckDBEngine(CheckedSettings):
             con.close()
 
     def segment_checksums(
-        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+        self,
+        relation: str,
+        schema: pa.Schema,
+        segment_column: str,
+        location: str | None = None,
+        files: list[str] | None = None,
     ):
+        """`files`: the lake keys to read (a run's snapshot), instead of listing them again."""
         sql = segment_checksum_sql("duckdb", relation, schema, segment_column)
-        con = self._connect(sql, {relation: location} if location else None)
+        source = files if files is not None else location
+        con = self._connect(sql, {relation: source} if source is not None else None)
         try:
             return segments_from_rows(con.execute(sql).fetchall())
         finally:
@@ -272,8 +281,18 @@ class AthenaEngine(CheckedSettings):
         return cursor.as_arrow()
 
     def segment_checksums(
-        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+        self,
+        relation: str,
+        schema: pa.Schema,
+        segment_column: str,
+        location: str | None = None,
+        files: list[str] | None = None,
     ):
+        """`files`: only rows of these lake keys (a run's snapshot) are read, whatever the
+        table's location holds by the time Athena lists it."""
+        if files is not None:
+            paths = ", ".join(f"'{self.lake.uri(k)}'" for k in files)
+            relation = f'(SELECT * FROM {relation} WHERE "$path" IN ({paths})) AS snapshot'
         cursor, _ = self._run(segment_checksum_sql("athena", relation, schema, segment_column))
         return segments_from_rows(cursor.fetchall())
 

@@ -57,7 +57,9 @@ def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
         return None
     schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
     if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
-        segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
+        segments = engine.segment_checksums(  # the files listed above, not a new listing
+            f"gold.{spec.name}", schema, spec.segment_column, files=list(state.parquet_keys)
+        )
     else:
         segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}
     return LakeSnapshot(spec.name, state, schema, segments)
