@@ -8,7 +8,9 @@ month was added by hand (an outside change: one month reloads). Each run reports
   caller in another project module, counted by `sys.setprofile` while the op's body is on the
   stack: how often control changes module, a proxy for how many pieces a reader must follow;
   `module_returns_before_ledger` stops at the first `ledger.write` (the publish writing the
-  ledger row; an unchanged run writes none, so it is the whole op);
+  ledger row; an unchanged run writes none, so it is the whole op); `module_return_sites`
+  counts each call site once (a helper called in a loop over columns or months is one piece
+  to follow, not one per column);
 - `round_trips`: `psycopg.Connection.wait` calls (each one a request and its answer; a batch of
   statements sent as one string is one), in every thread, while the op runs;
 - `connections`: psycopg connections opened (`Connection.connect`, any thread) and ADBC COPY
@@ -82,6 +84,8 @@ class Trace:
         self.psycopg_connections = 0
         self.adbc_connections = 0
         self.calls: Counter[str] = Counter()
+        self.sites: set[tuple] = set()  # (callee module, function, caller module, caller line)
+        self.sites_before_ledger: set[tuple] = set()
         self._depth = 0  # frames of the op's body on the stack (a generator resumes often)
         self._lock = threading.Lock()
 
@@ -114,6 +118,10 @@ class Trace:
             and _module(caller) != module
         ):
             self.module_returns += 1
+            site = (module, code.co_name, _module(caller), caller.f_lineno)
+            self.sites.add(site)
+            if self.before_ledger is None:
+                self.sites_before_ledger.add(site)
 
     # -- connection and round-trip hooks -----------------------------------------------------
     @contextlib.contextmanager
@@ -164,6 +172,8 @@ class Trace:
             "module_returns_before_ledger": self.module_returns
             if self.before_ledger is None
             else self.before_ledger,
+            "module_return_sites": len(self.sites),
+            "module_return_sites_before_ledger": len(self.sites_before_ledger),
             "round_trips": self.round_trips,
             "connections": {
                 "psycopg": self.psycopg_connections,

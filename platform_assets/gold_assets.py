@@ -25,6 +25,7 @@ from platform_assets.serving.errors import (
     SyncRefused,
     as_failure,
 )
+from platform_assets.serving.names import WHOLE
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.protocol import SyncRun, sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
@@ -308,14 +309,16 @@ def _rds_check_results(spec, gold: GoldLake, engine, db: ServingDatabase, conn, 
     return checks
 
 
-def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncRun) -> list:
+def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncRun):
     """A sync run's RDS checks, judged from its facts while it still holds the table's sync
     lock: the copy's ledger rows and catalog read once after the publish, the lake snapshot it
     loaded, and the checksums staging verified. The live copy is scanned only for units this
     run did not verify (all of them when nothing was loaded); its rows are counted by that same
     scan."""
     key, conn = rds_key(spec.name), run.conn
-    facts = table_status.read_rds_facts(conn, [spec.name], Deployment.of(db, gold.storage))
+    me, published = Deployment.of(db, gold.storage), run.published
+    copies = {spec.name: published} if published is not None else None
+    facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
     verified = run.verified
     actual: object = copy_checks.SCAN
@@ -335,7 +338,7 @@ def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncR
     checks += copy_checks.judge_copy(
         conn, spec, key, held, rds_rows, db, selected, _budget_tables(spec), run.snap, actual
     )
-    return checks
+    return checks, facts
 
 
 def _budget_tables(spec: GoldTableSpec) -> list[str]:
@@ -395,16 +398,17 @@ def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
 
 
 def months_changes(
-    instance: dg.DagsterInstance, spec: GoldTableSpec, conn
+    instance: dg.DagsterInstance, spec: GoldTableSpec, conn, held: set[str] | None = None
 ) -> tuple[list[str], list[str]]:
-    """(months to add, months to drop) so the reload job's partitions are the months held."""
-    held = set(ledger.read_partitions(conn, spec.name))
+    """(months to add, months to drop) so the reload job's partitions are the months held
+    (`held`: the ledger's months as the caller read them, else read here)."""
+    held = set(ledger.read_partitions(conn, spec.name)) if held is None else held
     known = set(instance.get_dynamic_partitions(months_partitions(spec).name))
     return sorted(held - known), sorted(known - held)
 
 
-def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, conn) -> None:
-    added, dropped = months_changes(instance, spec, conn)
+def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, held: set[str]) -> None:
+    added, dropped = months_changes(instance, spec, None, held)
     name = months_partitions(spec).name
     if added:
         instance.add_dynamic_partitions(name, added)
@@ -506,11 +510,13 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                         },
                     )
                 raise as_failure(failed) from None
+            checks, facts = result.judged
             if spec.partitioned:
-                _register_months(context.instance, spec, conn)
+                _, units = facts.ledger.get(spec.name, (None, {}))
+                _register_months(context.instance, spec, set(units) - {WHOLE})
             metadata = {**result.metadata(), **footprint.asset_metadata(conn, spec.name)}
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        yield from result.judged
+        yield from checks
 
     return _rds_gold
 

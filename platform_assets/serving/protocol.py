@@ -141,11 +141,15 @@ class SyncRun:
     staged: Staged | None = None
     result: SyncResult | None = None
 
+    published: catalog.CopyFacts | None = None  # the catalog facts the publish left
+
     def read_copy(self) -> None:
         """The ledger rows and catalog facts of the copy, as they are now (one read each)."""
-        self.table_row = ledger.read(self.conn, self.spec.name)
-        self.unit_rows = ledger.read_units(self.conn, self.spec.name) if self.table_row else {}
-        self.facts = catalog.copy_facts(self.conn, [self.spec.name]).get(self.spec.name)
+        name = self.spec.name
+        self.table_row, self.unit_rows = ledger.read_everything(self.conn, [name]).get(
+            name, (None, {})
+        )
+        self.facts = catalog.copy_facts(self.conn, [name]).get(name)
 
     @property
     def verified(self) -> dict[str, tuple[int, int]]:
@@ -210,10 +214,12 @@ def sync_table(
                 result.dropped_leftovers = dropped
                 run.result = result
                 if judge is not None:  # still under the lock: no other sync publishes meanwhile
-                    step.now = "the checks"
+                    step.now = None  # published: what fails now is no failure of the sync
                     result.judged = judge(run)
                 return result
     except Exception as exc:
+        if step.now is None:
+            raise
         failure = classify(exc, spec.name, step.now, _conninfo(db))
         if failure is None:
             raise  # a bug: its traceback says where
@@ -229,7 +235,7 @@ def sync_table(
 class Step:
     """What the sync is doing now, so a failure can say where it happened."""
 
-    def __init__(self, now: str):
+    def __init__(self, now: str | None):
         self.now = now
 
 
@@ -387,11 +393,12 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         started=time.monotonic(),
         extra_children=verdict.extra_children,
         unit_keys=frozenset(unit_rows),
+        attached=dict(facts.children) if facts is not None else {},
     )
     step.now = "the publish transaction"
     try:
         gate.check()
-        attempts = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
+        attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
         discard_staging(conn, spec.name)
         raise

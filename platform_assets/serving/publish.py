@@ -14,13 +14,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import errors
 
 from platform_assets.serving import catalog, ledger, pausepoints
-from platform_assets.serving.catalog import Columns, IndexDef
+from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.names import (
     SCHEMA,
@@ -73,19 +73,26 @@ class Publication:
     started: float  # time.monotonic() when the sync started
     extra_children: tuple[str, ...] = ()  # attached by hand: detached, left in place
     unit_keys: frozenset[str] = frozenset()  # the ledger's unit rows before (under the lock)
+    attached: dict[str, str] = field(default_factory=dict)  # the copy's children before
 
 
 def publish(
     conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int, budget_s: float
-) -> int:
-    """Make the staged units live and write the ledger, atomically; returns attempts."""
-    name = pub.spec.name
-    return with_lock_budget(
-        conn, lambda c: _publish(c, pub), f"publishing gold.{name}", lock_timeout_ms, budget_s
+) -> tuple[int, CopyFacts]:
+    """Make the staged units live and write the ledger, atomically; returns the attempts and
+    the copy's catalog facts as published (read in the publish transaction)."""
+    name, published = pub.spec.name, []
+    attempts = with_lock_budget(
+        conn,
+        lambda c: published.append(_publish(c, pub)),
+        f"publishing gold.{name}",
+        lock_timeout_ms,
+        budget_s,
     )
+    return attempts, published[-1]
 
 
-def _publish(conn: psycopg.Connection, pub: Publication) -> None:
+def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
     spec, live = pub.spec, qualified(pub.spec.name)
     staged = pub.staged.units if pub.staged else ()
     sql = []  # sent as one batch: the locks are held for catalog work, not for round trips
@@ -95,7 +102,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
             _create_parent(conn, spec, pub.snapshot.columns, pub.index_defs)
             conn.execute(f"GRANT SELECT ON {live} TO {quote_ident(pub.dashboard_role)}")
         else:
-            attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
+            attached = pub.attached  # read by this run under the sync lock
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
             for child in sorted(attached if pub.change else set(attached) & leaving):
                 sql += [
@@ -124,7 +131,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
             "Drop or change the view, or set on_schema_change='fail', then sync again (goldctl "
             f"sync {spec.name}). The old copy keeps serving."
         ) from None
-    _write_ledger(conn, pub, staged)
+    return _write_ledger(conn, pub, staged)
 
 
 def _create_parent(conn, spec, columns: Columns, index_defs) -> None:
@@ -159,7 +166,7 @@ def _evolve(live: str, change: SchemaChange) -> list[str]:
     )
 
 
-def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
+def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> CopyFacts:
     spec, snap = pub.spec, pub.snapshot
     seconds = time.monotonic() - pub.started
     rate = pub.staged.rows_per_s if pub.staged else None
@@ -192,3 +199,4 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
         ),
     )
     ledger.clear_refusal(conn, spec.name)
+    return facts

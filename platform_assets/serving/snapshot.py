@@ -9,6 +9,7 @@ again later in the run could judge another state than the one loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -38,7 +39,7 @@ class LakeSnapshot:
     def fingerprint(self) -> str:
         return fingerprint(self.segments)
 
-    @property
+    @cached_property  # the type mapping once per snapshot, not at every use
     def columns(self) -> Columns:
         """(name, PostgreSQL type) in lake order: the shape the copy must have."""
         return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
