@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events.log import EventLogEntry
 
-from platform_assets.instance_storage import UnsyncedSqliteEventLogStorage
+from local_instance import UnsyncedSqliteEventLogStorage
 from tests.fault_tools import wait_for
 
 PROJECT = Path(__file__).resolve().parent.parent

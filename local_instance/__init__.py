@@ -10,8 +10,10 @@ which is derived: the lake and the RDS ledger are the truth, and a new instance 
 exists on lake_change_sensor's first tick (README, "Quick start"). Only the local instance
 uses it (deploy/dagster.local.yaml); production keeps PostgreSQL (deploy/dagster.yaml).
 
-It must import nothing of this project's: the webserver and the daemon load it with the
-instance.
+A package of its own, importing nothing of this project's: every process loads it with the
+instance, before the code location. Inside `platform_assets` it would bind that package to the
+installed copy first, and a code location loaded from another folder (a second checkout sharing
+the environment, benchmarks/build.py's edited copy) would run the installed code instead.
 """
 
 from __future__ import annotations
