@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from platform_assets.serving import reader
 from platform_assets.serving.names import quote_ident
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import fingerprint
+from resources.fingerprint import Segments, fingerprint
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
@@ -157,10 +157,23 @@ def published_row(
 def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
     """Create schemas, ledger and the read-only dashboard role (idempotent, race-free).
 
-    Done once per version of this setup (a comment on schema `platform` records it): the
-    common case reads one comment and takes no lock, so nobody holding the bootstrap lock can
-    stall a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
-    database = conn.execute("SELECT current_database()").fetchone()[0]
+    Done once per version of this setup (a comment on schema `platform` records it), and
+    checked once per process and database: later calls cost nothing. The first call of a
+    process reads one comment and takes no lock, so nobody holding the bootstrap lock can stall
+    a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
+    info = conn.info
+    done = (info.host, info.port, info.dbname, dashboard_role)
+    if done in _BOOTSTRAPPED:
+        return
+    _bootstrap_run(conn, dashboard_role)
+    _BOOTSTRAPPED.add(done)
+
+
+_BOOTSTRAPPED: set[tuple] = set()  # (host, port, database, role) set up by this process
+
+
+def _bootstrap_run(conn: psycopg.Connection, dashboard_role: str) -> None:
+    database = conn.info.dbname
     marker = _bootstrap_marker(dashboard_role, database)
     if _bootstrapped(conn) == marker:
         return
@@ -350,6 +363,18 @@ def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
         "AND NOT partition_key = ANY(%s)",
         (table, sorted(keep)),
     )
+
+
+def recorded_segments(row: LedgerRow | None) -> Segments | None:
+    """A unit row's segments typed as the lake's checksums are (None: no row)."""
+    if row is None:
+        return None
+    return {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
+
+
+def unit_behind(row: LedgerRow | None, expected: Segments | None) -> bool:
+    """The one "behind" rule: a unit's ledger row does not hold the lake's segments for it."""
+    return recorded_segments(row) != expected
 
 
 class Refusal(NamedTuple):
