@@ -6,6 +6,7 @@ semantics are exercised by DuckDB running the same statements in the other tests
 """
 
 import pyarrow as pa
+import pytest
 
 from tests.conftest import BUCKET
 

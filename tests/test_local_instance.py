@@ -11,7 +11,7 @@ import dagster as dg
 from dagster._core.events.log import EventLogEntry
 
 from local_instance import UnsyncedSqliteEventLogStorage
-from tests.fault_tools import wait_for
+from tests.support.goldctl import wait_for
 
 PROJECT = Path(__file__).resolve().parent.parent
 
