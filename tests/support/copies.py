@@ -91,7 +91,6 @@ def ledger_row(serving, spec) -> ledger.LedgerRow | None:
 
 
 @contextlib.contextmanager
-@contextlib.contextmanager
 def sync_lock_held(rds_url: str, table: str):
     """The table's sync lock, held as a sync holds it: its syncs and its checks wait."""
     from platform_assets.serving import locks
