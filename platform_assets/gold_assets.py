@@ -29,6 +29,7 @@ from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import fingerprint
+from resources.identifiers import quote_ident
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
@@ -72,7 +73,7 @@ class SyncConfig(dg.Config):
 
 
 def _lake_check_results(engine, spec: GoldTableSpec, relation: str, location: str, rows: int):
-    pk = spec.primary_key
+    pk = [quote_ident(c) for c in spec.primary_key]
     cols = ", ".join(pk)
     dup = (
         engine.query(

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors
 
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import SCHEMA, qualified
 
 GIB = 1024**3
 INDEX_FACTOR = 1.5  # a new copy's indexes next to its heap, for the estimate from types
@@ -122,15 +122,15 @@ def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
         conn.execute(
             "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'gold' AND c.relname = ANY(%s)",
-            (children,),
+            "WHERE n.nspname = %s AND c.relname = ANY(%s)",
+            (SCHEMA, children),
         ).fetchall()
     )
     total_bytes, total_rows = conn.execute(
         "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
         "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
         "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
-        (f"gold.{quote_ident(table)}",),
+        (qualified(table),),
     ).fetchone()
     if total_rows:
         per_row = float(total_bytes) / float(total_rows)

@@ -22,7 +22,7 @@ import psycopg
 
 from platform_assets.serving import disk
 from platform_assets.serving.disk import Room, human
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import qualified
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -105,7 +105,7 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
         "FROM unnest(%(names)s::text[], %(relations)s::text[]) AS n(name, relation) "
         "LEFT JOIN LATERAL pg_partition_tree(to_regclass(n.relation)) AS t ON true "
         "LEFT JOIN pg_class c ON c.oid = t.relid GROUP BY n.name",
-        {"names": tables, "relations": [f"gold.{quote_ident(t)}" for t in tables]},
+        {"names": tables, "relations": [qualified(t) for t in tables]},
     ).fetchall()
     sizes = {name: (int(total), int(months)) for name, total, months in rows}
     # the worst case of the next sync's headroom: every unit staged beside the live copy

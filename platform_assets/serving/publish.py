@@ -23,6 +23,7 @@ from psycopg import errors, sql
 from platform_assets.serving import catalog, ledger, pausepoints
 from platform_assets.serving.catalog import Columns, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
+from platform_assets.serving.locks import set_lock_timeout
 from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -47,11 +48,7 @@ def with_lock_budget(
         attempt += 1
         try:
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{int(lock_timeout_ms)}ms")
-                    )
-                )
+                set_lock_timeout(conn, lock_timeout_ms)
                 work(conn)
             return attempt
         except (errors.LockNotAvailable, errors.DeadlockDetected):
