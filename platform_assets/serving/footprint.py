@@ -23,6 +23,7 @@ import psycopg
 from platform_assets.serving import disk
 from platform_assets.serving.disk import Room, human
 from platform_assets.serving.names import qualified
+from resources.serving_db import one_row
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -116,7 +117,7 @@ def storage_report(
     conn: psycopg.Connection, tables, budget_gb: float, storage_gb: float | None = None
 ) -> StorageReport:
     copies = copy_footprints(conn, tables)
-    database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    database = one_row(conn.execute("SELECT pg_database_size(current_database())"))[0]
     return StorageReport(
         budget_bytes=int(budget_gb * GIB),
         database_bytes=int(database),

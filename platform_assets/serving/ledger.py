@@ -212,7 +212,7 @@ def _bootstrapped(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
-def _exists(conn: psycopg.Connection, table: str) -> bool:
+def platform_table_exists(conn: psycopg.Connection, table: str) -> bool:
     """Whether the platform's `table` exists yet (the first sync creates them all)."""
     found = conn.execute("SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{table}",))
     return one_row(found)[0] is not None
@@ -310,7 +310,7 @@ def upgrade_checksums(conn: psycopg.Connection, table: str, segments: dict[str, 
 def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
     """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole);
     {} before the first sync created the ledger."""
-    if not _exists(conn, "sync_ledger"):
+    if not platform_table_exists(conn, "sync_ledger"):
         return {}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
@@ -330,7 +330,7 @@ def read_everything(
 ) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
     """Every table's (or only `tables`') row and unit rows in one query ({} before the first
     sync)."""
-    if not _exists(conn, "sync_ledger"):
+    if not platform_table_exists(conn, "sync_ledger"):
         return {}
     found: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
     query, params = "SELECT * FROM platform.sync_ledger", ()
@@ -393,7 +393,7 @@ class Refusal(NamedTuple):
 
 def read_refusals(conn: psycopg.Connection) -> dict[str, Refusal]:
     """table -> the last refused or failed sync of a lake state, until one publishes."""
-    if not _exists(conn, "sync_refusals"):
+    if not platform_table_exists(conn, "sync_refusals"):
         return {}
     rows = conn.execute(
         "SELECT table_name, lake_version, reason, kind, refused_at, retry_at "

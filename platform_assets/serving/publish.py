@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import errors, sql
 
-from platform_assets.serving import catalog, ledger, pausepoints
+from platform_assets.serving import catalog, ledger, loader, pausepoints
 from platform_assets.serving.catalog import Columns, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.locks import set_lock_timeout
@@ -119,7 +119,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
                     identifier(unit.child, STAGE_SCHEMA), sql.Identifier(SCHEMA)
                 ),
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
-                    live, identifier(unit.child), trusted_sql(unit.bound())
+                    live, identifier(unit.child), unit.bound()
                 ),
             ]
         if batch:
@@ -140,15 +140,7 @@ def _create_parent(
     columns: Columns,
     index_defs: tuple[IndexDef, ...] | list[IndexDef],
 ) -> None:
-    not_null = set(spec.primary_key)
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c),
-            trusted_sql(t),
-            sql.SQL(" NOT NULL" if c in not_null else ""),
-        )
-        for c, t in columns
-    )
+    cols = loader.column_defs(columns, set(spec.primary_key))
     live = identifier(spec.name)
     conn.execute(
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(
