@@ -323,7 +323,7 @@ def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncR
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
     verified = run.verified
-    actual: object = copy_checks.SCAN
+    actual: copy_checks.Actual = copy_checks.SCAN
     if held is not None and held.checksums_current and verified.keys() == held.segments.keys():
         actual = verified  # every unit of the copy verified in staging by this run
     elif held is not None and {copy_checks.ROW_COUNT, copy_checks.FINGERPRINT} & set(selected):

@@ -57,7 +57,10 @@ def first_nul(
     columns = list(dict.fromkeys([*text, *key]))
     for batch in dataset.to_batches(columns=columns, filter=filter, batch_size=BATCH_ROWS):
         for name in text:
-            hits = pc.match_substring(batch.column(name).cast(pa.string()), "\x00")
+            # pyarrow.compute defines its functions at import: its stubs do not list them
+            hits = pc.match_substring(  # pyright: ignore[reportAttributeAccessIssue]
+                batch.column(name).cast(pa.string()), "\x00"
+            )
             where = pc.index(hits, True).as_py()
             if where >= 0:
                 return name, {k: batch.column(k)[where].as_py() for k in key}
