@@ -96,11 +96,9 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
         else:
             attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
-            for child in sorted(attached if pub.change else set(attached) & leaving):
-                sql += [
-                    f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}",
-                    f"DROP TABLE {qualified(child)}",
-                ]
+            gone = sorted(attached if pub.change else set(attached) & leaving)
+            if gone:  # dropping a partition detaches it: one statement for all of them
+                sql.append(f"DROP TABLE {', '.join(qualified(c) for c in gone)}")
             for child in sorted(set(pub.extra_children) & set(attached) - leaving):
                 sql.append(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
             if pub.change:
