@@ -10,9 +10,12 @@ embedded PostgreSQL and DAGSTER_HOME (with the project's local instance file):
   left alone.
 
 For each: `wall_s` (the command, from start to exit), `steps_s` (the steps' own time, the sum of
-STEP_START -> STEP_SUCCESS/FAILURE read from the instance), `steps_share` (steps / wall) and
-`outside_s` (wall - steps: process start, imports, loading definitions, the run's bookkeeping)
-and `cpu_s` (the command's user + sys time: on a busy machine, wall is mostly waiting for a CPU).
+STEP_START -> STEP_SUCCESS/FAILURE read from the instance), `steps_share` (steps / wall),
+`outside_s` (wall - steps) and where it went (`outside`: from the command's start to the run's
+first event, i.e. process start, imports, instance, definitions, creating the run; from there
+to the first step; between steps; after the last step; from the run's last event to the
+process's exit), `events` (what the run wrote to the event log) and `cpu_s` (the command's
+user + sys time: on a busy machine, wall is mostly waiting for a CPU).
 Then goldctl's `--help` and `status` (median of 3). Every child process runs under a time limit
 and its process group is killed at the limit.
 
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import cache_from_source, find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,41 +83,65 @@ def bounded(
     return proc.returncode, time.perf_counter() - started, out[-2000:]
 
 
-def step_seconds(dagster_home: Path) -> tuple[str, float, dict[str, float]]:
-    """(status, the steps' own time, per step) of the newest run of the instance."""
+def run_phases(dagster_home: Path, started: float, ended: float) -> dict:
+    """The newest run of the instance, read from its events: status, the steps' own time, and
+    where the rest of the command's wall time went (`started`/`ended`: the command's epoch)."""
     from dagster import DagsterEventType, DagsterInstance
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with DagsterInstance.get() as instance:
         [record] = instance.get_run_records(limit=1)
-        started, steps = {}, {}
-        for entry in instance.all_logs(record.dagster_run.run_id):
-            event = entry.dagster_event
-            if event is None:
-                continue
-            if event.event_type == DagsterEventType.STEP_START:
-                started[entry.step_key] = entry.timestamp
-            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                steps[entry.step_key] = round(entry.timestamp - started[entry.step_key], 3)
-        return record.dagster_run.status.value, sum(steps.values()), steps
+        entries = list(instance.all_logs(record.dagster_run.run_id))
+    began, steps, gaps, last_end = {}, {}, 0.0, None
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            began[entry.step_key] = entry.timestamp
+            if last_end is not None:
+                gaps += entry.timestamp - last_end
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            steps[entry.step_key] = round(entry.timestamp - began[entry.step_key], 3)
+            last_end = entry.timestamp
+    first_step = min(began.values())
+    return {
+        "run_status": record.dagster_run.status.value,
+        "steps_s": sum(steps.values()),
+        "per_step_s": steps,
+        "events": len(entries),
+        # outside the steps: process start, imports, instance, definitions, creating the run
+        "outside": {
+            "to_run_created_s": round(entries[0].timestamp - started, 2),
+            "run_start_s": round(first_step - entries[0].timestamp, 2),  # planned events, resources
+            "between_steps_s": round(gaps, 2),
+            "run_end_s": round(entries[-1].timestamp - last_end, 2),
+            "exit_s": round(ended - entries[-1].timestamp, 2),  # the process ending
+        },
+    }
 
 
 def build(name: str, env: dict, home: Path, project: Path = ROOT) -> dict:
     cpu_before = children_cpu_s()
+    started = time.time()
     code, wall, tail = bounded(BUILD, env, cwd=project)
+    ended = time.time()
     cpu = children_cpu_s() - cpu_before
     if code != 0:
         raise RuntimeError(f"{name}: `{' '.join(BUILD)}` exited {code}:\n{tail}")
-    status, steps, per_step = step_seconds(home)
-    log(f"{name}: wall {wall:.1f} s, steps {steps:.1f} s ({status})")
+    run = run_phases(home, started, ended)
+    steps = run["steps_s"]
+    log(f"{name}: wall {wall:.1f} s, steps {steps:.1f} s ({run['run_status']}); {run['outside']}")
     return {
         "wall_s": round(wall, 2),
         "steps_s": round(steps, 2),
         "steps_share": round(steps / wall, 3),
         "outside_s": round(wall - steps, 2),
         "cpu_s": round(cpu, 2),  # user + sys of the command: what a quiet machine would wait
-        "run_status": status,
-        "per_step_s": per_step,
+        "outside": run["outside"],
+        "events": run["events"],
+        "run_status": run["run_status"],
+        "per_step_s": run["per_step_s"],
     }
 
 
@@ -165,7 +193,13 @@ def main() -> int:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     bin_dir = Path(sys.executable).parent
-    result: dict = {"command": " ".join(BUILD), "cpus": os.cpu_count()}
+    result: dict = {
+        "command": " ".join(BUILD),
+        "cpus": os.cpu_count(),
+        # without (PYTHONDONTWRITEBYTECODE and no `uv sync --compile-bytecode`) every command
+        # compiles Dagster again: seconds more per build
+        "bytecode_cached": Path(cache_from_source(find_spec("dagster").origin)).exists(),
+    }
     try:
         result["load_average_before"] = os.getloadavg()[0]
         result["cold"] = build("cold", env, home)

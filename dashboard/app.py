@@ -12,8 +12,10 @@ freshness badge from `platform.sync_ledger` (`dashboard/badge.py`). `?page=route
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
@@ -29,6 +31,7 @@ from dashboard.pages import overview, routes, weather  # noqa: E402
 
 PAGES = {"overview": "Overview", "routes": "Routes", "weather": "Airports & weather"}
 DRAW = {"overview": overview, "routes": routes, "weather": weather}
+T = TypeVar("T")
 ALL = "*"  # the "all carriers" / "all airports" choice (None would read as "nothing picked")
 # The sidebar filters each page applies (and so shows); the others are hidden, not ignored.
 FILTERS = {
@@ -55,17 +58,19 @@ def choose_page() -> str:
     return page
 
 
-def _kept(key: str, default):
+def _kept(key: str, default: T) -> T:
     """A filter's last value: Streamlit forgets a widget's state on a page that does not draw
     it, so each value is also kept under `_<key>` and restored when the widget comes back."""
     return st.session_state.get(key, st.session_state.get(f"_{key}", default))
 
 
-def _keep(key: str, value) -> None:
+def _keep(key: str, value: object) -> None:
     st.session_state[f"_{key}"] = value
 
 
-def _select(label: str, key: str, options: list, default, format_func):
+def _select(
+    label: str, key: str, options: list[str], default: str, format_func: Callable[[str], str]
+) -> str:
     kept = _kept(key, default)
     index = options.index(kept) if kept in options else 0
     value = st.sidebar.selectbox(label, options, index=index, format_func=format_func, key=key)
@@ -98,7 +103,7 @@ def sidebar(page: str, ledger: dict) -> dict:
     carrier_label = lambda c: "All carriers" if c == ALL else f"{c} · {names.get(c) or c}"  # noqa: E731
     airport_label = lambda a: "All airports" if a == ALL else a  # noqa: E731
     first, last = lists["first"], lists["last"]
-    f = {"carrier": ALL, "origin": ALL, "start": first, "end": last}
+    f: dict[str, Any] = {"carrier": ALL, "origin": ALL, "start": first, "end": last}
     shown = FILTERS[page]
     st.sidebar.header("Filters")
     if "carrier" in shown:
@@ -112,7 +117,7 @@ def sidebar(page: str, ledger: dict) -> dict:
         picked = st.sidebar.date_input(
             "Date range", value=kept, min_value=first, max_value=last, key="dates"
         )
-        picked = picked if isinstance(picked, list | tuple) else (picked,)
+        picked = list(picked) if isinstance(picked, list | tuple) else [picked]
         f["start"], f["end"] = picked[0], picked[-1]  # one date picked: that day
         _keep("dates", (f["start"], f["end"]))
         st.sidebar.caption(f"Data from {first:%d %b %Y} to {last:%d %b %Y}.")

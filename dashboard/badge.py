@@ -13,6 +13,7 @@ check (`platform_assets/status.py`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +34,7 @@ def colour(age: timedelta | None, warn: timedelta, sla: timedelta) -> str:
     return GREEN
 
 
-def worst(colours) -> str:
+def worst(colours: Iterable[str]) -> str:
     """The worst of several colours (a page reading two tables is as fresh as the older)."""
     colours = list(colours)
     return max(colours, key=_RANK.__getitem__) if colours else RED

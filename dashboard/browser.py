@@ -25,9 +25,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -155,7 +158,7 @@ class Browser:
             self.close()
             raise
 
-    def _call(self, method: str, path: str, body: dict | None = None):
+    def _call(self, method: str, path: str, body: dict | None = None) -> Any:  # noqa: ANN401 - JSON
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
             self.base + path,
@@ -177,13 +180,15 @@ class Browser:
     def get(self, url: str) -> None:
         self._call("POST", self._s("/url"), {"url": url})
 
-    def js(self, script: str, *args):
+    def js(self, script: str, *args: object) -> Any:  # noqa: ANN401 - what the script returns
         return self._call("POST", self._s("/execute/sync"), {"script": script, "args": list(args)})
 
     def text(self) -> str:
         return self.js("return document.body ? document.body.innerText : ''") or ""
 
-    def wait_for(self, predicate, timeout: float = 45.0, what: str = "condition"):
+    def wait_for(
+        self, predicate: Callable[[], T | None], timeout: float = 45.0, what: str = "condition"
+    ) -> T:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -216,7 +221,7 @@ class Browser:
     def __enter__(self) -> Browser:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -233,7 +238,7 @@ def rendered(browser: Browser) -> tuple[str, int] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("output", nargs="?", default=str(ROOT / "docs" / "dashboard.png"))
     parser.add_argument("--page", default="overview", choices=["overview", "routes", "weather"])
     parser.add_argument("--width", type=int, default=1400)

@@ -15,13 +15,14 @@ they moved since the view's first read, the view is drawn again (`VersionMoved`)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pandas as pd
 import psycopg
 import streamlit as st
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dashboard import queries as Q
@@ -70,7 +71,9 @@ def resolve_url() -> tuple[str, str]:
 def _configure(conn: psycopg.Connection) -> None:
     """Every pooled session is read-only, whatever role the URL names, and time-boxed."""
     conn.execute("SET default_transaction_read_only = on")
-    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
+    conn.execute(
+        pgsql.SQL("SET statement_timeout = {}").format(pgsql.Literal(f"{STATEMENT_TIMEOUT_S}s"))
+    )
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda p: p.close(timeout=1))
@@ -98,17 +101,17 @@ def pool(url: str) -> ConnectionPool:
 
 
 def _frame(cur: psycopg.Cursor) -> pd.DataFrame:
-    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
 
 
 def _versions(conn: psycopg.Connection, tables: tuple[str, ...]) -> dict[str, dict]:
     q = Q.ledger_rows(tables)
     with conn.cursor() as cur:
-        cur.execute(q.sql, q.params)
+        cur.execute(q.statement(), q.params)
         return {r["table_name"]: r for r in _frame(cur).to_dict("records")}
 
 
-def version_key(ledger: dict[str, dict], tables) -> tuple:
+def version_key(ledger: dict[str, dict], tables: Iterable[str]) -> tuple:
     """(table, lake version) of each table: the part of a cache key that a sync changes."""
     return tuple((t, (ledger.get(t) or {}).get("lake_version")) for t in sorted(set(tables)))
 
@@ -125,7 +128,7 @@ def fetch(url: str, versions: tuple, keys: tuple) -> tuple[list[pd.DataFrame], d
         frames = []
         for _, sql, params in keys:
             with conn.cursor() as cur:
-                cur.execute(sql, dict(params))
+                cur.execute(Q.statement(sql), dict(params))
                 frames.append(_frame(cur))
         now = _versions(conn, tuple(t for t, _ in versions))
     if version_key(now, [t for t, _ in versions]) != versions:
@@ -163,15 +166,15 @@ def badge_rows(conn: psycopg.Connection, tables: tuple[str, ...]) -> dict[str, d
         row["ahead"] = None
         if head is not None and head.state_id != row["lake_version"]:
             since = facts.lake_moved_at(table, head.state_id)
-            refusal = facts.refusals.get(table)
             waiting = facts.waiting(table, head.state_id)
+            refusal = facts.refusals.get(table) if waiting != "pending" else None
             row["ahead"] = {
                 "lake_version": head.state_id,
                 "since": since,
-                "lag": facts.now - since,
+                "lag": (facts.now or datetime.now(UTC)) - since,
                 "waiting": waiting,
-                "reason": refusal.reason if waiting != "pending" else None,
-                "until": refusal.until() if waiting != "pending" else None,
+                "reason": refusal.reason if refusal else None,
+                "until": refusal.until() if refusal else None,
             }
     return rows
 

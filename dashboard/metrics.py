@@ -6,11 +6,14 @@ aggregates of the rows (an average of daily averages would weigh a quiet day lik
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 
-def _ratio(num, den) -> float | None:
-    return None if den is None or pd.isna(den) or den == 0 else float(num) / float(den)
+def _ratio(num: float, den: float) -> float | None:
+    """num / den of two of the period's totals, or None when there is no base (0 or NaN)."""
+    return None if math.isnan(den) or den == 0 else num / den
 
 
 def with_averages(rows: pd.DataFrame) -> pd.DataFrame:
@@ -25,8 +28,8 @@ def with_averages(rows: pd.DataFrame) -> pd.DataFrame:
 
 def kpis(rows: pd.DataFrame) -> dict:
     """Totals of the period; a figure the rows cannot give (no such column) is absent."""
-    total = rows.sum(numeric_only=True)
-    out = {
+    total: dict[str, float] = rows.sum(numeric_only=True).to_dict()
+    out: dict[str, float | None] = {
         "flights": int(total.get("flights", 0)),
         "cancelled": int(total.get("cancelled", 0)),
     }

@@ -6,7 +6,9 @@ data is fetched at those lake versions, so its badge names the version its numbe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -19,10 +21,15 @@ from dashboard.metrics import kpis, with_averages
 from platform_assets.specs import GOLD_BY_NAME
 from resources.serving_db import redact
 
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
 # ---- freshness badge --------------------------------------------------------------------------
 
 
-def freshness_badge(queries: list[Q.Query], ledger: dict, fetched_at: datetime, where) -> None:
+def freshness_badge(
+    queries: list[Q.Query], ledger: dict, fetched_at: datetime, where: DeltaGenerator
+) -> None:
     """The ledger's rows of the tables the page read, shown in `where` (atop the page)."""
     for table in sorted({t for q in queries for t in q.tables}):
         spec = GOLD_BY_NAME[table]
@@ -42,7 +49,7 @@ def freshness_badge(queries: list[Q.Query], ledger: dict, fetched_at: datetime, 
     )
 
 
-def _page(page: str, f: dict, ledger: dict) -> tuple[pd.DataFrame, callable]:
+def _page(page: str, f: dict, ledger: dict) -> tuple[pd.DataFrame, Callable[[], None]]:
     """The page's one query's rows, and a function drawing the badge at the top of the page."""
     top = st.container()
     queries = Q.page_queries(page, f)
@@ -53,8 +60,8 @@ def _page(page: str, f: dict, ledger: dict) -> tuple[pd.DataFrame, callable]:
 # ---- pages ------------------------------------------------------------------------------------
 
 
-def _fmt_min(value) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.1f} min"
+def _fmt_min(value: object) -> str:
+    return "–" if value is None or bool(pd.isna(value)) else f"{value:.1f} min"
 
 
 def _days(f: dict) -> str:
@@ -81,7 +88,7 @@ def overview(f: dict, ledger: dict) -> None:
         else _days(f)
     )
     k = kpis(rows)
-    tiles = [("Flights", f"{k['flights']:,}", None)]
+    tiles: list[tuple[str, str, str | None]] = [("Flights", f"{k['flights']:,}", None)]
     if "on_time_rate" in k:
         rate = k["on_time_rate"]
         tiles.append(
@@ -138,10 +145,11 @@ def routes(f: dict, ledger: dict) -> None:
             charts.ranked_bars("route", "avg_arr_delay_min", "average arrival delay (min)"),
             width="stretch",
         )
+        shown: pd.DataFrame = rows[
+            ["route", "flights", "cancelled", "avg_arr_delay_min", "distance_miles"]
+        ]
         st.dataframe(
-            rows[["route", "flights", "cancelled", "avg_arr_delay_min", "distance_miles"]].round(
-                {"avg_arr_delay_min": 1, "distance_miles": 0}
-            ),
+            shown.round({"avg_arr_delay_min": 1, "distance_miles": 0}),
             hide_index=True,
             width="stretch",
         )

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import date
 
+import psycopg
+from psycopg import sql as pgsql
+
 from dashboard.queries import Query
+from resources.serving_db import one_row
 
 INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"}
 PARTITION = re.compile(r"^gold\.(\w+)__p(\d{4})(\d{2})$")
 
 
-def scans(plan: dict):
+def scans(plan: dict) -> Iterator[tuple[str, str]]:
     """(node type, schema.relation) of every node of a JSON plan that reads a relation."""
     if "Relation Name" in plan:
         yield plan["Node Type"], f"{plan.get('Schema', '')}.{plan['Relation Name']}"
@@ -38,10 +43,11 @@ def in_period(relation: str, query: Query) -> bool:
     return date(start.year, start.month, 1) <= month <= end
 
 
-def gold_scans(conn, query: Query) -> tuple[list, list]:
+def gold_scans(conn: psycopg.Connection, query: Query) -> tuple[list, list]:
     """(every scan of a Gold relation, the ones the rule above refuses) in the query's plan,
     EXPLAINed on `conn` (a psycopg connection) with the query's parameters."""
-    raw = conn.execute("EXPLAIN (FORMAT JSON, VERBOSE) " + query.sql, query.params).fetchone()[0]
+    explain = pgsql.SQL("EXPLAIN (FORMAT JSON, VERBOSE) ") + query.statement()
+    (raw,) = one_row(conn.execute(explain, query.params))
     plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
     gold = [(t, r) for t, r in scans(plan) if r.startswith("gold.")]
     bad = [

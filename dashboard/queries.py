@@ -18,6 +18,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from psycopg import sql as pgsql
+
+from resources.identifiers import trusted_sql
+
 CARRIER_DAILY = "gold.carrier_daily_performance"
 ROUTE_MONTHLY = "gold.route_monthly_performance"
 AIRPORT_WEATHER = "gold.airport_daily_weather"
@@ -48,10 +52,21 @@ class Query:
         """The Gold tables the statement reads (whose lake versions key its cached rows)."""
         return tuple(sorted(set(_GOLD.findall(self.sql))))
 
+    def statement(self) -> pgsql.SQL:
+        """The SQL for psycopg: see `statement`."""
+        return statement(self.sql)
+
     @property
     def key(self) -> tuple:
         """Hashable identity (cache key)."""
         return (self.name, self.sql, tuple(sorted(self.params.items())))
+
+
+def statement(text: str) -> pgsql.SQL:
+    """A statement of this module (or a cache key's copy of one) for psycopg. Its text is built
+    only from the table and column names written in this module; every value a user picks
+    travels as a parameter, never in the text, so the text is trusted as it stands."""
+    return trusted_sql(text)
 
 
 # ---- filters (the sidebar's choices) ----------------------------------------------------------
@@ -106,7 +121,7 @@ def date_bounds() -> Query:
 # ---- Overview ------------------------------------------------------------------------------
 
 
-def _where(conditions: list[str], params: dict, **optional) -> str:
+def _where(conditions: list[str], params: dict, **optional: object) -> str:
     """The conditions and `column = %(column)s` for each optional filter set (None: all)."""
     for column, value in optional.items():
         if value is not None:

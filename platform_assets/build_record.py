@@ -31,7 +31,7 @@ def data_files(lake: LakeOps, location: str) -> list[StoredObject]:
     """The files readers see below `location` (no `_`/`.`-prefixed names at any level)."""
     return [
         o
-        for o in lake.list(location)
+        for o in lake.list_keys(location)
         if not any(part.startswith(("_", ".")) for part in o.key[len(location) :].split("/"))
     ]
 

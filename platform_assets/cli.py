@@ -242,7 +242,7 @@ def run(args) -> int:
         return args.func(args, res["lake"], res["engine"], res["serving"])
 
 
-def report_error(args, exc: BaseException, exit_code: int) -> int:
+def report_error(args: argparse.Namespace, exc: BaseException | str, exit_code: int) -> int:
     """One line on stderr; with `--json` also `{"error", "setting"}` on stdout (pipes parse)."""
     print(f"goldctl: {exc}", file=sys.stderr)
     if getattr(args, "json", False):
@@ -251,7 +251,7 @@ def report_error(args, exc: BaseException, exit_code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="goldctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="goldctl", description=(__doc__ or "").splitlines()[0])
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `goldctl status | head` ends quietly

@@ -168,7 +168,8 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         rows = sum(n for n, _ in segments.values())
         checks = _lake_check_results(engine, spec, build_table, location, rows)
         published = all(c.passed for c in checks)
-        if published and _same_content(current, fingerprint(segments), schema):
+        same = current is not None and _same_content(current, fingerprint(segments), schema)
+        if published and current is not None and same:
             # The same content gives the same version: keep it, remember what it was built from.
             lake.delete_prefix(location)
             gold.publish(replace(current.manifest, inputs=inputs))
@@ -211,7 +212,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             meta["pruned_versions"] = len(pruned)
             context.log.info(f"published gold.{spec.name} version {version} ({rows} rows)")
         else:
-            failed = [c.check_name for c in checks if not c.passed]
+            failed = [c.check_name or "?" for c in checks if not c.passed]
             context.log.error(
                 f"version {version} of gold.{spec.name} failed {', '.join(failed)}: not published;"
                 " the lake keeps serving the previous version"
@@ -346,18 +347,23 @@ def _months_behind(spec, snap, facts) -> list[str]:
     _, units = facts.ledger.get(spec.name, (None, {}))
     if any(not r.checksums_current for r in units.values()):
         return []  # an older fingerprint's checksums say nothing about today's months
-    loaded = {m: tuple(r.segments.get(m, ())) for m, r in units.items()}
-    expected = snap.segments
-    return sorted(m for m in set(expected) | set(loaded) if loaded.get(m) != expected.get(m))
+    expected = {m: {m: v} for m, v in snap.segments.items()}  # one unit per month
+    return sorted(
+        m for m in set(expected) | set(units) if ledger.unit_behind(units.get(m), expected.get(m))
+    )
 
 
 def rds_op_name(table: str) -> str:
     return f"rds_gold_{table}"
 
 
+def months_partitions_name(spec: GoldTableSpec) -> str:
+    return f"{spec.name}__months"
+
+
 def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
     """The months a partitioned RDS copy holds: the partitions of its reload-months job."""
-    return dg.DynamicPartitionsDefinition(name=f"{spec.name}__months")
+    return dg.DynamicPartitionsDefinition(name=months_partitions_name(spec))
 
 
 def months_changes(
@@ -365,14 +371,14 @@ def months_changes(
 ) -> tuple[list[str], list[str]]:
     """(months to add, months to drop) so the reload job's partitions are the months held."""
     held = set(ledger.read_partitions(conn, spec.name))
-    known = set(instance.get_dynamic_partitions(months_partitions(spec).name))
+    known = set(instance.get_dynamic_partitions(months_partitions_name(spec)))
     return sorted(held - known), sorted(known - held)
 
 
 def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving) -> None:
     with serving.connect(autocommit=True) as conn:
         added, dropped = months_changes(instance, spec, conn)
-    name = months_partitions(spec).name
+    name = months_partitions_name(spec)
     if added:
         instance.add_dynamic_partitions(name, added)
     for month in dropped:

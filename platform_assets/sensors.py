@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import psycopg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
 from platform_assets import decisions, retry_rule, steady
@@ -43,7 +44,7 @@ from platform_assets.lake_assets import lake_key
 from platform_assets.serving import heads, ledger, orphans
 from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_TABLES
-from platform_assets.status import lake_row_count, read_rds_facts
+from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
 from resources.lake_tables import GoldLake, LakeFault
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
@@ -142,11 +143,11 @@ class Look:
 
     context: dg.SensorEvaluationContext
     gold: GoldLake
-    rds: object
+    rds: RdsFacts
     active: dict
     cursor: steady.Cursor
     touched: set[str]
-    conn: object
+    conn: psycopg.Connection
     serving: ServingDatabase
     states: dict  # table -> the lake state listed this tick (or its LakeFault)
 
@@ -187,10 +188,14 @@ class Look:
         if verdict.owner is not None:  # another deployment's copy: never requested
             return decisions.Decision("refused", verdict.reason), events, None
         refusal = self.rds.refusals.get(spec.name)
-        refused = refusal is not None and refusal.kind == "refused"
-        if refused and refusal[0] == state.state_id and not verdict.copy_drifted:
+        if (
+            refusal is not None
+            and refusal.kind == "refused"
+            and refusal.lake_version == state.state_id
+            and not verdict.copy_drifted
+        ):
             text = (
-                f"refused because {refusal[1]}; not retried until the lake changes "
+                f"refused because {refusal.reason}; not retried until the lake changes "
                 "(or `goldctl sync --force`)"
             )
             return decisions.Decision("refused", text), events, None
@@ -238,7 +243,7 @@ def _sync_request(context, conn, spec, state, rds, verdict):
     key = _run_key(spec.name, state.state_id, verdict, rds)
     episode = key.split("@", 1)[1].split(":", 1)[0]
     attempt, wait, last = _retry_plan(context.instance, spec.name, state.state_id, episode)
-    if wait > 0:
+    if wait > 0 and last is not None:  # a wait is always for the failed `last`
         _record_backoff(conn, spec, state, rds, attempt, wait)
         until = datetime.fromtimestamp(time.time() + wait, UTC).strftime("%H:%M:%S")
         text = (

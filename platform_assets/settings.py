@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import overload
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -33,8 +34,13 @@ SERVING_SETTINGS = {
 }
 
 
-def _env(name: str, default=None):
-    """`EnvVar(name)` when the variable is set, else the default (resolved at run time)."""
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
+def _env(name: str, default: str | None = None) -> str | None:
+    """`EnvVar(name)` (a str) when the variable is set, else the default (resolved at run
+    time)."""
     import dagster as dg
 
     return dg.EnvVar(name) if os.environ.get(name) else default

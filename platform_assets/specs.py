@@ -66,8 +66,10 @@ class GoldTableSpec:
     def output_columns(self) -> list[str]:
         """The columns the Gold SQL selects (read from the SQL, Athena/Trino dialect)."""
         import sqlglot  # on first use: goldctl's fast commands never parse SQL
+        from sqlglot import exp
 
-        return sqlglot.parse_one(self.sql, read="trino").named_selects
+        tree = sqlglot.parse_one(self.sql, read="trino")
+        return tree.named_selects if isinstance(tree, exp.Query) else []
 
     def validate(self) -> None:
         """Fail at definition time, naming the spec, when its keys do not fit its SQL."""
@@ -146,8 +148,9 @@ def extra_specs(module_name: str | None) -> tuple[GoldTableSpec, ...]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"{EXTRA_SPECS_ENV}={module_name}: cannot import it ({exc})") from None
-    specs = tuple(getattr(module, "GOLD_TABLES", ()))
-    if not specs or not all(isinstance(s, GoldTableSpec) for s in specs):
+    found: tuple[object, ...] = tuple(getattr(module, "GOLD_TABLES", ()))
+    specs = tuple(s for s in found if isinstance(s, GoldTableSpec))
+    if not specs or len(specs) < len(found):
         raise ValueError(
             f"{EXTRA_SPECS_ENV}={module_name}: the module needs GOLD_TABLES, a tuple of "
             "GoldTableSpec"

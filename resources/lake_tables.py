@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from resources.storage import LakeOps
 
 MANIFEST = "_manifest.json"
+LAKE_LAYERS = ("bronze", "silver", "gold")  # the lake's folders and the engines' schemas
+GOLD = LAKE_LAYERS[-1]
 
 
 class LakeFault(RuntimeError):
@@ -56,11 +58,11 @@ def version_time(version_id: str) -> datetime | None:
 
 
 def table_prefix(table: str) -> str:
-    return f"gold/{table}"
+    return f"{GOLD}/{table}"
 
 
 def version_prefix(table: str, version_id: str) -> str:
-    return f"gold/{table}/version={version_id}"
+    return f"{table_prefix(table)}/version={version_id}"
 
 
 @dataclass
@@ -180,7 +182,9 @@ class GoldLake:
 
     def list_version(self, table: str, version_id: str) -> list[StoredObject]:
         return [
-            o for o in self.storage.list(version_prefix(table, version_id)) if _is_data_file(o.key)
+            o
+            for o in self.storage.list_keys(version_prefix(table, version_id))
+            if _is_data_file(o.key)
         ]
 
     def current_state(self, table: str) -> LakeTableState | None:
@@ -200,7 +204,7 @@ class GoldLake:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema, first, rows = None, None, 0
+        schema, first, rows = None, "", 0
         for key in state.parquet_keys:
             try:
                 with self.storage.filesystem.open_input_file(self.storage.path(key)) as handle:

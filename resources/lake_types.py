@@ -12,6 +12,7 @@ loader (creating and filling the copy) and the fingerprint all read this table.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -101,6 +102,22 @@ def lake_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, lake_type(f.type, f.name)) for f in schema])
 
 
+def cast_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.RecordBatchReader:
+    """`batches` read as `schema`: the one place Arrow data is converted to its target types.
+    Each cast is exact (`safe`), so a value that would change fails, naming the column; a batch
+    already of `schema` passes untouched (metadata is not part of the type)."""
+    return pa.RecordBatchReader.from_batches(
+        schema,
+        (b if b.schema.equals(schema) else b.cast(schema) for b in batches),
+    )
+
+
+def lake_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """An engine's result in its canonical lake types (`reader` itself when it already is)."""
+    target = lake_schema(reader.schema)
+    return reader if target.equals(reader.schema) else cast_batches(target, reader)
+
+
 def load_schema(schema: pa.Schema) -> pa.Schema:
     """The Arrow schema sent to PostgreSQL by binary COPY: the lake types, with int8 widened to
     int16 (PostgreSQL has no one-byte integer)."""
@@ -123,7 +140,7 @@ def fingerprint_kind(t: pa.DataType, column: str = "?") -> str:
     return mapping(lake_type(t, column), column).kind
 
 
-def long_identifiers(names) -> list[str]:
+def long_identifiers(names: Iterable[str]) -> list[str]:
     """The names PostgreSQL would cut (over 63 bytes in UTF-8)."""
     return [n for n in names if len(n.encode()) > PG_IDENTIFIER_BYTES]
 

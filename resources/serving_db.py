@@ -8,13 +8,18 @@ import) share them.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import Row
 
 from resources import embedded_pg
 from resources.settings_check import Checked, SettingError
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import ServingDatabase
 
 
 class ServingDbError(SettingError):
@@ -74,7 +79,15 @@ def libpq_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url.strip())
 
 
-def gigabytes(text) -> float | None:
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always returns exactly one (an aggregate, `SELECT now()`)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("a statement that returns one row returned none")
+    return row
+
+
+def gigabytes(text: object) -> float | None:
     """A positive number of GB, or None (unset or not one)."""
     try:
         value = float(str(text).strip())
@@ -177,7 +190,7 @@ class ServingOps(Checked):
     def display_url(self) -> str:
         return redact(self.conninfo())
 
-    def connect(self, autocommit: bool = False, **kwargs) -> psycopg.Connection:
+    def connect(self, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:  # noqa: ANN401
         conninfo = self.conninfo()
         try:
             return psycopg.connect(
@@ -203,7 +216,7 @@ class ServingOps(Checked):
 class PlainServing(ServingOps):
     """The serving database without Dagster (goldctl's fast commands)."""
 
-    def __init__(self, **settings):
+    def __init__(self, **settings: object) -> None:
         unknown = set(settings) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown serving settings: {', '.join(sorted(unknown))}")
@@ -211,7 +224,7 @@ class PlainServing(ServingOps):
             setattr(self, name, settings.get(name, default))
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[ServingDatabase]:
     if name == "ServingDatabase":  # the Dagster resource, imported only when asked for
         from resources.dagster_resources import ServingDatabase
 

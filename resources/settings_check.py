@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import CheckedSettings
 
 _SETTING_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 
@@ -100,7 +104,7 @@ def webhook_problems(url: str | None) -> list[str]:
     return url_problem("ALERT_WEBHOOK_URL", url, ("http", "https"), "https://hooks.slack.com/...")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[CheckedSettings]:
     if name == "CheckedSettings":  # the Dagster resource base, imported only when asked for
         from resources.dagster_resources import CheckedSettings
 

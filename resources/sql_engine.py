@@ -4,13 +4,8 @@ SQL is written once, in the Athena (Trino) dialect. `DuckDBEngine` transpiles it
 resolves `bronze.x` / `silver.x` / `gold.x` to Parquet in the lake by the lake's layout, so the
 same files and the same SQL run on a laptop, in tests and on AWS.
 
-Both engines offer the same methods; assets call only these:
-  create_table_as(table, sql, location, partitioned_by) -> QueryStats
-  query(sql) -> pyarrow.Table                       (Athena dialect)
-  segment_checksums(relation, schema, segment_column) -> rows
-  register_external(table, location, schema, partitioned_by)
-  publish(table, location)                          (repoint the served table)
-  statements_run() -> [QueryStats]                  (what this instance ran: scanned bytes)
+Both engines satisfy the `SqlEngine` Protocol (below); assets call only its methods, and the
+type checker (tests/test_types.py) holds both engines to its signatures.
 """
 
 from __future__ import annotations
@@ -18,7 +13,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -28,12 +25,14 @@ from sqlglot import exp
 
 from resources import lake_types
 from resources.dagster_resources import CheckedSettings
-from resources.fingerprint import segment_checksum_sql, segments_from_rows
-from resources.lake_tables import GoldLake
+from resources.fingerprint import Segments, segment_checksum_sql, segments_from_rows
+from resources.identifiers import quote_ident
+from resources.lake_tables import GOLD, LAKE_LAYERS, GoldLake
 from resources.settings_check import athena_problems, duckdb_problems
 from resources.storage import LakeStorage
 
-LAKE_SCHEMAS = ("bronze", "silver", "gold")
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ TRINO_MACROS = {
 }
 
 
-def _count_if_as_count(node: exp.Expression) -> exp.Expression:
+def _count_if_as_count(node: exp.Expr) -> exp.Expr:
     """Trino's COUNT_IF(p) counts the rows where p is true and is 0 when there are none; DuckDB's
     returns NULL when p is NULL on every row of a group. COUNT(CASE WHEN p THEN 1 END) is the
     Trino meaning on both engines."""
@@ -65,25 +64,58 @@ def _count_if_as_count(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _lake_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """The result in its canonical lake types (resources/lake_types.py); the casts are exact
-    (`safe`), so a value that would change fails the build, naming nothing lost."""
-    target = lake_types.lake_schema(reader.schema)
-    if target == reader.schema:
-        return reader
-    return pa.RecordBatchReader.from_batches(target, (batch.cast(target) for batch in reader))
+Bindings = Mapping[str, str]
+"""relation ('gold.t__build') -> the lake location whose files it must read for one call."""
 
 
-def _hugeint_as_bigint(con, sql: str) -> str:
+class SqlEngine(Protocol):
+    """What assets may ask of an engine; `DuckDBEngine` and `AthenaEngine` both satisfy it.
+
+    SQL is in the Athena dialect. `bindings` (and `location`) name the lake files a relation
+    reads: DuckDB binds the relation to them, Athena accepts only a table it placed there itself
+    (by `create_table_as`, `register_external` or `publish`) and refuses any other binding.
+    """
+
+    @property
+    def dialect(self) -> str: ...
+
+    def statements_run(self) -> list[QueryStats]:
+        """What this instance ran, in order (scanned bytes: a build's cost is a slice of it)."""
+        ...
+
+    def price_per_tb(self) -> float:
+        """The price of a TB scanned (resources/athena_cost.py prices `statements_run`)."""
+        ...
+
+    def query(self, sql: str, bindings: Bindings | None = None) -> pa.Table: ...
+
+    def segment_checksums(
+        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+    ) -> Segments: ...
+
+    def create_table_as(
+        self, table: str, sql: str, location: str, partitioned_by: list[str] | None = None
+    ) -> QueryStats:
+        """Run the SELECT and write its result as Parquet at `location` (replacing it)."""
+        ...
+
+    def register_external(
+        self, table: str, location: str, schema: pa.Schema, partitioned_by: list[str] | None = None
+    ) -> None: ...
+
+    def publish(self, table: str, location: str) -> None:
+        """Repoint the served `table` at `location`."""
+        ...
+
+
+def _hugeint_as_bigint(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     """DuckDB sums BIGINTs into a 128-bit HUGEINT where Athena (Trino) keeps BIGINT and fails on
     overflow; cast them back so both engines write the same types (an overflow fails here too)."""
     described = con.execute(f"DESCRIBE {sql}").fetchall()
     huge = [name for name, type_, *_ in described if type_ == "HUGEINT"]
     if not huge:
         return sql
-    casts = ", ".join(
-        f'CAST("{n}" AS BIGINT) AS "{n}"' for n in (h.replace('"', '""') for h in huge)
-    )
+    casts = ", ".join(f"CAST({quote_ident(n)} AS BIGINT) AS {quote_ident(n)}" for n in huge)
     return f"SELECT * REPLACE ({casts}) FROM ({sql})"
 
 
@@ -102,6 +134,9 @@ class DuckDBEngine(CheckedSettings):
         """Nothing is recorded: DuckDB reports no scanned bytes (see resources/athena_cost.py)."""
         return []
 
+    def price_per_tb(self) -> float:
+        return 0.0
+
     def translate(self, sql: str) -> str:
         return ";\n".join(
             statement.transform(_count_if_as_count).sql(dialect="duckdb")
@@ -112,45 +147,48 @@ class DuckDBEngine(CheckedSettings):
     def settings_problems(self) -> list[str]:
         return duckdb_problems(self.threads)
 
-    def _connect(self, sql: str, bindings: dict[str, str] | None = None):
+    def _connect(self, sql: str, bindings: Bindings | None = None) -> duckdb.DuckDBPyConnection:
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
         self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
         con.execute("SET TimeZone = 'UTC'")  # as Athena: a build never depends on the worker's TZ
         for macro in TRINO_MACROS.values():
             con.execute(macro)
-        for schema in LAKE_SCHEMAS:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for schema in LAKE_LAYERS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         bindings = bindings or {}
-        seen = set()
+        seen: set[str] = set()
         for table in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table):
             name = f"{table.db}.{table.name}" if table.db else table.name
-            if name in seen or table.db not in LAKE_SCHEMAS:
+            if name in seen or table.db not in LAKE_LAYERS:
                 continue
             seen.add(name)
             dataset = self._dataset_for(name, bindings.get(name))
             alias = f"_lake_{table.db}_{table.name}"
             con.register(alias, dataset)
-            con.execute(f'CREATE VIEW {table.db}."{table.name}" AS SELECT * FROM {alias}')
+            view = f"{quote_ident(table.db)}.{quote_ident(table.name)}"
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {quote_ident(alias)}")
         return con
 
-    def _dataset_for(self, name: str, location: str | None):
+    def _dataset_for(self, name: str, location: str | None) -> ds.Dataset:
         schema, table = name.split(".", 1)
         if location is not None:
             return self.lake.dataset(location, hive=True)
-        if schema == "gold":
+        if schema == GOLD:
             state = GoldLake(self.lake).current_state(table)
             if state is None:
                 raise LookupError(f"gold.{table} has no published version in the lake yet")
             return self.lake.dataset(state.parquet_keys)
-        keys = [o.key for o in self.lake.list(f"{schema}/{table}") if o.key.endswith(".parquet")]
+        keys = [
+            o.key for o in self.lake.list_keys(f"{schema}/{table}") if o.key.endswith(".parquet")
+        ]
         if not keys:
             raise LookupError(
                 f"{name} has no Parquet files at {self.lake.uri(schema + '/' + table)}"
             )
         return self.lake.dataset(f"{schema}/{table}", hive=True)
 
-    def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+    def query(self, sql: str, bindings: Bindings | None = None) -> pa.Table:
         translated = self.translate(sql)
         con = self._connect(translated, bindings)
         try:
@@ -160,7 +198,7 @@ class DuckDBEngine(CheckedSettings):
 
     def segment_checksums(
         self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
-    ):
+    ) -> Segments:
         sql = segment_checksum_sql("duckdb", relation, schema, segment_column)
         con = self._connect(sql, {relation: location} if location else None)
         try:
@@ -181,7 +219,7 @@ class DuckDBEngine(CheckedSettings):
         con = self._connect(translated)
         try:
             query = _hugeint_as_bigint(con, translated)
-            reader = _lake_reader(con.execute(query).to_arrow_reader(256_000))
+            reader = lake_types.lake_reader(con.execute(query).to_arrow_reader(256_000))
             self.lake.delete_prefix(location)
             self.lake.write_parquet(location, reader, partition_cols=partitioned_by)
         finally:
@@ -214,6 +252,7 @@ class AthenaEngine(CheckedSettings):
         default="5", description="ATHENA_USD_PER_TB: the price of a TB scanned (a number)."
     )
     _statements: list[QueryStats] = PrivateAttr(default_factory=list)
+    _placed: dict[str, str] = PrivateAttr(default_factory=dict)  # table -> location it reads
 
     @property
     def dialect(self) -> str:
@@ -232,12 +271,12 @@ class AthenaEngine(CheckedSettings):
     def settings_problems(self) -> list[str]:
         return athena_problems(self.region, self.output_location, self.lake.is_s3)
 
-    def _cursor(self, arrow: bool = False):
+    def _cursor(self, arrow: bool = False) -> Any:  # noqa: ANN401 - pyathena's cursors are untyped
         from pyathena import connect
 
         self.require_settings()
 
-        kwargs = {"work_group": self.work_group, "region_name": self.region}
+        kwargs: dict[str, Any] = {"work_group": self.work_group, "region_name": self.region}
         if self.output_location:
             kwargs["s3_staging_dir"] = self.output_location
         if self.endpoint_url:
@@ -251,10 +290,10 @@ class AthenaEngine(CheckedSettings):
     def _qualify(self, sql: str) -> str:
         if not self.database_prefix:
             return sql
-        pattern = r"\b(" + "|".join(LAKE_SCHEMAS) + r")\."
+        pattern = r"\b(" + "|".join(LAKE_LAYERS) + r")\."
         return re.sub(pattern, lambda m: f"{self.database_prefix}{m.group(1)}.", sql)
 
-    def _run(self, sql: str, arrow: bool = False):
+    def _run(self, sql: str, arrow: bool = False) -> tuple[Any, QueryStats]:
         cursor = self._cursor(arrow=arrow)
         started = time.monotonic()
         cursor.execute(self._qualify(sql))
@@ -267,13 +306,25 @@ class AthenaEngine(CheckedSettings):
         self._statements.append(stats)
         return cursor, stats
 
-    def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+    def _require_placed(self, bindings: Iterable[tuple[str, str]]) -> None:
+        """Athena reads tables, not folders: a binding holds only for a table this engine placed
+        at exactly that location; any other would silently read other files, so it is refused."""
+        for relation, location in bindings:
+            if self._placed.get(relation) != location:
+                raise ValueError(
+                    f"Athena cannot bind {relation} to lake location {location!r}: no table this "
+                    "engine created, registered or published reads exactly those files"
+                )
+
+    def query(self, sql: str, bindings: Bindings | None = None) -> pa.Table:
+        self._require_placed((bindings or {}).items())
         cursor, _ = self._run(sql, arrow=True)
         return cursor.as_arrow()
 
     def segment_checksums(
         self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
-    ):
+    ) -> Segments:
+        self._require_placed([(relation, location)] if location is not None else [])
         cursor, _ = self._run(segment_checksum_sql("athena", relation, schema, segment_column))
         return segments_from_rows(cursor.fetchall())
 
@@ -292,6 +343,7 @@ class AthenaEngine(CheckedSettings):
                 "partitioned_by = ARRAY[" + ", ".join(f"'{c}'" for c in partitioned_by) + "]"
             )
         _, stats = self._run(f"CREATE TABLE {table} WITH ({', '.join(props)}) AS\n{sql}")
+        self._placed[table] = location
         return stats
 
     def register_external(
@@ -311,6 +363,7 @@ class AthenaEngine(CheckedSettings):
         self._run(ddl)
         if parts:
             self._run(f"MSCK REPAIR TABLE {table}")
+        self._placed[table] = location
 
     def publish(self, table: str, location: str) -> None:
         """Repoint `table` at the new version folder (create it on the first publish)."""
@@ -322,7 +375,9 @@ class AthenaEngine(CheckedSettings):
             ddl = "\n".join(row[0] for row in cursor.fetchall())
             ddl = ddl.replace(build_table.split(".")[-1], table.split(".")[-1], 1)
             self._run(ddl)
+        self._placed[table] = location
 
 
-SqlEngine = DuckDBEngine | AthenaEngine
-"""Either engine; assets take `engine: ResourceParam[SqlEngine]` and call the shared methods."""
+def _satisfy_protocol(duck: DuckDBEngine, athena: AthenaEngine) -> tuple[SqlEngine, SqlEngine]:
+    """Never called: the type checker fails here if either engine's signatures drift."""
+    return duck, athena

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from resources.dagster_resources import LakeStorage
+
 DEFAULT_LAKE_URL = ".local/lake"
 # The start-up probe of an S3 lake: short timeouts and one attempt, so a wrong endpoint is named
 # in seconds, not after the SDK's retries (the lake's own filesystem keeps the SDK defaults).
@@ -167,7 +169,7 @@ class LakeOps(Checked):
             raise self.settings_error(f"LAKE_URL: bucket {bucket!r} does not exist at {where}")
 
     # ---- objects ----------------------------------------------------------------------------
-    def list(self, prefix: str) -> list[StoredObject]:
+    def list_keys(self, prefix: str) -> list[StoredObject]:
         """Every file below `prefix` (recursive), sorted by key; [] when nothing is there."""
         self.check()
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
@@ -243,7 +245,7 @@ class LakeOps(Checked):
         written: list[str] = []
         root_len = len(self._root) + 1
 
-        def visitor(file):
+        def visitor(file: ds.WrittenFile) -> None:
             written.append(file.path[root_len:])
 
         schema = data.schema
@@ -335,7 +337,7 @@ class PlainLake(LakeOps):
         self._checked = False
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[LakeStorage]:
     if name == "LakeStorage":  # the Dagster resource, imported only when asked for
         from resources.dagster_resources import LakeStorage
 

@@ -52,7 +52,7 @@ def test_ctas_writes_into_an_emptied_external_location(athena):
     assert "partitioned_by = ARRAY['year']" in ctas
     assert ctas.endswith("AS\nSELECT 1 AS x, 2013 AS year")
     assert stats.engine == "athena" and len(stats.query_id) >= 32
-    assert lake.list("gold/t/version=v1") == []  # CTAS needs an empty location
+    assert lake.list_keys("gold/t/version=v1") == []  # CTAS needs an empty location
 
 
 def test_external_tables_are_declared_with_athena_types(athena):
@@ -82,3 +82,20 @@ def test_publish_repoints_the_served_table(athena):
     assert sent() == [
         f"ALTER TABLE prod_gold.t SET LOCATION 's3://{BUCKET}/{prefix}/gold/t/version=v2/'"
     ]
+
+
+def test_bindings_hold_only_for_tables_the_engine_placed_there(athena):
+    """Athena reads tables, not folders: a binding to the location the engine's own CTAS wrote
+    is honoured (the table reads exactly those files); any other binding is refused, by name,
+    before a statement is sent, instead of silently reading other files."""
+    engine, _, _, sent = athena
+    engine.create_table_as("gold.t__build", "SELECT 1 AS x", "gold/t/version=v1")
+    before = len(sent())
+    schema = pa.schema([("x", pa.int64())])
+    engine.segment_checksums("gold.t__build", schema, "x", "gold/t/version=v1")
+    assert len(sent()) == before + 1 and "prod_gold.t__build" in sent()[-1]
+    with pytest.raises(ValueError, match=r"cannot bind gold\.t__build to lake location 'gold/t/v"):
+        engine.query("SELECT 1 FROM gold.t__build", {"gold.t__build": "gold/t/version=v2"})
+    with pytest.raises(ValueError, match=r"cannot bind gold\.u to lake location"):
+        engine.segment_checksums("gold.u", schema, "x", "gold/u/version=v1")
+    assert len(sent()) == before + 1  # nothing refused reached Athena

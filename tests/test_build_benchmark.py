@@ -18,6 +18,9 @@ def test_build_benchmark_reports_time_and_what_each_build_did():
         assert 0 < build["steps_s"] < build["wall_s"]
         assert abs(build["steps_share"] - build["steps_s"] / build["wall_s"]) < 0.01
         assert len(build["per_step_s"]) == 16  # 5 Bronze, 5 Silver, 3 Gold, 3 RDS
+        # where the time outside the steps went adds up to it
+        assert abs(sum(build["outside"].values()) - build["outside_s"]) < 0.2
+        assert build["events"] > 16 * 3  # at least each step's start, output and success
     assert result["noop"]["new_gold_versions"] == 0
     assert set(result["noop"]["rds"].values()) == {"unchanged"}
     assert result["one_table"]["new_gold_versions"] == {"airport_daily_weather": 1}

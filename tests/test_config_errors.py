@@ -124,7 +124,7 @@ def test_bad_lake_url_names_the_setting(url):
 def test_missing_s3_bucket_names_lake_url_and_the_bucket(s3_endpoint):
     lake = LakeStorage(url="s3://no-such-bucket-4711/lake", s3_endpoint_url=s3_endpoint)
     with pytest.raises(LakeConfigError) as info:
-        lake.list("gold")
+        lake.list_keys("gold")
     message = str(info.value)
     assert "LAKE_URL" in message
     assert "no-such-bucket-4711" in message

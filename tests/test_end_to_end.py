@@ -28,5 +28,5 @@ def test_everything_materializes_and_rds_is_in_sync(kind, tmp_path, serving, req
     assert len(checks) == (len(LAKE_CHECKS) + len(RDS_CHECKS)) * len(GOLD_TABLES)
     assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     if kind == "s3":
-        assert lake.list("gold")[0].key.startswith("gold/")
+        assert lake.list_keys("gold")[0].key.startswith("gold/")
         assert lake.uri().startswith("s3://")

@@ -217,4 +217,4 @@ def test_a_type_without_an_exact_home_fails_the_build_by_name(tmp_path, local_la
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     description = failure.step_failure_data.user_failure_data.description
     assert f"gold.{NAME}" in description and "column at" in description, description
-    assert local_lake.list(f"gold/{NAME}") == []  # no version folder left without a manifest
+    assert local_lake.list_keys(f"gold/{NAME}") == []  # no version folder left without a manifest

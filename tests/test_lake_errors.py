@@ -147,4 +147,4 @@ def test_a_run_fails_before_any_step_naming_the_cause(serving):
 def test_the_control_a_reachable_lake_starts(s3_endpoint):
     lake = LakeStorage(url=f"s3://{BUCKET}/lake-ok", s3_endpoint_url=s3_endpoint)
     with lake.process_config_and_initialize_cm() as started:
-        assert started.list("gold") == []
+        assert started.list_keys("gold") == []

@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from platform_assets.serving import reader
 from platform_assets.serving.names import quote_ident
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import fingerprint
+from resources.fingerprint import Segments, fingerprint
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
@@ -350,6 +350,18 @@ def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
         "AND NOT partition_key = ANY(%s)",
         (table, sorted(keep)),
     )
+
+
+def recorded_segments(row: LedgerRow | None) -> Segments | None:
+    """A unit row's segments typed as the lake's checksums are (None: no row)."""
+    if row is None:
+        return None
+    return {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
+
+
+def unit_behind(row: LedgerRow | None, expected: Segments | None) -> bool:
+    """The one "behind" rule: a unit's ledger row does not hold the lake's segments for it."""
+    return recorded_segments(row) != expected
 
 
 class Refusal(NamedTuple):

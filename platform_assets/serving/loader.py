@@ -100,7 +100,7 @@ def batches(
                 position += 1
                 if (position - 1) % count != index:
                     continue
-                for batch in piece.to_batches(
+                yield from piece.to_batches(
                     columns=schema.names,
                     filter=filter,
                     batch_size=BATCH_ROWS,
@@ -108,10 +108,9 @@ def batches(
                     fragment_readahead=1,
                     use_threads=False,
                     cache_metadata=False,
-                ):
-                    yield batch if batch.schema == schema else batch.cast(schema)
+                )
 
-    return pa.RecordBatchReader.from_batches(schema, scan())
+    return lake_types.cast_batches(schema, scan())
 
 
 def _copy_sized(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from psycopg import sql
+
 from resources.identifiers import quote_ident
 
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
@@ -21,6 +23,11 @@ MAX_IDENT = 63  # NAMEDATALEN - 1
 
 def qualified(name: str, schema: str = SCHEMA) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def identifier(name: str, schema: str = SCHEMA) -> sql.Identifier:
+    """`schema.name` for SQL composed with psycopg.sql (it quotes as `qualified` does)."""
+    return sql.Identifier(schema, name)
 
 
 def fit(name: str) -> str:

@@ -302,7 +302,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
             if force
             or key in months
             or key in verdict.drifted_units
-            or _unit_segments(unit_rows.get(key)) != unit.expected
+            or ledger.unit_behind(unit_rows.get(key), unit.expected)
             or not unit_rows[key].checksums_current  # differs from the lake: checksum_upgrade
         ]
     removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
@@ -362,12 +362,6 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
         schema_change=change or None,
         repaired=verdict.reason if verdict.copy_drifted else None,
     )
-
-
-def _unit_segments(row: ledger.LedgerRow | None):
-    if row is None:
-        return None
-    return {k: (int(v[0]), int(v[1])) for k, v in row.segments.items()}
 
 
 def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, force: bool) -> None:

@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 from platform_assets.serving import catalog, ledger, pausepoints
 from platform_assets.serving.catalog import Columns, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
-from platform_assets.serving.names import (
-    SCHEMA,
-    STAGE_SCHEMA,
-    qualified,
-    quote_ident,
-    unit_child,
-)
+from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
-from platform_assets.serving.units import Staged
+from platform_assets.serving.units import Staged, Unit
+from resources.identifiers import trusted_sql
+
+if TYPE_CHECKING:
+    from platform_assets.specs import GoldTableSpec
 
 
 def with_lock_budget(
@@ -48,7 +47,11 @@ def with_lock_budget(
         attempt += 1
         try:
             with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
+                conn.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(
+                        sql.Literal(f"{int(lock_timeout_ms)}ms")
+                    )
+                )
                 work(conn)
             return attempt
         except (errors.LockNotAvailable, errors.DeadlockDetected):
@@ -62,7 +65,7 @@ def with_lock_budget(
 
 @dataclass(frozen=True)
 class Publication:
-    spec: object  # GoldTableSpec
+    spec: GoldTableSpec
     snapshot: LakeSnapshot
     staged: Staged | None  # None: nothing to (re)load, only the ledger moves
     removed: tuple[str, ...]  # unit keys whose children leave the copy
@@ -85,35 +88,45 @@ def publish(
 
 
 def _publish(conn: psycopg.Connection, pub: Publication) -> None:
-    spec, live = pub.spec, qualified(pub.spec.name)
+    spec, live = pub.spec, identifier(pub.spec.name)
     staged = pub.staged.units if pub.staged else ()
-    sql = []  # sent as one batch: the locks are held for catalog work, not for round trips
+    batch: list[sql.Composable] = []  # one round trip: locks held for catalog work only
     try:
         if pub.create_parent:
-            conn.execute(f"DROP TABLE IF EXISTS {live}")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(live))
             _create_parent(conn, spec, pub.snapshot.columns, pub.index_defs)
-            conn.execute(f"GRANT SELECT ON {live} TO {quote_ident(pub.dashboard_role)}")
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(live, sql.Identifier(pub.dashboard_role))
+            )
         else:
             attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
             gone = sorted(attached if pub.change else set(attached) & leaving)
             if gone:  # dropping a partition detaches it: one statement for all of them
-                sql.append(f"DROP TABLE {', '.join(qualified(c) for c in gone)}")
+                batch.append(
+                    sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(identifier(c) for c in gone))
+                )
             for child in sorted(set(pub.extra_children) & set(attached) - leaving):
-                sql.append(f"ALTER TABLE {live} DETACH PARTITION {qualified(child)}")
+                batch.append(
+                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(live, identifier(child))
+                )
             if pub.change:
-                sql += _evolve(live, pub.change)
-            if sql:
-                conn.execute(";\n".join(sql))
-                sql = []
+                batch += _evolve(live, pub.change)
+            if batch:
+                conn.execute(sql.SQL(";\n").join(batch))
+                batch = []
             pausepoints.reached("publish")
         for unit in staged:
-            sql += [
-                f"ALTER TABLE {qualified(unit.child, STAGE_SCHEMA)} SET SCHEMA {SCHEMA}",
-                f"ALTER TABLE {live} ATTACH PARTITION {qualified(unit.child)} {unit.bound()}",
+            batch += [
+                sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    identifier(unit.child, STAGE_SCHEMA), sql.Identifier(SCHEMA)
+                ),
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
+                    live, identifier(unit.child), trusted_sql(unit.bound())
+                ),
             ]
-        if sql:
-            conn.execute(";\n".join(sql))
+        if batch:
+            conn.execute(sql.SQL(";\n").join(batch))
     except (errors.DependentObjectsStillExist, errors.FeatureNotSupported) as exc:
         raise OwnershipRefused(
             f"gold.{spec.name} cannot take the lake's new shape ({pub.change.describe()}): "
@@ -124,39 +137,67 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
     _write_ledger(conn, pub, staged)
 
 
-def _create_parent(conn, spec, columns: Columns, index_defs) -> None:
+def _create_parent(
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    columns: Columns,
+    index_defs: tuple[IndexDef, ...] | list[IndexDef],
+) -> None:
     not_null = set(spec.primary_key)
-    cols = ", ".join(
-        f"{quote_ident(c)} {t}{' NOT NULL' if c in not_null else ''}" for c, t in columns
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c),
+            trusted_sql(t),
+            sql.SQL(" NOT NULL" if c in not_null else ""),
+        )
+        for c, t in columns
     )
-    live = qualified(spec.name)
+    live = identifier(spec.name)
     conn.execute(
-        f"CREATE TABLE {live} ({cols}) PARTITION BY RANGE ({quote_ident(spec.segment_column)})"
+        sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(
+            live, cols, sql.Identifier(spec.segment_column)
+        )
     )
     for d in index_defs:
         if d.constraint == "p":  # body: "USING btree (a, b)"
-            keys = d.body[d.body.index("(") :]
+            keys = trusted_sql(d.body[d.body.index("(") :])
             conn.execute(
-                f"ALTER TABLE {live} ADD CONSTRAINT {quote_ident(d.name)} PRIMARY KEY {keys}"
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY {}").format(
+                    live, sql.Identifier(d.name), keys
+                )
             )
         else:
-            unique = "UNIQUE " if d.unique else ""
-            conn.execute(f"CREATE {unique}INDEX {quote_ident(d.name)} ON {live} {d.body}")
+            unique = sql.SQL("UNIQUE " if d.unique else "")
+            conn.execute(
+                sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                    unique, sql.Identifier(d.name), live, trusted_sql(d.body)
+                )
+            )
 
 
-def _evolve(live: str, change: SchemaChange) -> list[str]:
+def _evolve(live: sql.Identifier, change: SchemaChange) -> list[sql.Composed]:
     """What gives the (then childless) parent the lake's columns: catalog work, no rewrite."""
     return (
-        [f"ALTER TABLE {live} DROP COLUMN {quote_ident(c)}" for c in change.dropped]
+        [
+            sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(live, sql.Identifier(c))
+            for c in change.dropped
+        ]
         + [
-            f"ALTER TABLE {live} ALTER COLUMN {quote_ident(c)} TYPE {t} USING NULL"
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
+                live, sql.Identifier(c), trusted_sql(t)
+            )
             for c, _, t in change.retyped
         ]
-        + [f"ALTER TABLE {live} ADD COLUMN {quote_ident(c)} {t}" for c, t in change.added]
+        + [
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                live, sql.Identifier(c), trusted_sql(t)
+            )
+            for c, t in change.added
+        ]
     )
 
 
-def _write_ledger(conn: psycopg.Connection, pub: Publication, staged) -> None:
+def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[Unit]) -> None:
     spec, snap = pub.spec, pub.snapshot
     seconds = time.monotonic() - pub.started
     rate = pub.staged.rows_per_s if pub.staged else None
