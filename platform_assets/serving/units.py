@@ -36,6 +36,7 @@ from platform_assets.serving.names import (
 )
 from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
 from resources.fingerprint import segments_from_rows as _rows_to_segments
+from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
@@ -239,11 +240,11 @@ def _build_sql(units: list[Unit], ddl: dict[str, tuple[list[str], list[str]]]) -
     return ";\n".join([s for u in units for s in ddl[u.child][0]] + [f"ANALYZE {children}"])
 
 
-def _build_apart(conninfo: str, sql: str) -> None:
+def _build_apart(conninfo: str, statements: str) -> None:
     with psycopg.connect(
         conninfo, autocommit=True, connect_timeout=30, application_name="gold-build"
     ) as conn:
-        conn.execute(sql)
+        conn.execute(trusted_sql(statements))
 
 
 def index_ddl(table: str, child: str, defs: list[IndexDef]) -> tuple[list[str], list[str]]:
