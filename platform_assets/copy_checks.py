@@ -17,7 +17,7 @@ from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
-from resources.fingerprint import differing_segments, fingerprint
+from resources.fingerprint import Segments, differing_segments, fingerprint
 
 ROW_COUNT = "row_count_matches"
 FINGERPRINT = "fingerprint_matches"
@@ -57,9 +57,31 @@ def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
     )
 
 
+SCAN = object()  # fingerprint_check's `actual`: read the live copy now
+
+
+def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
+    """The live copy's segment checksums, in the order the ledger's were computed (None: the
+    copy is missing). Raises UndefinedColumn/DatatypeMismatch for columns altered by hand."""
+    try:
+        with conn.transaction():  # a savepoint: a failed read leaves the caller's lock held
+            return postgres_segments(
+                conn, qualified(spec.name), held_schema(row), spec.segment_column
+            )
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
 def fingerprint_check(
-    conn: psycopg.Connection, key: dg.AssetKey, spec, row: LedgerRow | None, snap=None
+    conn: psycopg.Connection,
+    key: dg.AssetKey,
+    spec,
+    row: LedgerRow | None,
+    snap=None,
+    actual: Segments | None | object = SCAN,
 ):
+    """`actual`: the copy's segments when the caller knows them (a sync run verified every unit
+    it published), else SCAN."""
     if row is None:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -84,12 +106,8 @@ def fingerprint_check(
             )
         expected = dict(snap.segments)
     try:
-        with conn.transaction():  # a savepoint: a failed read leaves the caller's lock held
-            actual = postgres_segments(
-                conn, qualified(spec.name), held_schema(row), spec.segment_column
-            )
-    except psycopg.errors.UndefinedTable:
-        actual = None
+        if actual is SCAN:
+            actual = live_segments(conn, spec, row)
     except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -113,14 +131,26 @@ def fingerprint_check(
     )
 
 
-def judge_copy(conn, spec, key, held: LedgerRow | None, rds_rows, db, selected, tables, snap=None):
+def judge_copy(
+    conn,
+    spec,
+    key,
+    held: LedgerRow | None,
+    rds_rows,
+    db,
+    selected,
+    tables,
+    snap=None,
+    actual: Segments | None | object = SCAN,
+):
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
-    snapshot, whose checksums stand in for a ledger's of an older fingerprint version)."""
+    snapshot, whose checksums stand in for a ledger's of an older fingerprint version;
+    `actual`: the copy's segments when the run knows them, see `fingerprint_check`)."""
     if ROW_COUNT in selected:
         yield row_count(key, held, rds_rows)
     if FINGERPRINT in selected:
-        yield fingerprint_check(conn, key, spec, held, snap)
+        yield fingerprint_check(conn, key, spec, held, snap, actual)
     if footprint.CHECK_NAME in selected:
         yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
 

@@ -4,11 +4,14 @@ lake/gold/<table>   Athena CTAS into a new version folder; blocking checks; mani
 rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerprint checks
 """
 
+import contextlib
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import dagster as dg
+import psycopg
 import pyarrow as pa
 
 from platform_assets import build_record, copy_checks, insync_check, retry_rule
@@ -22,8 +25,9 @@ from platform_assets.serving.errors import (
     SyncRefused,
     as_failure,
 )
+from platform_assets.serving.names import WHOLE
 from platform_assets.serving.ownership import Deployment
-from platform_assets.serving.protocol import sync_table
+from platform_assets.serving.protocol import SyncRun, sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
@@ -280,34 +284,67 @@ def _unchanged_result(lake: LakeStorage, spec: GoldTableSpec, state, same: str):
 # ---- rds/gold/<table> --------------------------------------------------------------------------
 
 
-def _rds_check_results(spec, gold: GoldLake, engine, snap, db: ServingDatabase, selected, fault):
-    """The RDS checks under the table's sync lock (shared): a sync publishing meanwhile waits.
-
-    `in_sync_with_lake` judges the run's lake snapshot (the state a sync run loaded; a check-only
-    run takes it under the lock, so a sync that published just before is judged, not missed);
-    row count and fingerprint judge the copy against the version the ledger says it holds."""
+def _rds_check_results(spec, gold: GoldLake, engine, db: ServingDatabase, conn, selected):
+    """A check-only run's RDS checks (the schedule's), under the table's sync lock (shared): a
+    sync publishing meanwhile waits. The lake is read under the lock, so a sync that published
+    just before is judged, not missed; row count and fingerprint scan the copy and judge it
+    against the version the ledger says it holds."""
     key = rds_key(spec.name)
-    with db.connect(autocommit=True) as conn:
-        ledger.bootstrap(conn, db.dashboard_role)
-        with conn.transaction():
-            copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
-            if snap is None and fault is None:
-                snap, fault = _snapshot(spec, gold, engine)
-            me = Deployment.of(db, gold.storage)
-            facts = table_status.read_rds_facts(conn, [spec.name], me)
-            held, _ = facts.ledger.get(spec.name, (None, {}))
-            rds_rows = table_status.live_row_count(conn, spec.name)
-            if fault is not None:
-                st = table_status.faulted(spec, facts, fault, rds_rows)
-            else:
-                state, rows = (snap.state, snap.rows) if snap else (None, None)
-                st = table_status.evaluate(spec, state, facts, rows, rds_rows)
-            if "in_sync_with_lake" in selected:
-                yield _in_sync_check(spec, gold, snap, facts, st)
-            tables = sorted({s.name for s in GOLD_TABLES} | {spec.name})
-            yield from copy_checks.judge_copy(
-                conn, spec, key, held, rds_rows, db, selected, tables, snap
-            )
+    with conn.transaction():
+        copy_checks.hold_sync_lock(conn, spec.name, db.sync_lock_wait_s)
+        snap, fault = _snapshot(spec, gold, engine)
+        facts = table_status.read_rds_facts(conn, [spec.name], Deployment.of(db, gold.storage))
+        held, _ = facts.ledger.get(spec.name, (None, {}))
+        rds_rows = table_status.live_row_count(conn, spec.name)
+        if fault is not None:
+            st = table_status.faulted(spec, facts, fault, rds_rows)
+        else:
+            state, rows = (snap.state, snap.rows) if snap else (None, None)
+            st = table_status.evaluate(spec, state, facts, rows, rds_rows)
+        checks = []
+        if "in_sync_with_lake" in selected:
+            checks.append(_in_sync_check(spec, gold, snap, facts, st))
+        checks += copy_checks.judge_copy(
+            conn, spec, key, held, rds_rows, db, selected, _budget_tables(spec), snap
+        )
+    return checks
+
+
+def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncRun):
+    """A sync run's RDS checks, judged from its facts while it still holds the table's sync
+    lock: the copy's ledger rows and catalog read once after the publish, the lake snapshot it
+    loaded, and the checksums staging verified. The live copy is scanned only for units this
+    run did not verify (all of them when nothing was loaded); its rows are counted by that same
+    scan."""
+    key, conn = rds_key(spec.name), run.conn
+    me, published = Deployment.of(db, gold.storage), run.published
+    copies = {spec.name: published} if published is not None else None
+    facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
+    held, _ = facts.ledger.get(spec.name, (None, {}))
+    verified = run.verified
+    actual: object = copy_checks.SCAN
+    if held is not None and held.checksums_current and verified.keys() == held.segments.keys():
+        actual = verified  # every unit of the copy verified in staging by this run
+    elif held is not None and {copy_checks.ROW_COUNT, copy_checks.FINGERPRINT} & set(selected):
+        with contextlib.suppress(psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch):
+            actual = copy_checks.live_segments(conn, spec, held)  # the check names the column
+    if actual is copy_checks.SCAN:
+        rds_rows = table_status.live_row_count(conn, spec.name)
+    else:
+        rds_rows = None if actual is None else sum(n for n, _ in actual.values())
+    st = table_status.evaluate(spec, run.snap.state, facts, run.snap.rows, rds_rows)
+    checks = []
+    if "in_sync_with_lake" in selected:
+        checks.append(_in_sync_check(spec, gold, run.snap, facts, st))
+    checks += copy_checks.judge_copy(
+        conn, spec, key, held, rds_rows, db, selected, _budget_tables(spec), run.snap, actual
+    )
+    return checks, facts
+
+
+def _budget_tables(spec: GoldTableSpec) -> list[str]:
+    """The copies `fits_storage_budget` adds up: every declared table's (one database)."""
+    return sorted({s.name for s in GOLD_TABLES} | {spec.name})
 
 
 def _snapshot(spec, gold: GoldLake, engine):
@@ -367,17 +404,17 @@ def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
 
 
 def months_changes(
-    instance: dg.DagsterInstance, spec: GoldTableSpec, conn
+    instance: dg.DagsterInstance, spec: GoldTableSpec, conn, held: set[str] | None = None
 ) -> tuple[list[str], list[str]]:
-    """(months to add, months to drop) so the reload job's partitions are the months held."""
-    held = set(ledger.read_partitions(conn, spec.name))
+    """(months to add, months to drop) so the reload job's partitions are the months held
+    (`held`: the ledger's months as the caller read them, else read here)."""
+    held = set(ledger.read_partitions(conn, spec.name)) if held is None else held
     known = set(instance.get_dynamic_partitions(months_partitions_name(spec)))
     return sorted(held - known), sorted(known - held)
 
 
-def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, serving) -> None:
-    with serving.connect(autocommit=True) as conn:
-        added, dropped = months_changes(instance, spec, conn)
+def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, held: set[str]) -> None:
+    added, dropped = months_changes(instance, spec, None, held)
     name = months_partitions_name(spec)
     if added:
         instance.add_dynamic_partitions(name, added)
@@ -446,10 +483,13 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         serving: ServingDatabase,
     ):
         gold = GoldLake(lake)
-        snap = fault = None  # a check-only run reads the lake under the sync lock
-        still_wanted = run_still_wanted(context)
-        if key in context.selected_asset_keys:
-            snap, fault = _snapshot(spec, gold, engine)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        with serving.connect(autocommit=True) as conn:  # the run's one connection
+            if key not in context.selected_asset_keys:  # check-only (the schedule's run)
+                ledger.bootstrap(conn, serving.dashboard_role)
+                yield from _rds_check_results(spec, gold, engine, serving, conn, selected)
+                return
+            snap, _ = _snapshot(spec, gold, engine)  # a fault: the sync refuses it, naming it
             try:
                 result = sync_table(
                     spec,
@@ -460,7 +500,9 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     log=context.log.info,
                     months=config.months,
                     snap=snap,
-                    still_wanted=still_wanted,
+                    still_wanted=run_still_wanted(context),
+                    conn=conn,
+                    judge=partial(_sync_checks, spec, gold, serving, selected),
                 )
             except SyncError as failed:  # errors.py: refusals recorded, only transients retried
                 if isinstance(failed, SyncRefused):  # recorded, or another deployment's copy
@@ -474,12 +516,13 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                         },
                     )
                 raise as_failure(failed) from None
+            checks, facts = result.judged
             if spec.partitioned:
-                _register_months(context.instance, spec, serving)
-            metadata = {**result.metadata(), **footprint.asset_metadata(serving, spec.name)}
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        selected = {k.name for k in context.selected_asset_check_keys}
-        yield from _rds_check_results(spec, gold, engine, snap, serving, selected, fault)
+                _, units = facts.ledger.get(spec.name, (None, {}))
+                _register_months(context.instance, spec, set(units) - {WHOLE})
+            metadata = {**result.metadata(), **footprint.asset_metadata(conn, spec.name)}
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        yield from checks
 
     return _rds_gold
 

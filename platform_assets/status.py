@@ -106,14 +106,16 @@ def read_rds_facts(
     tables: list[str],
     me: ownership.Deployment | None = None,
     declared: list[str] | None = None,
+    copies: dict[str, CopyFacts] | None = None,
 ) -> RdsFacts:
     """Every fact a verdict needs, in one snapshot; `declared` (the specs' tables) also finds
-    the orphans."""
+    the orphans. `copies`: the catalog facts a sync just published, under its lock (not read
+    again)."""
     with ledger.one_snapshot(conn):
         owners = ownership.read_owners(conn)
         return RdsFacts(
             ledger.read_everything(conn, tables),
-            catalog.copy_facts(conn, tables),
+            catalog.copy_facts(conn, tables) if copies is None else copies,
             ledger.read_refusals(conn),
             heads.latest(conn),
             owners,

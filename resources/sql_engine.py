@@ -90,8 +90,16 @@ class SqlEngine(Protocol):
     def query(self, sql: str, bindings: Bindings | None = None) -> pa.Table: ...
 
     def segment_checksums(
-        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
-    ) -> Segments: ...
+        self,
+        relation: str,
+        schema: pa.Schema,
+        segment_column: str,
+        location: str | None = None,
+        files: list[str] | None = None,
+    ) -> Segments:
+        """`files`: read only these lake keys (a run's snapshot: its checksums describe the
+        files it listed, not a later listing)."""
+        ...
 
     def create_table_as(
         self, table: str, sql: str, location: str, partitioned_by: list[str] | None = None
@@ -147,7 +155,9 @@ class DuckDBEngine(CheckedSettings):
     def settings_problems(self) -> list[str]:
         return duckdb_problems(self.threads)
 
-    def _connect(self, sql: str, bindings: Bindings | None = None) -> duckdb.DuckDBPyConnection:
+    def _connect(
+        self, sql: str, bindings: Mapping[str, str | list[str]] | None = None
+    ) -> duckdb.DuckDBPyConnection:
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
         self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
@@ -170,8 +180,10 @@ class DuckDBEngine(CheckedSettings):
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM {quote_ident(alias)}")
         return con
 
-    def _dataset_for(self, name: str, location: str | None) -> ds.Dataset:
+    def _dataset_for(self, name: str, location: str | list[str] | None) -> ds.Dataset:
         schema, table = name.split(".", 1)
+        if isinstance(location, list):  # the very files a snapshot listed
+            return self.lake.dataset(location)
         if location is not None:
             return self.lake.dataset(location, hive=True)
         if schema == GOLD:
@@ -197,10 +209,17 @@ class DuckDBEngine(CheckedSettings):
             con.close()
 
     def segment_checksums(
-        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+        self,
+        relation: str,
+        schema: pa.Schema,
+        segment_column: str,
+        location: str | None = None,
+        files: list[str] | None = None,
     ) -> Segments:
+        """`files`: the lake keys to read (a run's snapshot), instead of listing them again."""
         sql = segment_checksum_sql("duckdb", relation, schema, segment_column)
-        con = self._connect(sql, {relation: location} if location else None)
+        source = files if files is not None else location
+        con = self._connect(sql, {relation: source} if source is not None else None)
         try:
             return segments_from_rows(con.execute(sql).fetchall())
         finally:
@@ -322,9 +341,19 @@ class AthenaEngine(CheckedSettings):
         return cursor.as_arrow()
 
     def segment_checksums(
-        self, relation: str, schema: pa.Schema, segment_column: str, location: str | None = None
+        self,
+        relation: str,
+        schema: pa.Schema,
+        segment_column: str,
+        location: str | None = None,
+        files: list[str] | None = None,
     ) -> Segments:
+        """`files`: only rows of these lake keys (a run's snapshot) are read, whatever the
+        table's location holds by the time Athena lists it."""
         self._require_placed([(relation, location)] if location is not None else [])
+        if files is not None:
+            paths = ", ".join(f"'{self.lake.uri(k)}'" for k in files)
+            relation = f'(SELECT * FROM {relation} WHERE "$path" IN ({paths})) AS snapshot'
         cursor, _ = self._run(segment_checksum_sql("athena", relation, schema, segment_column))
         return segments_from_rows(cursor.fetchall())
 

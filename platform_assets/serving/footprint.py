@@ -126,10 +126,9 @@ def storage_report(
     )
 
 
-def asset_metadata(db, table: str) -> dict:
+def asset_metadata(conn: psycopg.Connection, table: str) -> dict:
     """The RDS asset's size and its next sync's headroom (shown with every materialization)."""
-    with db.connect(autocommit=True) as conn:
-        copy = copy_footprint(conn, table)
+    copy = copy_footprint(conn, table)
     return {
         "rds_bytes": copy.rds_bytes,
         "rds_size": human(copy.rds_bytes),

@@ -157,10 +157,23 @@ def published_row(
 def bootstrap(conn: psycopg.Connection, dashboard_role: str) -> None:
     """Create schemas, ledger and the read-only dashboard role (idempotent, race-free).
 
-    Done once per version of this setup (a comment on schema `platform` records it): the
-    common case reads one comment and takes no lock, so nobody holding the bootstrap lock can
-    stall a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
-    database = conn.execute("SELECT current_database()").fetchone()[0]
+    Done once per version of this setup (a comment on schema `platform` records it), and
+    checked once per process and database: later calls cost nothing. The first call of a
+    process reads one comment and takes no lock, so nobody holding the bootstrap lock can stall
+    a sync; an upgrade waits for it at most BOOTSTRAP_WAIT_S and names the holder."""
+    info = conn.info
+    done = (info.host, info.port, info.dbname, dashboard_role)
+    if done in _BOOTSTRAPPED:
+        return
+    _bootstrap_run(conn, dashboard_role)
+    _BOOTSTRAPPED.add(done)
+
+
+_BOOTSTRAPPED: set[tuple] = set()  # (host, port, database, role) set up by this process
+
+
+def _bootstrap_run(conn: psycopg.Connection, dashboard_role: str) -> None:
+    database = conn.info.dbname
     marker = _bootstrap_marker(dashboard_role, database)
     if _bootstrapped(conn) == marker:
         return

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from platform_assets.serving import (
     catalog,
@@ -51,6 +52,7 @@ from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import (
+    Staged,
     discard_staging,
     drop_staging,
     postgres_segments,
@@ -91,6 +93,7 @@ class SyncResult:
     indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
     schema_change: schema_change.SchemaChange | None = None
     repaired: str | None = None  # what the in-sync rule found wrong with the live copy
+    judged: object = None  # what `sync_table`'s `judge` answered under the lock
 
     def metadata(self) -> dict:
         meta = {
@@ -121,6 +124,40 @@ class SyncResult:
         return meta
 
 
+@dataclass
+class SyncRun:
+    """One sync run and the facts it carries forward, each read once: the lake snapshot, the
+    copy's ledger rows and catalog facts before the publish, the in-sync verdict on them, the
+    units staged (their rows and checksums verified equal to the lake's), and the result.
+    `judge` (the RDS asset's checks) reads it under the table's sync lock, after the publish."""
+
+    spec: GoldTableSpec
+    snap: LakeSnapshot
+    conn: psycopg.Connection  # the run's one connection (the lock and COPY streams aside)
+    table_row: ledger.LedgerRow | None = None
+    unit_rows: dict[str, ledger.LedgerRow] = field(default_factory=dict)
+    facts: catalog.CopyFacts | None = None
+    verdict: insync.Verdict | None = None
+    staged: Staged | None = None
+    result: SyncResult | None = None
+
+    published: catalog.CopyFacts | None = None  # the catalog facts the publish left
+
+    def read_copy(self) -> None:
+        """The ledger rows and catalog facts of the copy, as they are now (one read each)."""
+        name = self.spec.name
+        self.table_row, self.unit_rows = ledger.read_everything(self.conn, [name]).get(
+            name, (None, {})
+        )
+        self.facts = catalog.copy_facts(self.conn, [name]).get(name)
+
+    @property
+    def verified(self) -> dict[str, tuple[int, int]]:
+        """The segments this run verified in staging (unit by unit), equal to the lake's."""
+        units = self.staged.units if self.staged else ()
+        return {k: v for u in units for k, v in u.expected.items()}
+
+
 def sync_table(
     spec: GoldTableSpec,
     lake: GoldLake,
@@ -131,12 +168,17 @@ def sync_table(
     months: list[str] | None = None,
     snap: LakeSnapshot | None = None,
     still_wanted: Callable[[], None] | None = None,
+    conn: psycopg.Connection | None = None,
+    judge: Callable[[SyncRun], object] | None = None,
 ) -> SyncResult:
     """Run the protocol for one table. `months` (partitioned tables) reloads those months even
     when their checksums match: the RDS side of a backfill or a repair. `snap` is the run's
     lake snapshot (taken here when not given). `still_wanted` is called right before the
     publish transaction and raises `NotPublishing` when the sync's run is gone (a step process
-    orphaned by a killed run worker must not publish after its run was failed).
+    orphaned by a killed run worker must not publish after its run was failed). `conn` is the
+    run's connection (autocommit; opened here when not given); `judge(run)` runs under the
+    table's sync lock once the copy is published (or found in sync), its answer kept in
+    `SyncResult.judged`.
 
     Every failure leaves as a `SyncError` (errors.py): a refusal is recorded in the ledger for
     every surface to show, a transient failure says a retry can succeed."""
@@ -155,7 +197,9 @@ def sync_table(
             )
         state_id = snap.state.state_id
         step.now = "connecting"
-        with db.connect(autocommit=True) as conn:
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(db.connect(autocommit=True))
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
             with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
@@ -164,20 +208,25 @@ def sync_table(
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
                 gate = _Gate(lock, spec.name, still_wanted)
-                result = _sync_locked(
-                    spec, lake, db, conn, snap, force, months or [], log, step, gate
-                )
+                run = SyncRun(spec, snap, conn)
+                result = _sync_locked(run, lake, db, force, months or [], log, step, gate)
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
+                run.result = result
+                if judge is not None:  # still under the lock: no other sync publishes meanwhile
+                    step.now = None  # published: what fails now is no failure of the sync
+                    result.judged = judge(run)
                 return result
     except Exception as exc:
+        if step.now is None:
+            raise
         failure = classify(exc, spec.name, step.now, _conninfo(db))
         if failure is None:
             raise  # a bug: its traceback says where
         if failure.recorded:
-            _record_refusal(db, spec.name, state_id, str(failure))
+            _record_refusal(db, conn, spec.name, state_id, str(failure))
         elif failure.retryable:  # every surface says the sync is failing, and why
-            _record_refusal(db, spec.name, state_id, str(failure), "failing")
+            _record_refusal(db, conn, spec.name, state_id, str(failure), "failing")
         if failure is exc:
             raise
         raise failure from None
@@ -186,7 +235,7 @@ def sync_table(
 class Step:
     """What the sync is doing now, so a failure can say where it happened."""
 
-    def __init__(self, now: str):
+    def __init__(self, now: str | None):
         self.now = now
 
 
@@ -199,10 +248,20 @@ def _conninfo(db: ServingDatabase) -> str:
 
 
 def _record_refusal(
-    db: ServingDatabase, table: str, lake_version: str, reason: str, kind: str = "refused"
+    db: ServingDatabase,
+    conn: psycopg.Connection | None,
+    table: str,
+    lake_version: str,
+    reason: str,
+    kind: str = "refused",
 ) -> None:
-    """Keep the reason where every surface reads it; best effort (the database may be down)."""
-    with contextlib.suppress(psycopg.Error, ServingDbError), db.connect(autocommit=True) as conn:
+    """Keep the reason where every surface reads it, on the run's connection while it works;
+    best effort (the database may be down)."""
+    with contextlib.suppress(psycopg.Error, ServingDbError), contextlib.ExitStack() as stack:
+        if conn is None or conn.broken or conn.closed:
+            conn = stack.enter_context(db.connect(autocommit=True))
+        elif conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()  # a failure inside a transaction: what it did is undone
         ledger.bootstrap(conn, db.dashboard_role)
         ledger.record_refusal(conn, table, lake_version, reason, kind)
 
@@ -222,14 +281,15 @@ class _Gate:
             self.still_wanted()
 
 
-def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, step, gate):
-    table_row = ledger.read(conn, spec.name)
-    unit_rows = ledger.read_units(conn, spec.name) if table_row else {}
-    facts = catalog.copy_facts(conn, [spec.name]).get(spec.name)
-    verdict = insync.judge(
+def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
+    spec, snap, conn = run.spec, run.snap, run.conn
+    run.read_copy()
+    table_row, unit_rows, facts = run.table_row, run.unit_rows, run.facts
+    verdict = run.verdict = insync.judge(
         spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
     )
-    if checksum_upgrade.outdated(table_row, unit_rows) and not verdict.copy_drifted:
+    outdated = checksum_upgrade.outdated(table_row, unit_rows)
+    if outdated and not verdict.copy_drifted:
         same, differ = checksum_upgrade.upgrade(
             conn, spec, snap, table_row, unit_rows, verdict.in_sync
         )
@@ -238,14 +298,10 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
             f"today's for {len(same)} unit(s) equal to the lake (no data copied); "
             f"{len(differ)} differ and reload"
         )
-        table_row = ledger.read(conn, spec.name)
-        unit_rows = ledger.read_units(conn, spec.name)
-    if (
-        verdict.in_sync
-        and not force
-        and not months
-        and not checksum_upgrade.outdated(table_row, unit_rows)
-    ):
+        run.read_copy()
+        table_row, unit_rows = run.table_row, run.unit_rows
+        outdated = checksum_upgrade.outdated(table_row, unit_rows)
+    if verdict.in_sync and not force and not months and not outdated:
         log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
         created = indexes.ensure(conn, spec)
         if created:
@@ -315,7 +371,7 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
         units = [lake_units[k] for k in sorted(load)]
         disk.require_room(conn, db.storage_gb, spec.name, units, snap.columns)
         step.now = f"COPY and verification of {len(load)} unit(s)"
-        staged = stage(
+        staged = run.staged = stage(
             conn,
             db.conninfo(),
             spec,
@@ -336,11 +392,13 @@ def _sync_locked(spec, lake, db, conn, snap: LakeSnapshot, force, months, log, s
         dashboard_role=db.dashboard_role,
         started=time.monotonic(),
         extra_children=verdict.extra_children,
+        unit_keys=frozenset(unit_rows),
+        attached=dict(facts.children) if facts is not None else {},
     )
     step.now = "the publish transaction"
     try:
         gate.check()
-        attempts = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
+        attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
         discard_staging(conn, spec.name)
         raise

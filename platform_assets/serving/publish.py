@@ -14,14 +14,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving import catalog, ledger, pausepoints
-from platform_assets.serving.catalog import Columns, IndexDef
+from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
 from platform_assets.serving.schema_change import SchemaChange
@@ -75,19 +75,27 @@ class Publication:
     dashboard_role: str
     started: float  # time.monotonic() when the sync started
     extra_children: tuple[str, ...] = ()  # attached by hand: detached, left in place
+    unit_keys: frozenset[str] = frozenset()  # the ledger's unit rows before (under the lock)
+    attached: dict[str, str] = field(default_factory=dict)  # the copy's children before
 
 
 def publish(
     conn: psycopg.Connection, pub: Publication, lock_timeout_ms: int, budget_s: float
-) -> int:
-    """Make the staged units live and write the ledger, atomically; returns attempts."""
-    name = pub.spec.name
-    return with_lock_budget(
-        conn, lambda c: _publish(c, pub), f"publishing gold.{name}", lock_timeout_ms, budget_s
+) -> tuple[int, CopyFacts]:
+    """Make the staged units live and write the ledger, atomically; returns the attempts and
+    the copy's catalog facts as published (read in the publish transaction)."""
+    name, published = pub.spec.name, []
+    attempts = with_lock_budget(
+        conn,
+        lambda c: published.append(_publish(c, pub)),
+        f"publishing gold.{name}",
+        lock_timeout_ms,
+        budget_s,
     )
+    return attempts, published[-1]
 
 
-def _publish(conn: psycopg.Connection, pub: Publication) -> None:
+def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
     spec, live = pub.spec, identifier(pub.spec.name)
     staged = pub.staged.units if pub.staged else ()
     batch: list[sql.Composable] = []  # one round trip: locks held for catalog work only
@@ -99,7 +107,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
                 sql.SQL("GRANT SELECT ON {} TO {}").format(live, sql.Identifier(pub.dashboard_role))
             )
         else:
-            attached = catalog.copy_facts(conn, [spec.name])[spec.name].children
+            attached = pub.attached  # read by this run under the sync lock
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
             gone = sorted(attached if pub.change else set(attached) & leaving)
             if gone:  # dropping a partition detaches it: one statement for all of them
@@ -134,7 +142,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> None:
             "Drop or change the view, or set on_schema_change='fail', then sync again (goldctl "
             f"sync {spec.name}). The old copy keeps serving."
         ) from None
-    _write_ledger(conn, pub, staged)
+    return _write_ledger(conn, pub, staged)
 
 
 def _create_parent(
@@ -197,7 +205,7 @@ def _evolve(live: sql.Identifier, change: SchemaChange) -> list[sql.Composed]:
     )
 
 
-def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[Unit]) -> None:
+def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[Unit]) -> CopyFacts:
     spec, snap = pub.spec, pub.snapshot
     seconds = time.monotonic() - pub.started
     rate = pub.staged.rows_per_s if pub.staged else None
@@ -213,7 +221,7 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[U
     )
     keep = {u.key for u in staged}
     if not pub.create_parent and not pub.change:
-        keep |= set(ledger.read_units(conn, spec.name)) - set(pub.removed)
+        keep |= set(pub.unit_keys) - set(pub.removed)
     ledger.delete_units(conn, spec.name, keep)
     ledger.write(
         conn,
@@ -230,3 +238,4 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[U
         ),
     )
     ledger.clear_refusal(conn, spec.name)
+    return facts

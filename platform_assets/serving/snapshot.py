@@ -9,6 +9,7 @@ again later in the run could judge another state than the one loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -38,7 +39,7 @@ class LakeSnapshot:
     def fingerprint(self) -> str:
         return fingerprint(self.segments)
 
-    @property
+    @cached_property  # the type mapping once per snapshot, not at every use
     def columns(self) -> Columns:
         """(name, PostgreSQL type) in lake order: the shape the copy must have."""
         return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
@@ -57,7 +58,9 @@ def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
         return None
     schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
     if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
-        segments = engine.segment_checksums(f"gold.{spec.name}", schema, spec.segment_column)
+        segments = engine.segment_checksums(  # the files listed above, not a new listing
+            f"gold.{spec.name}", schema, spec.segment_column, files=list(state.parquet_keys)
+        )
     else:
         segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}
     return LakeSnapshot(spec.name, state, schema, segments)

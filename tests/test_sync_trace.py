@@ -1,0 +1,92 @@
+"""What one sync run costs in connections and repeated reads, as benchmarks/sync_trace.py counts.
+
+Behaviour the design promises, not timings: one connection per run for the op (sync, checks,
+months, footprint) besides the sync lock's and the staging streams; the ledger's setup once per
+process; the lake listed once and its checksums computed from that listing; the checks judging
+a sync from its facts (no count(*); no scan of units staging just verified).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.sync_trace import materialize, trace_runs, traced_sync
+from platform_assets.serving import ledger
+from platform_assets.serving.loader import COPY_STREAMS
+from platform_assets.serving.snapshot import take
+from platform_assets.specs import GOLD_BY_NAME
+from resources.lake_tables import GoldLake
+from resources.sql_engine import DuckDBEngine
+
+TABLE = "carrier_daily_performance"
+WHOLE = "airport_daily_weather"
+
+
+@pytest.fixture
+def synced(local_lake, serving):
+    selection = " or ".join(f"key:lake/gold/{t} or key:rds/gold/{t}" for t in (TABLE, WHOLE))
+    assert materialize(selection, local_lake, serving).success
+    return local_lake, serving
+
+
+def test_a_sync_run_opens_one_connection_besides_its_lock_and_staging_streams(synced):
+    lake, serving = synced
+    runs = trace_runs(lake, serving, TABLE)
+    unchanged, changed = runs["unchanged"], runs["one_changed_month"]
+    assert unchanged["action"] == "unchanged" and changed["action"] == "loaded"
+    assert len(changed["months_reloaded"].split(", ")) == 1, changed
+    for run in (unchanged, changed):
+        assert all(run["checks_passed"].values()), run  # no false alarm from judging the facts
+    # the run's connection and the sync lock's; a load adds the verification scan's and COPY's
+    assert unchanged["connections"] == {"psycopg": 2, "adbc_copy": 0}, unchanged
+    assert changed["connections"]["psycopg"] == 3, changed
+    assert 1 <= changed["connections"]["adbc_copy"] <= COPY_STREAMS, changed
+    for run in (unchanged, changed):
+        calls = run["calls"]
+        assert calls["bootstrap_runs"] == 0, calls  # this process set the database up already
+        assert calls["copy_row_counts"] == 0, calls  # rows come with the checksums
+        assert calls["insync_judge"] <= 2, calls  # before the publish, and the check's after
+    # an outside change: the engine checksums the snapshot's files, once
+    assert changed["calls"]["engine_checksum_scans"] == 1, changed
+    assert unchanged["calls"]["engine_checksum_scans"] == 0, unchanged
+    # unchanged: one scan for the copy checks; one month loaded: staging's and the copy's
+    assert unchanged["calls"]["postgres_checksum_scans"] == 1, unchanged
+    assert changed["calls"]["postgres_checksum_scans"] == 2, changed
+
+
+def test_a_whole_table_reload_is_judged_from_staging_without_scanning_the_copy(synced):
+    lake, serving = synced
+    from benchmarks.staleness import add_outside_file
+
+    add_outside_file(lake, WHOLE, rows=3)
+    run = traced_sync(lake, serving, WHOLE)
+    assert run["action"] == "loaded" and all(run["checks_passed"].values()), run
+    assert run["calls"]["postgres_checksum_scans"] == 1, run  # staging's verification only
+
+
+def test_the_ledger_setup_runs_once_per_process(synced, monkeypatch):
+    lake, serving = synced
+    monkeypatch.setattr(ledger, "_BOOTSTRAPPED", set())  # as in a new process
+    first = traced_sync(lake, serving, TABLE)
+    second = traced_sync(lake, serving, TABLE)
+    assert first["calls"]["bootstrap_runs"] == 1, first
+    assert second["calls"]["bootstrap_runs"] == 0, second
+
+
+def test_the_engine_checksums_the_snapshots_files_not_a_new_listing(synced):
+    """A file added after the snapshot listed the lake is not in the snapshot's checksums."""
+    lake, _ = synced
+    from benchmarks.staleness import add_outside_file
+
+    spec, gold, engine = GOLD_BY_NAME[WHOLE], GoldLake(lake), DuckDBEngine(lake=lake)
+    add_outside_file(lake, WHOLE, rows=2)  # changed outside: the engine computes the checksums
+    state = gold.current_state(WHOLE)
+    rows_listed = take(spec, gold, engine).rows
+    added, _ = add_outside_file(lake, WHOLE, rows=3)
+    snapshot_files = list(state.parquet_keys)
+    schema = take(spec, gold, engine).schema
+    again = engine.segment_checksums(
+        f"gold.{WHOLE}", schema, spec.segment_column, files=snapshot_files
+    )
+    assert sum(n for n, _ in again.values()) == rows_listed
+    assert take(spec, gold, engine).rows == rows_listed + added
