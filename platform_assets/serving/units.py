@@ -36,11 +36,15 @@ from platform_assets.serving.names import (
 )
 from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
 from resources.fingerprint import segments_from_rows as _rows_to_segments
+from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
+# connections building the staged units' indexes and statistics side by side (with the
+# checksum scan's beside them): per-unit DDL is CPU-bound in the server, one core each
+BUILD_CONNECTIONS = 2
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -142,10 +146,18 @@ def stage(
 
     On any failure the staging tables are dropped and the error raised; nothing live changed.
     """
-    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
-    not_null = set(spec.primary_key)
     months = [u.key for u in units if u.key != WHOLE]
     where = _month_filter(spec.segment_column, months) if months else None
+    streams = loader.Streams(conninfo, dataset, where)  # connecting overlaps what follows
+    try:
+        return _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams)
+    finally:
+        streams.close()
+
+
+def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams) -> Staged:
+    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
+    not_null = set(spec.primary_key)
     nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
     if nul is not None:
         column, key = nul
@@ -156,44 +168,47 @@ def stage(
             table=spec.name,
         )
     try:
+        expected = {k: v for u in units for k, v in u.expected.items()}
+        rows = sum(n for n, _ in expected.values())
+        ddl = {u.child: index_ddl(spec.name, u.child, index_defs) for u in units}
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
-        ddl = [
-            f"DROP TABLE IF EXISTS {parent}",
+        children = ", ".join(qualified(u.child, STAGE_SCHEMA) for u in units)
+        create = [
+            f"DROP TABLE IF EXISTS {parent}, {children}",
             f"{loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)} "
             f"PARTITION BY RANGE ({quote_ident(spec.segment_column)})",
             f"COMMENT ON TABLE {parent} IS {_literal(stage_comment(spec.name))}",
         ]
         for unit in units:
             child = qualified(unit.child, STAGE_SCHEMA)
-            ddl += [
-                f"DROP TABLE IF EXISTS {child}",
-                f"CREATE TABLE {child} PARTITION OF {parent} {unit.bound()}",
+            check = unit.month_check(spec.segment_column)
+            name = quote_ident(index_name(unit.child, "month"))
+            month = f"(CONSTRAINT {name} CHECK ({check})) " if check else ""
+            create += [
+                f"CREATE TABLE {child} PARTITION OF {parent} {month}{unit.bound()}",
                 f"COMMENT ON TABLE {child} IS {_literal(stage_comment(spec.name))}",
             ]
-            check = unit.month_check(spec.segment_column)
-            if check:
-                name = quote_ident(index_name(unit.child, "month"))
-                ddl.append(f"ALTER TABLE {child} ADD CONSTRAINT {name} CHECK ({check})")
-        conn.execute(";\n".join(ddl))
-        expected = {k: v for u in units for k, v in u.expected.items()}
-        rows = sum(n for n, _ in expected.values())
+        conn.execute(";\n".join(create))
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         stats = loader.load_dataset(
-            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
+            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, where, streams
         )
         pausepoints.reached("verify")
         # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
-        # read the same committed rows; nothing is published before both are done.
-        # Index builds and ANALYZE first (their locks let the scan read); the constraints that
-        # adopt the indexes last (ACCESS EXCLUSIVE: they wait for the scan rather than block it)
-        ddl = [index_ddl(spec.name, u.child, index_defs) for u in units]
-        build = [s for indexes, _ in ddl for s in indexes] + [f"ANALYZE {parent}"]
-        build += [s for _, constraints in ddl for s in constraints]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+        # read the same committed rows; those run on two connections when there are two units
+        # or more (each its own units: no lock between them), so two cores build at once.
+        # Nothing is published before all are done. The constraints that adopt the indexes
+        # (ACCESS EXCLUSIVE) come after the scan, with the detach from the staging parent.
+        halves = [units[i::BUILD_CONNECTIONS] for i in range(BUILD_CONNECTIONS)]
+        builds = [_build_sql(part, ddl) for part in halves if part]
+        with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
             scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
+            others = [pool.submit(_build_apart, conninfo, sql) for sql in builds[1:]]
             try:
-                conn.execute(";\n".join(build))
+                conn.execute(builds[0])
+                for other in others:
+                    other.result()
             finally:
                 actual = scan.result()  # a mismatch says more than an index error it caused
                 if actual != expected:
@@ -204,7 +219,8 @@ def stage(
                         f"differing segments: {', '.join(bad[:12])}"
                     )
         # Ready-made tables: the publish only moves and attaches them.
-        finish = [
+        finish = [c for u in units for c in ddl[u.child][1]]
+        finish += [
             f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
             for u in units
         ]
@@ -215,6 +231,20 @@ def stage(
     except BaseException:
         discard_staging(conn, spec.name)
         raise
+
+
+def _build_sql(units: list[Unit], ddl: dict[str, tuple[list[str], list[str]]]) -> str:
+    """The index builds of `units`, then their statistics (the children's only: the staging
+    parent's own would be dropped with it), as one batch."""
+    children = ", ".join(qualified(u.child, STAGE_SCHEMA) for u in units)
+    return ";\n".join([s for u in units for s in ddl[u.child][0]] + [f"ANALYZE {children}"])
+
+
+def _build_apart(conninfo: str, statements: str) -> None:
+    with psycopg.connect(
+        conninfo, autocommit=True, connect_timeout=30, application_name="gold-build"
+    ) as conn:
+        conn.execute(trusted_sql(statements))
 
 
 def index_ddl(table: str, child: str, defs: list[IndexDef]) -> tuple[list[str], list[str]]:
