@@ -106,11 +106,11 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
         else:
             attached = pub.attached  # read by this run under the sync lock
             leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
-            for child in sorted(attached if pub.change else set(attached) & leaving):
-                batch += [
-                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(live, identifier(child)),
-                    sql.SQL("DROP TABLE {}").format(identifier(child)),
-                ]
+            gone = sorted(attached if pub.change else set(attached) & leaving)
+            if gone:  # dropping a partition detaches it: one statement for all of them
+                batch.append(
+                    sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(identifier(c) for c in gone))
+                )
             for child in sorted(set(pub.extra_children) & set(attached) - leaving):
                 batch.append(
                     sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(live, identifier(child))

@@ -46,6 +46,9 @@ if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that c
     from platform_assets.specs import GoldTableSpec
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
+# connections building the staged units' indexes and statistics side by side (with the
+# checksum scan's beside them): per-unit DDL is CPU-bound in the server, one core each
+BUILD_CONNECTIONS = 2
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -155,12 +158,20 @@ def stage(
 
     On any failure the staging tables are dropped and the error raised; nothing live changed.
     """
+    months = [u.key for u in units if u.key != WHOLE]
+    where = _month_filter(spec.segment_column, months) if months else None
+    streams = loader.Streams(conninfo, dataset, where)  # connecting overlaps what follows
+    try:
+        return _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams)
+    finally:
+        streams.close()
+
+
+def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams) -> Staged:
     parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
     staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
     comment = sql.Literal(stage_comment(spec.name))
     not_null = set(spec.primary_key)
-    months = [u.key for u in units if u.key != WHOLE]
-    where = _month_filter(spec.segment_column, months) if months else None
     nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
     if nul is not None:
         column, key = nul
@@ -171,51 +182,53 @@ def stage(
             table=spec.name,
         )
     try:
+        expected = {k: v for u in units for k, v in u.expected.items()}
+        rows = sum(n for n, _ in expected.values())
+        ddl = {u.child: index_ddl(spec.name, u.child, index_defs) for u in units}
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
-        create = loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)
-        ddl: list[sql.Composable] = [
-            sql.SQL("DROP TABLE IF EXISTS {}").format(staging),
+        children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
+        table = loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)
+        create: list[sql.Composable] = [
+            sql.SQL("DROP TABLE IF EXISTS {}, {}").format(staging, children),
             sql.SQL("{} PARTITION BY RANGE ({})").format(
-                create, sql.Identifier(spec.segment_column)
+                table, sql.Identifier(spec.segment_column)
             ),
             sql.SQL("COMMENT ON TABLE {} IS {}").format(staging, comment),
         ]
         for unit in units:
             child = identifier(unit.child, STAGE_SCHEMA)
-            ddl += [
-                sql.SQL("DROP TABLE IF EXISTS {}").format(child),
-                sql.SQL("CREATE TABLE {} PARTITION OF {} {}").format(child, staging, unit.bound()),
+            check = unit.month_check(spec.segment_column)
+            name = sql.Identifier(index_name(unit.child, "month"))
+            month = (
+                sql.SQL("(CONSTRAINT {} CHECK ({})) ").format(name, check) if check else sql.SQL("")
+            )
+            create += [
+                sql.SQL("CREATE TABLE {} PARTITION OF {} {}{}").format(
+                    child, staging, month, unit.bound()
+                ),
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
-            check = unit.month_check(spec.segment_column)
-            if check:
-                name = sql.Identifier(index_name(unit.child, "month"))
-                ddl.append(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(
-                        child, name, check
-                    )
-                )
-        conn.execute(sql.SQL(";\n").join(ddl))
-        expected = {k: v for u in units for k, v in u.expected.items()}
-        rows = sum(n for n, _ in expected.values())
+        conn.execute(sql.SQL(";\n").join(create))
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         stats = loader.load_dataset(
-            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, filter=where
+            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, where, streams
         )
         pausepoints.reached("verify")
         # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
-        # read the same committed rows; nothing is published before both are done.
-        # Index builds and ANALYZE first (their locks let the scan read); the constraints that
-        # adopt the indexes last (ACCESS EXCLUSIVE: they wait for the scan rather than block it)
-        adopt = [index_ddl(spec.name, u.child, index_defs) for u in units]
-        build: list[sql.Composable] = [s for indexes, _ in adopt for s in indexes]
-        build += [sql.SQL("ANALYZE {}").format(staging)]
-        build += [s for _, constraints in adopt for s in constraints]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+        # read the same committed rows; those run on two connections when there are two units
+        # or more (each its own units: no lock between them), so two cores build at once.
+        # Nothing is published before all are done. The constraints that adopt the indexes
+        # (ACCESS EXCLUSIVE) come after the scan, with the detach from the staging parent.
+        halves = [units[i::BUILD_CONNECTIONS] for i in range(BUILD_CONNECTIONS)]
+        builds = [_build_sql(part, ddl) for part in halves if part]
+        with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
             scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
+            others = [pool.submit(_build_apart, conninfo, batch) for batch in builds[1:]]
             try:
-                conn.execute(sql.SQL(";\n").join(build))
+                conn.execute(builds[0])
+                for other in others:
+                    other.result()
             finally:
                 actual = scan.result()  # a mismatch says more than an index error it caused
                 if actual != expected:
@@ -226,7 +239,8 @@ def stage(
                         f"differing segments: {', '.join(bad[:12])}"
                     )
         # Ready-made tables: the publish only moves and attaches them.
-        finish = [
+        finish: list[sql.Composable] = [c for u in units for c in ddl[u.child][1]]
+        finish += [
             sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 staging, identifier(u.child, STAGE_SCHEMA)
             )
@@ -241,9 +255,25 @@ def stage(
         raise
 
 
-def index_ddl(
-    table: str, child: str, defs: Iterable[IndexDef]
-) -> tuple[list[sql.Composed], list[sql.Composed]]:
+IndexDDL = tuple[list[sql.Composed], list[sql.Composed]]  # (index builds, adopting constraints)
+
+
+def _build_sql(units: list[Unit], ddl: dict[str, IndexDDL]) -> sql.Composed:
+    """The index builds of `units`, then their statistics (the children's only: the staging
+    parent's own would be dropped with it), as one batch."""
+    children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
+    analyze = sql.SQL("ANALYZE {}").format(children)
+    return sql.SQL(";\n").join([s for u in units for s in ddl[u.child][0]] + [analyze])
+
+
+def _build_apart(conninfo: str, statements: sql.Composed) -> None:
+    with psycopg.connect(
+        conninfo, autocommit=True, connect_timeout=30, application_name="gold-build"
+    ) as conn:
+        conn.execute(statements)
+
+
+def index_ddl(table: str, child: str, defs: Iterable[IndexDef]) -> IndexDDL:
     """The live parent's indexes for a staged child, so ATTACH adopts them instead of building
     them under its lock: (index builds, constraints adopting them). Names are the child's own,
     within PostgreSQL's 63 bytes."""
