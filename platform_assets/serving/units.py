@@ -167,7 +167,18 @@ def stage(
         streams.close()
 
 
-def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams) -> Staged:
+def _stage(
+    conn: psycopg.Connection,
+    conninfo: str,
+    spec: GoldTableSpec,
+    units: list[Unit],
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    index_defs: list[IndexDef],
+    log: Callable[[str], None],
+    where: ds.Expression | None,
+    streams: loader.Streams,
+) -> Staged:
     parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
     staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
     comment = sql.Literal(stage_comment(spec.name))
