@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -61,6 +62,9 @@ from tests.support.dagster_dev import (  # noqa: E402 (after the path fix when r
 from tests.support.lake_edits import add_outside_file, table_in_sync  # noqa: E402
 from tests.support.webhook import Receiver  # noqa: E402
 
+if TYPE_CHECKING:
+    from resources.storage import LakeStorage
+
 TABLE = "airport_daily_weather"
 EPISODE_TIMEOUT_S = 240
 QUIET_S = 35  # the alert sensor ticks every 15 s: two ticks without news end an episode
@@ -74,7 +78,7 @@ def log(message: str) -> None:
 # ---- outside hands ----------------------------------------------------------------------------
 
 
-def shrink_lake_table(lake, table: str, keep: int = 10) -> list[tuple[str, bytes]]:
+def shrink_lake_table(lake: LakeStorage, table: str, keep: int = 10) -> list[tuple[str, bytes]]:
     """Replace the table's current files by one holding `keep` rows (an outside change the sync
     refuses: it shrank beyond the spec's limit). Returns the files removed, to put back."""
     import pyarrow.parquet as pq
@@ -97,7 +101,7 @@ def shrink_lake_table(lake, table: str, keep: int = 10) -> list[tuple[str, bytes
     return removed + [(target, b"")]
 
 
-def restore_files(lake, files: list[tuple[str, bytes]]) -> None:
+def restore_files(lake: LakeStorage, files: list[tuple[str, bytes]]) -> None:
     for key, data in files:
         if data:
             with lake.filesystem.open_output_stream(lake.path(key)) as out:
@@ -174,7 +178,7 @@ def _check(alert: dict) -> str:
 class Script:
     """The episodes, each waiting until its copy is back in sync and the alerts are quiet."""
 
-    def __init__(self, dev, env, lake, rds_url, receiver, pgdata, tolerance_s):
+    def __init__(self, dev, env, lake: LakeStorage, rds_url, receiver, pgdata, tolerance_s):
         self.dev, self.env, self.lake, self.rds_url = dev, env, lake, rds_url
         self.receiver, self.pgdata, self.tolerance_s = receiver, pgdata, tolerance_s
         self.episodes: list[Episode] = []
@@ -322,7 +326,7 @@ class Script:
         self.settle(e)
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from platform_assets.definitions import ASSET_KEYS
     from resources import embedded_pg
     from resources.storage import LakeStorage
@@ -400,7 +404,7 @@ ALL_EPISODES = (
 )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--tolerance", type=float, default=30.0, help="lag tolerance, s (30)")
@@ -411,7 +415,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
     if args.json:

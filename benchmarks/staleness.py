@@ -29,10 +29,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.dagster_dev import DagsterDev, dev_env, goldctl_status
 from tests.support.lake_edits import add_outside_file, table_in_sync
 from tests.support.webhook import Receiver
+
+if TYPE_CHECKING:
+    from resources.storage import LakeStorage
 
 DEFAULT_TABLE = "airport_daily_weather"
 DEFAULT_REPEATS = 5
@@ -46,7 +50,9 @@ def log(message: str) -> None:
     print(f"[staleness] {message}", file=sys.stderr, flush=True)
 
 
-def wait_in_sync(lake, rds_url: str, table: str, timeout: float = SYNC_TIMEOUT_S) -> float:
+def wait_in_sync(
+    lake: LakeStorage, rds_url: str, table: str, timeout: float = SYNC_TIMEOUT_S
+) -> float:
     """Seconds until `table` is in sync again (polled every POLL_S)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -91,7 +97,7 @@ def sensor_interval_s() -> int:
     return defs.resolve_sensor_def("lake_change_sensor").minimum_interval_seconds
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from platform_assets.definitions import ASSET_KEYS
     from resources import embedded_pg
     from resources.storage import LakeStorage

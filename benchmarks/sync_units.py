@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -47,6 +48,10 @@ from resources.sql_engine import DuckDBEngine  # noqa: E402
 from tests.support.copies import Reader  # noqa: E402
 from tests.support.lake_edits import add_outside_file  # noqa: E402
 
+if TYPE_CHECKING:
+    from resources.serving_db import ServingDatabase
+    from resources.storage import LakeStorage
+
 TABLES = ("carrier_daily_performance", "airport_daily_weather")
 
 
@@ -54,7 +59,7 @@ def log(message: str) -> None:
     print(f"[sync_units] {message}", file=sys.stderr, flush=True)
 
 
-def add_column(lake, table: str) -> None:
+def add_column(lake: LakeStorage, table: str) -> None:
     """Rewrite every file of the current version with one more column (as a CTAS would)."""
     state = GoldLake(lake).current_state(table)
     for key in state.parquet_keys:
@@ -70,7 +75,7 @@ def total(url: str, table: str) -> int:
         return int(conn.execute(f"SELECT sum(flights) FROM gold.{table}").fetchone()[0] or 0)
 
 
-def measure(lake, serving, table: str, url: str) -> dict:
+def measure(lake: LakeStorage, serving: ServingDatabase, table: str, url: str) -> dict:
     spec, gold, engine = GOLD_BY_NAME[table], GoldLake(lake), DuckDBEngine(lake=lake)
     out = {}
     steps = [
@@ -107,7 +112,7 @@ def measure(lake, serving, table: str, url: str) -> dict:
     return out
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     scale = args.scale_years or (1 if args.quick else 10)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncunits-")))

@@ -30,7 +30,7 @@ TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, orig
 def test_sensor_is_registered_running_and_targets_rds_assets():
     sensor = defs.resolve_sensor_def("lake_change_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds == 5
+    assert sensor.minimum_interval_seconds == 4  # every pass of the daemon's 5 s loop
     assert set(sensor.asset_selection.resolve(defs.resolve_asset_graph())) == {
         rds_key(spec.name) for spec in GOLD_TABLES
     }
