@@ -22,28 +22,34 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import StringSource
+from dagster import DagsterInstance
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection
 
 
 class UnsyncedSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log under `<dagster_home>/history/runs/` (its default place)."""
+    """Dagster's SQLite event log in its default place, `<instance root>/history/runs/`."""
 
-    def __init__(self, dagster_home: str, inst_data: ConfigurableClassData | None = None):
-        self._dagster_home = dagster_home
-        super().__init__(os.path.join(dagster_home, "history", "runs", ""), inst_data=inst_data)
+    def __init__(self, inst_data: ConfigurableClassData | None = None):
+        # Dagster's own __init__ needs the folder; the instance tells it when it registers
+        # (before any read or write), so no setting or DAGSTER_HOME is needed to open it
+        self._inst_data = inst_data
+
+    def register_instance(self, instance: DagsterInstance) -> None:
+        folder = os.path.join(instance.root_directory, "history", "runs", "")
+        super().__init__(folder, inst_data=self._inst_data)
+        super().register_instance(instance)
 
     @classmethod
     def config_type(cls) -> dict:
-        return {"dagster_home": StringSource}
+        return {}
 
     @classmethod
     def from_config_value(  # ty: ignore[invalid-method-override]
         cls, inst_data: ConfigurableClassData | None, config_value: dict
     ) -> UnsyncedSqliteEventLogStorage:
-        return cls(inst_data=inst_data, **config_value)
+        return cls(inst_data=inst_data)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

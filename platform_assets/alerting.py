@@ -41,7 +41,9 @@ def _metadata_text(evaluation) -> str:
     return ", ".join(items[:8])
 
 
-def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool, object]]:
+def _check_transitions(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, state: dict
+) -> Iterable[tuple[bool, dg.AssetCheckEvaluation | None]]:
     """(red, evaluation) for every change of red since the cursor, in completion order.
 
     The cursor is the completion time of the last execution judged: an execution that completes

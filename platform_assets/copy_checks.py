@@ -9,6 +9,9 @@ sync publishing meanwhile waits and can never be judged half-way.
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import Final, Literal
+
 import dagster as dg
 import psycopg
 
@@ -57,7 +60,12 @@ def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
     )
 
 
-SCAN = object()  # fingerprint_check's `actual`: read the live copy now
+class _Read(Enum):
+    SCAN = "scan"
+
+
+SCAN: Final = _Read.SCAN  # fingerprint_check's `actual`: read the live copy now
+Actual = Segments | Literal[_Read.SCAN] | None  # verified segments, SCAN, or no copy
 
 
 def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
@@ -78,7 +86,7 @@ def fingerprint_check(
     spec,
     row: LedgerRow | None,
     snap=None,
-    actual: Segments | None | object = SCAN,
+    actual: Actual = SCAN,
 ):
     """`actual`: the copy's segments when the caller knows them (a sync run verified every unit
     it published), else SCAN."""
@@ -141,7 +149,7 @@ def judge_copy(
     selected,
     tables,
     snap=None,
-    actual: Segments | None | object = SCAN,
+    actual: Actual = SCAN,
 ):
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
@@ -157,6 +165,8 @@ def judge_copy(
 
 def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """The same judgement recorded without a run (by a sensor)."""
+    if result.asset_key is None or result.check_name is None:
+        raise ValueError("a check judged without a run must name its asset and check")
     return dg.AssetCheckEvaluation(
         asset_key=result.asset_key,
         check_name=result.check_name,

@@ -69,8 +69,8 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
         how = "first seen by this instance"
     elif recorded != row.lake_version:
         how = "synced outside Dagster"
-    else:
-        how = f"run {failed_run[:8]} failed without changing it"
+    else:  # the ledger's version recorded: a run failed since (else returned above)
+        how = f"run {(failed_run or '?')[:8]} failed without changing it"
     return dg.AssetMaterialization(
         asset_key=key,
         description=f"Recorded by lake_change_sensor: the copy the ledger holds, {how}.",
@@ -79,7 +79,7 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
             "dagster/row_count": row.row_count,
             "dagster/table_name": f"gold.{spec.name}",
             "fingerprint": row.fingerprint,
-            "loaded_at": row.loaded_at.isoformat(),
+            "loaded_at": row.loaded_at.isoformat() if row.loaded_at else None,
         },
     )
 
@@ -185,9 +185,10 @@ def _in_sync_evaluation(instance, spec: GoldTableSpec, status: TableStatus):
     elif shown in ("in progress", "execution failed"):
         pass  # the page shows no verdict: record the lag over it
     elif latest is not None and check_history.failed(latest):
-        before = latest.event.asset_check_evaluation
-        version = before.metadata.get("lake_version")
-        if before.severity == severity and version and version.value == status.lake_version:
+        before = latest.event.asset_check_evaluation if latest.event else None
+        version = before.metadata.get("lake_version") if before else None
+        same = before is not None and before.severity == severity
+        if same and version and version.value == status.lake_version:
             return None  # still failing the same way: nothing new to show
     return dg.AssetCheckEvaluation(
         asset_key=rds_key(spec.name),

@@ -30,7 +30,7 @@ def last_kind(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
         observation = record.asset_observation
         value = observation.metadata.get(LABEL) if observation else None
         if value is not None:
-            return value.value
+            return str(value.value)
     return QUIET
 
 

@@ -33,6 +33,7 @@ from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import fingerprint
+from resources.identifiers import quote_ident
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
@@ -76,7 +77,7 @@ class SyncConfig(dg.Config):
 
 
 def _lake_check_results(engine, spec: GoldTableSpec, relation: str, location: str, rows: int):
-    pk = spec.primary_key
+    pk = [quote_ident(c) for c in spec.primary_key]
     cols = ", ".join(pk)
     dup = (
         engine.query(
@@ -322,7 +323,7 @@ def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncR
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
     verified = run.verified
-    actual: object = copy_checks.SCAN
+    actual: copy_checks.Actual = copy_checks.SCAN
     if held is not None and held.checksums_current and verified.keys() == held.segments.keys():
         actual = verified  # every unit of the copy verified in staging by this run
     elif held is not None and {copy_checks.ROW_COUNT, copy_checks.FINGERPRINT} & set(selected):

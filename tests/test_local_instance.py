@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.events.log import EventLogEntry
+from dagster._core.instance.ref import InstanceRef
 
 from local_instance import UnsyncedSqliteEventLogStorage
 from tests.fault_tools import wait_for
@@ -57,3 +58,8 @@ def test_event_log_is_dagsters_sqlite_in_its_place_without_syncs(tmp_path, monke
     # the files Dagster's default storage uses, so an existing DAGSTER_HOME keeps its history
     assert (home / "history" / "runs" / f"{run_id}.db").exists()
     assert (home / "history" / "runs" / "index.db").exists()
+
+    # opened from its folder by a process without DAGSTER_HOME (tests, scripts), it reads the same
+    monkeypatch.delenv("DAGSTER_HOME")
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert [e.user_message for e in instance.all_logs(run_id)] == ["first", "second"]

@@ -90,3 +90,32 @@ def test_the_engine_checksums_the_snapshots_files_not_a_new_listing(synced):
     )
     assert sum(n for n, _ in again.values()) == rows_listed
     assert take(spec, gold, engine).rows == rows_listed + added
+
+
+def test_a_sync_that_loads_one_month_still_sees_a_delete_by_hand_in_another(synced):
+    """The checks of a sync judge units it did not verify by scanning them: a row deleted by
+    hand in a month the sync did not reload turns both copy checks red, naming that month."""
+    import pyarrow.parquet as pq
+
+    from benchmarks.staleness import add_outside_file
+
+    lake, serving = synced
+    _, key = add_outside_file(lake, TABLE, rows=4)
+    with lake.filesystem.open_input_file(lake.path(key)) as f:
+        changed = {d.strftime("%Y-%m") for d in pq.read_table(f)["flight_date"].to_pylist()}
+    with serving.connect(autocommit=True) as conn:
+        month = conn.execute(
+            f"DELETE FROM gold.{TABLE} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid "
+            f"FROM gold.{TABLE} WHERE to_char(flight_date, 'YYYY-MM') <> ALL(%s) LIMIT 1) "
+            "RETURNING to_char(flight_date, 'YYYY-MM')",
+            (sorted(changed),),
+        ).fetchone()[0]
+    result = materialize(f"key:rds/gold/{TABLE}", lake, serving)
+    (mat,) = result.get_asset_materialization_events()
+    assert mat.materialization.metadata["months_reloaded"].value == ", ".join(sorted(changed))
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["fingerprint_matches"].passed
+    assert checks["fingerprint_matches"].metadata["differing_segments"].value == month
+    assert not checks["row_count_matches"].passed
+    rows = checks["row_count_matches"].metadata
+    assert rows["rds_rows"].value == rows["ledger_rows"].value - 1

@@ -22,7 +22,8 @@ import psycopg
 
 from platform_assets.serving import disk
 from platform_assets.serving.disk import Room, human
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import qualified
+from resources.serving_db import one_row
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -105,7 +106,7 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
         "FROM unnest(%(names)s::text[], %(relations)s::text[]) AS n(name, relation) "
         "LEFT JOIN LATERAL pg_partition_tree(to_regclass(n.relation)) AS t ON true "
         "LEFT JOIN pg_class c ON c.oid = t.relid GROUP BY n.name",
-        {"names": tables, "relations": [f"gold.{quote_ident(t)}" for t in tables]},
+        {"names": tables, "relations": [qualified(t) for t in tables]},
     ).fetchall()
     sizes = {name: (int(total), int(months)) for name, total, months in rows}
     # the worst case of the next sync's headroom: every unit staged beside the live copy
@@ -116,7 +117,7 @@ def storage_report(
     conn: psycopg.Connection, tables, budget_gb: float, storage_gb: float | None = None
 ) -> StorageReport:
     copies = copy_footprints(conn, tables)
-    database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    database = one_row(conn.execute("SELECT pg_database_size(current_database())"))[0]
     return StorageReport(
         budget_bytes=int(budget_gb * GIB),
         database_bytes=int(database),

@@ -9,9 +9,11 @@ missing index on the next sync, even when the lake did not change: an edit of
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from platform_assets.serving.catalog import IndexDef
-from platform_assets.serving.names import SCHEMA, fit, qualified, quote_ident
+from platform_assets.serving.names import SCHEMA, fit, identifier, quote_ident
+from resources.identifiers import trusted_sql
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:
@@ -64,8 +66,9 @@ def ensure(conn: psycopg.Connection, spec) -> list[str]:
         if tuple(cols) not in have:
             name = index_name(spec.name, cols)
             conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {qualified(spec.name)} "
-                f"{_body(cols)}"
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} {}").format(
+                    sql.Identifier(name), identifier(spec.name), trusted_sql(_body(cols))
+                )
             )
             created.append(name)
     return created

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import psycopg
 
+from platform_assets.serving import ledger
 from platform_assets.serving.errors import OwnershipRefused
 
 
@@ -49,7 +50,7 @@ class Owner:
 
 
 def read_owners(conn: psycopg.Connection) -> dict[str, Owner]:
-    if conn.execute("SELECT to_regclass('platform.copy_owners')").fetchone()[0] is None:
+    if not ledger.platform_table_exists(conn, "copy_owners"):
         return {}
     rows = conn.execute(
         "SELECT table_name, deployment, lake_location, since FROM platform.copy_owners"

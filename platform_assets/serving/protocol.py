@@ -17,8 +17,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from platform_assets.serving import (
@@ -47,7 +49,7 @@ from platform_assets.serving.errors import (
     SyncVerificationError,
     classify,
 )
-from platform_assets.serving.names import qualified
+from platform_assets.serving.names import identifier
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -93,7 +95,7 @@ class SyncResult:
     indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
     schema_change: schema_change.SchemaChange | None = None
     repaired: str | None = None  # what the in-sync rule found wrong with the live copy
-    judged: object = None  # what `sync_table`'s `judge` answered under the lock
+    judged: Any = None  # what `sync_table`'s `judge` answered under the lock (the caller's)
 
     def metadata(self) -> dict:
         meta = {
@@ -289,7 +291,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
     )
     outdated = checksum_upgrade.outdated(table_row, unit_rows)
-    if outdated and not verdict.copy_drifted:
+    if outdated and table_row is not None and not verdict.copy_drifted:
         same, differ = checksum_upgrade.upgrade(
             conn, spec, snap, table_row, unit_rows, verdict.in_sync
         )
@@ -301,7 +303,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         run.read_copy()
         table_row, unit_rows = run.table_row, run.unit_rows
         outdated = checksum_upgrade.outdated(table_row, unit_rows)
-    if verdict.in_sync and not force and not months and not outdated:
+    if verdict.in_sync and table_row is not None and not force and not months and not outdated:
         log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
         created = indexes.ensure(conn, spec)
         if created:
@@ -334,7 +336,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         and table_row.relation_id == str(facts.oid)
     )
     change = schema_change.SchemaChange()
-    if usable:
+    if usable and facts is not None:  # (usable implies the facts)
         change = schema_change.diff(facts.columns, snap.columns)
         _check_schema_policy(spec, table_row, facts, snap, change)
         _check_views(conn, spec, change)
@@ -403,7 +405,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         discard_staging(conn, spec.name)
         raise
     if not usable or change:
-        conn.execute(f"ANALYZE {qualified(spec.name)}")  # the parent's own statistics, all new
+        conn.execute(sql.SQL("ANALYZE {}").format(identifier(spec.name)))  # the parent's, all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")
