@@ -9,8 +9,9 @@ sync publishing meanwhile waits and can never be judged half-way.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from enum import Enum
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import dagster as dg
 import psycopg
@@ -22,6 +23,12 @@ from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
 from resources.fingerprint import Segments, differing_segments, fingerprint
 
+if TYPE_CHECKING:
+    from platform_assets.serving.snapshot import LakeSnapshot
+    from platform_assets.specs import GoldTableSpec
+    from resources.dagster_resources import ServingDatabase
+
+
 ROW_COUNT = "row_count_matches"
 FINGERPRINT = "fingerprint_matches"
 
@@ -32,7 +39,7 @@ def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     locks.hold_shared(conn, table, wait_s)
 
 
-def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
+def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None) -> dg.AssetCheckResult:
     if row is None:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -68,7 +75,7 @@ SCAN: Final = _Read.SCAN  # fingerprint_check's `actual`: read the live copy now
 Actual = Segments | Literal[_Read.SCAN] | None  # verified segments, SCAN, or no copy
 
 
-def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
+def live_segments(conn: psycopg.Connection, spec: GoldTableSpec, row: LedgerRow) -> Segments | None:
     """The live copy's segment checksums, in the order the ledger's were computed (None: the
     copy is missing). Raises UndefinedColumn/DatatypeMismatch for columns altered by hand."""
     try:
@@ -83,11 +90,11 @@ def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | 
 def fingerprint_check(
     conn: psycopg.Connection,
     key: dg.AssetKey,
-    spec,
+    spec: GoldTableSpec,
     row: LedgerRow | None,
-    snap=None,
+    snap: LakeSnapshot | None = None,
     actual: Actual = SCAN,
-):
+) -> dg.AssetCheckResult:
     """`actual`: the copy's segments when the caller knows them (a sync run verified every unit
     it published), else SCAN."""
     if row is None:
@@ -140,17 +147,17 @@ def fingerprint_check(
 
 
 def judge_copy(
-    conn,
-    spec,
-    key,
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    key: dg.AssetKey,
     held: LedgerRow | None,
-    rds_rows,
-    db,
-    selected,
-    tables,
-    snap=None,
+    rds_rows: int | None,
+    db: ServingDatabase,
+    selected: Collection[str],
+    tables: list[str],
+    snap: LakeSnapshot | None = None,
     actual: Actual = SCAN,
-):
+) -> Iterator[dg.AssetCheckResult]:
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
     snapshot, whose checksums stand in for a ledger's of an older fingerprint version;

@@ -221,7 +221,9 @@ def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
     return lake.read_footers(state)[1]
 
 
-def faulted(spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows) -> TableStatus:
+def faulted(
+    spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows: int | None
+) -> TableStatus:
     """The status of a table whose lake location cannot be read: not in sync, with the fault."""
     row, _ = facts.ledger.get(spec.name, (None, {}))
     return TableStatus(

@@ -22,12 +22,20 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors
 
 from platform_assets.serving.names import SCHEMA, qualified
 from resources.serving_db import one_row
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from platform_assets.serving.catalog import Columns
+    from platform_assets.serving.units import Unit
+
 
 GIB = 1024**3
 INDEX_FACTOR = 1.5  # a new copy's indexes next to its heap, for the estimate from types
@@ -118,7 +126,9 @@ def _local_data_directory(conn: psycopg.Connection) -> Path | None:
     return None
 
 
-def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
+def staged_bytes(
+    conn: psycopg.Connection, table: str, units: Sequence[Unit], columns: Columns
+) -> int:
     """Bytes `units` will take once staged: see the module docstring."""
     children = [u.child for u in units]
     live = dict(
@@ -148,7 +158,13 @@ def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
     )
 
 
-def require_room(conn: psycopg.Connection, storage_gb: float | None, table: str, units, columns):
+def require_room(
+    conn: psycopg.Connection,
+    storage_gb: float | None,
+    table: str,
+    units: Sequence[Unit],
+    columns: Columns,
+) -> None:
     """Refuse (SyncRefused, with the numbers) a staging the volume cannot hold."""
     from platform_assets.serving.errors import KEEPS_SERVING, SyncRefused
 

@@ -93,7 +93,7 @@ def copy_footprint(conn: psycopg.Connection, table: str) -> CopyFootprint:
     return copy_footprints(conn, [table])[table]
 
 
-def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint]:
+def copy_footprints(conn: psycopg.Connection, tables: list[str]) -> dict[str, CopyFootprint]:
     """Every copy's footprint in one query (a check or `goldctl status` at 300 tables would
     otherwise ask 300 times)."""
     tables = list(tables)
@@ -114,7 +114,10 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
 
 
 def storage_report(
-    conn: psycopg.Connection, tables, budget_gb: float, storage_gb: float | None = None
+    conn: psycopg.Connection,
+    tables: list[str],
+    budget_gb: float,
+    storage_gb: float | None = None,
 ) -> StorageReport:
     copies = copy_footprints(conn, tables)
     database = one_row(conn.execute("SELECT pg_database_size(current_database())"))[0]
@@ -138,8 +141,12 @@ def asset_metadata(conn: psycopg.Connection, table: str) -> dict:
 
 
 def budget_check(
-    conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float, storage_gb=None
-):
+    conn: psycopg.Connection,
+    key: dg.AssetKey,
+    tables: list[str],
+    budget_gb: float,
+    storage_gb: float | None = None,
+) -> dg.AssetCheckResult:
     """`fits_storage_budget` for one RDS asset (same verdict for all: one database)."""
     import dagster as dg  # goldctl status reads the report without loading Dagster
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import psycopg
 from psycopg import errors, sql
@@ -30,6 +30,10 @@ from platform_assets.serving.names import PLATFORM_SCHEMA
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
 from resources.serving_db import one_row
+
+if TYPE_CHECKING:
+    from resources.lake_tables import LakeTableState
+
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
@@ -128,13 +132,13 @@ class LedgerRow:
 def published_row(
     table: str,
     unit: str,
-    state,
+    state: LakeTableState,
     segments: dict,
     duration_s: float,
     rows_per_s: float | None,
     relation_id: str,
-    columns=(),
-    lake_columns=(),
+    columns: Iterable[Sequence[str]] = (),
+    lake_columns: Iterable[Sequence[str]] = (),
 ) -> LedgerRow:
     """The ledger row of a table (`unit=''`) or of one unit, as the publish writes it."""
     return LedgerRow(
@@ -435,7 +439,9 @@ def record_refusal(
     )
 
 
-def schedule_retry(conn: psycopg.Connection, table: str, lake_version: str, retry_at) -> None:
+def schedule_retry(
+    conn: psycopg.Connection, table: str, lake_version: str, retry_at: datetime
+) -> None:
     """The sensor's next attempt at a failing sync, where every surface reads it."""
     conn.execute(
         "UPDATE platform.sync_refusals SET retry_at = %s "

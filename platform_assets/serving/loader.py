@@ -21,6 +21,7 @@ from resources import lake_types
 from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import adbc_driver_postgresql.dbapi as adbc
     import pyarrow.dataset as ds
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
@@ -163,7 +164,9 @@ def copy_into(
     return LoadStats(rows, time.monotonic() - started)
 
 
-def _ingest(conn, schema_name: str, table: str, reader: pa.RecordBatchReader) -> int:
+def _ingest(
+    conn: adbc.Connection, schema_name: str, table: str, reader: pa.RecordBatchReader
+) -> int:
     """COPY the reader's rows on an open ADBC connection, commit, close it; returns the rows.
 
     The COPY commits without waiting for its WAL to reach disk (`synchronous_commit` off for
@@ -188,7 +191,13 @@ class Streams:
     its staging DDL and the two overlap. `close` releases whatever was not used.
     """
 
-    def __init__(self, conninfo: str, dataset: ds.Dataset, filter=None, count=COPY_STREAMS):
+    def __init__(
+        self,
+        conninfo: str,
+        dataset: ds.Dataset,
+        filter: ds.Expression | None = None,
+        count: int = COPY_STREAMS,
+    ) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
         # a stream without a row group of its own would only pay a connection: a one-file

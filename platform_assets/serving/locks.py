@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
 from platform_assets.serving.names import fit, lock_key
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import ServingDatabase
+
 
 NOTHING_DONE = f"Nothing was published; {KEEPS_SERVING}, and a retry can succeed"
 
@@ -26,9 +31,11 @@ class LockBusy(SyncTransient):
     """A lock the sync needs was held past the wait; a later attempt can get it."""
 
 
-def set_lock_timeout(conn: psycopg.Connection, ms: float) -> None:
-    """`SET LOCAL lock_timeout`: the one way the sync bounds a lock wait (0: wait forever)."""
-    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(ms)}ms")))
+def set_lock_timeout(conn: psycopg.Connection, ms: float, local: bool = True) -> None:
+    """`SET [LOCAL] lock_timeout`: the one way the sync bounds a lock wait (0: wait forever);
+    `local`: for the transaction only, else for the session."""
+    scope = sql.SQL("LOCAL " if local else "")
+    conn.execute(sql.SQL("SET {}lock_timeout = {}").format(scope, sql.Literal(f"{int(ms)}ms")))
 
 
 def holders(conn: psycopg.Connection, where: sql.SQL, params: tuple) -> str:
@@ -66,7 +73,7 @@ def _application(table: str) -> str:
 
 
 @contextlib.contextmanager
-def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
+def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
     """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
     publishing: a lost lock connection means another sync may run)."""
     conn = db.connect(autocommit=True, application_name=_application(table))
@@ -78,7 +85,7 @@ def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
         conn.autocommit = False
         # held for the whole sync: a server-wide idle-in-transaction timeout must not end it
         conn.execute("SET idle_in_transaction_session_timeout = 0")
-        conn.execute(f"SET lock_timeout = '{max(1, int(wait_s * 1000))}ms'")
+        set_lock_timeout(conn, max(1, int(wait_s * 1000)), local=False)
         try:
             conn.execute(
                 "SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR UPDATE", (table,)

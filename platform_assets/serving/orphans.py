@@ -109,13 +109,13 @@ def notice(
                 conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(identifier(table), role))
 
 
-def _can_read(conn, role: str, table: str) -> bool:
+def _can_read(conn: psycopg.Connection, role: str, table: str) -> bool:
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if not exists:
         return False
-    return conn.execute(
-        "SELECT has_table_privilege(%s, %s, 'SELECT')", (role, qualified(table))
-    ).fetchone()[0]
+    return one_row(
+        conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, qualified(table)))
+    )[0]
 
 
 def first_sensor_log(conn: psycopg.Connection, found: list[Orphan]) -> list[str]:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from platform_assets.serving import ledger
 from platform_assets.serving.errors import OwnershipRefused
+
+if TYPE_CHECKING:
+    from resources.serving_db import ServingOps
+    from resources.storage import LakeOps
 
 
 class ForeignCopy(OwnershipRefused):
@@ -31,7 +36,7 @@ class Deployment:
     lake_location: str
 
     @classmethod
-    def of(cls, serving, lake_storage) -> Deployment:
+    def of(cls, serving: ServingOps, lake_storage: LakeOps) -> Deployment:
         """This process's deployment, from the serving resource and the lake storage."""
         location = lake_storage.uri()
         return cls(serving.deployment or location, location)

@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -65,6 +65,11 @@ from platform_assets.specs import GoldTableSpec
 from resources import lake_types
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase, ServingDbError
+
+if TYPE_CHECKING:
+    from platform_assets.serving.catalog import CopyFacts
+    from resources.sql_engine import SqlEngine
+
 
 __all__ = [  # the sync's failures are re-exported from their old home (errors.py is theirs now)
     "LockBudgetExhausted",
@@ -163,7 +168,7 @@ class SyncRun:
 def sync_table(
     spec: GoldTableSpec,
     lake: GoldLake,
-    engine,
+    engine: SqlEngine,
     db: ServingDatabase,
     force: bool = False,
     log: Callable[[str], None] = print,
@@ -283,7 +288,16 @@ class _Gate:
             self.still_wanted()
 
 
-def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
+def _sync_locked(
+    run: SyncRun,
+    lake: GoldLake,
+    db: ServingDatabase,
+    force: bool,
+    months: list[str],
+    log: Callable[[str], None],
+    step: Step,
+    gate: _Gate,
+) -> SyncResult:
     spec, snap, conn = run.spec, run.snap, run.conn
     run.read_copy()
     table_row, unit_rows, facts = run.table_row, run.unit_rows, run.facts
@@ -336,7 +350,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         and table_row.relation_id == str(facts.oid)
     )
     change = schema_change.SchemaChange()
-    if usable and facts is not None:  # (usable implies the facts)
+    if usable and facts is not None and table_row is not None:  # (usable implies both)
         change = schema_change.diff(facts.columns, snap.columns)
         _check_schema_policy(spec, table_row, facts, snap, change)
         _check_views(conn, spec, change)
@@ -449,7 +463,13 @@ def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, for
         )
 
 
-def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> None:
+def _check_schema_policy(
+    spec: GoldTableSpec,
+    table_row: ledger.LedgerRow,
+    facts: CopyFacts,
+    snap: LakeSnapshot,
+    change: schema_change.SchemaChange,
+) -> None:
     """`fail` refuses a change of the lake's columns; repairing a copy altered by hand is no
     schema change (the lake still has the columns the ledger published)."""
     if spec.on_schema_change != "fail" or not change:
@@ -464,7 +484,9 @@ def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> 
         )
 
 
-def _check_views(conn, spec, change) -> None:
+def _check_views(
+    conn: psycopg.Connection, spec: GoldTableSpec, change: schema_change.SchemaChange
+) -> None:
     """A user's view that reads a column the lake dropped or retyped blocks the new shape."""
     touched = set(change.dropped) | {c for c, _, _ in change.retyped}
     if not touched:
@@ -483,7 +505,7 @@ def _check_views(conn, spec, change) -> None:
         )
 
 
-def _check_no_views(conn, spec, facts) -> None:
+def _check_no_views(conn: psycopg.Connection, spec: GoldTableSpec, facts: CopyFacts) -> None:
     """Re-creating the copy (an older layout) would drop the views on it: refuse, naming them."""
     views = sorted(catalog.dependent_views(conn, spec.name))
     if views:
@@ -494,7 +516,7 @@ def _check_no_views(conn, spec, facts) -> None:
         )
 
 
-def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
+def _check_spec_columns(spec: GoldTableSpec, snap: LakeSnapshot) -> None:
     """The lake must still have the columns the spec keys, partitions and indexes by, and no
     column name PostgreSQL would cut."""
     have = dict(snap.columns)

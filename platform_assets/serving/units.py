@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +42,8 @@ from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
+
+    from platform_assets.specs import GoldTableSpec
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 # connections building the staged units' indexes and statistics side by side (with the
@@ -83,7 +85,7 @@ class Unit:
         )
 
 
-def units_of(spec, segments: Segments) -> dict[str, Unit]:
+def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
     """The units the lake's segments make: one per month if partitioned, else one."""
     if not spec.partitioned:
         return {WHOLE: Unit(spec.name, WHOLE, dict(segments))}
@@ -112,13 +114,17 @@ def stage_name(table: str) -> str:
     return fit(f"{table}__stage")
 
 
-def postgres_segments(conn: psycopg.Connection, relation: str, schema, column: str) -> Segments:
+def postgres_segments(
+    conn: psycopg.Connection, relation: str, schema: pa.Schema, column: str
+) -> Segments:
     # one statement text for three dialects (resources/fingerprint.py quotes its identifiers)
     query = trusted_sql(segment_checksum_sql("postgres", relation, schema, column))
     return _rows_to_segments(conn.execute(query).fetchall())
 
 
-def verify(conninfo: str, relation: str, schema, column: str, expected: Segments) -> Segments:
+def verify(
+    conninfo: str, relation: str, schema: pa.Schema, column: str, expected: Segments
+) -> Segments:
     """The staged rows' segments, computed by PostgreSQL on a connection of their own (so the
     scan can run beside the index builds); the caller compares them with `expected`."""
     with psycopg.connect(
@@ -141,12 +147,12 @@ class Staged:
 def stage(
     conn: psycopg.Connection,
     conninfo: str,
-    spec,
+    spec: GoldTableSpec,
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
     index_defs: list[IndexDef],
-    log,
+    log: Callable[[str], None],
 ) -> Staged:
     """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish.
 
@@ -161,7 +167,18 @@ def stage(
         streams.close()
 
 
-def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams) -> Staged:
+def _stage(
+    conn: psycopg.Connection,
+    conninfo: str,
+    spec: GoldTableSpec,
+    units: list[Unit],
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    index_defs: list[IndexDef],
+    log: Callable[[str], None],
+    where: ds.Expression | None,
+    streams: loader.Streams,
+) -> Staged:
     parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
     staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
     comment = sql.Literal(stage_comment(spec.name))
