@@ -57,7 +57,11 @@ def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
     )
 
 
-SCAN = object()  # fingerprint_check's `actual`: read the live copy now
+class Scan:
+    """fingerprint_check's `actual` when the caller does not know it: read the live copy now."""
+
+
+SCAN = Scan()
 
 
 def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
@@ -78,7 +82,7 @@ def fingerprint_check(
     spec,
     row: LedgerRow | None,
     snap=None,
-    actual: Segments | None | object = SCAN,
+    actual: Segments | None | Scan = SCAN,
 ):
     """`actual`: the copy's segments when the caller knows them (a sync run verified every unit
     it published), else SCAN."""
@@ -106,7 +110,7 @@ def fingerprint_check(
             )
         expected = dict(snap.segments)
     try:
-        if actual is SCAN:
+        if isinstance(actual, Scan):
             actual = live_segments(conn, spec, row)
     except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
         return dg.AssetCheckResult(
@@ -141,7 +145,7 @@ def judge_copy(
     selected,
     tables,
     snap=None,
-    actual: Segments | None | object = SCAN,
+    actual: Segments | None | Scan = SCAN,
 ):
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake

@@ -32,7 +32,7 @@ from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import fingerprint
+from resources.fingerprint import Segments, fingerprint
 from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
 from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
@@ -322,13 +322,13 @@ def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncR
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
     verified = run.verified
-    actual: object = copy_checks.SCAN
+    actual: Segments | None | copy_checks.Scan = copy_checks.SCAN
     if held is not None and held.checksums_current and verified.keys() == held.segments.keys():
         actual = verified  # every unit of the copy verified in staging by this run
     elif held is not None and {copy_checks.ROW_COUNT, copy_checks.FINGERPRINT} & set(selected):
         with contextlib.suppress(psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch):
             actual = copy_checks.live_segments(conn, spec, held)  # the check names the column
-    if actual is copy_checks.SCAN:
+    if isinstance(actual, copy_checks.Scan):
         rds_rows = table_status.live_row_count(conn, spec.name)
     else:
         rds_rows = None if actual is None else sum(n for n, _ in actual.values())

@@ -17,6 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -93,7 +94,7 @@ class SyncResult:
     indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
     schema_change: schema_change.SchemaChange | None = None
     repaired: str | None = None  # what the in-sync rule found wrong with the live copy
-    judged: object = None  # what `sync_table`'s `judge` answered under the lock
+    judged: Any = None  # what `sync_table`'s `judge` answered under the lock
 
     def metadata(self) -> dict:
         meta = {
