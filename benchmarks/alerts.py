@@ -40,6 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -52,6 +53,11 @@ from benchmarks.staleness import (  # noqa: E402 (after the path fix when run as
     dev_env,
     table_in_sync,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from resources.dagster_resources import LakeStorage
 
 TABLE = "airport_daily_weather"
 REPO = {"repositoryLocationName": "gold_platform", "repositoryName": "__repository__"}
@@ -66,7 +72,9 @@ def log(message: str) -> None:
     print(f"[alerts] {message}", file=sys.stderr, flush=True)
 
 
-def wait_for(what: str, condition, timeout: float, dev: DagsterDev | None = None):
+def wait_for(
+    what: str, condition: Callable[[], object], timeout: float, dev: DagsterDev | None = None
+):
     """Poll `condition()` until truthy; raise naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -195,7 +203,7 @@ def sync_lock_held(rds_url: str, table: str):
         yield
 
 
-def shrink_lake_table(lake, table: str, keep: int = 10) -> list[tuple[str, bytes]]:
+def shrink_lake_table(lake: LakeStorage, table: str, keep: int = 10) -> list[tuple[str, bytes]]:
     """Replace the table's current files by one holding `keep` rows (an outside change the sync
     refuses: it shrank beyond the spec's limit). Returns the files removed, to put back."""
     import pyarrow.parquet as pq
@@ -218,7 +226,7 @@ def shrink_lake_table(lake, table: str, keep: int = 10) -> list[tuple[str, bytes
     return removed + [(target, b"")]
 
 
-def restore_files(lake, files: list[tuple[str, bytes]]) -> None:
+def restore_files(lake: LakeStorage, files: list[tuple[str, bytes]]) -> None:
     for key, data in files:
         if data:
             with lake.filesystem.open_output_stream(lake.path(key)) as out:
@@ -295,7 +303,7 @@ def _check(alert: dict) -> str:
 class Script:
     """The episodes, each waiting until its copy is back in sync and the alerts are quiet."""
 
-    def __init__(self, dev, env, lake, rds_url, receiver, pgdata, tolerance_s):
+    def __init__(self, dev, env, lake: LakeStorage, rds_url, receiver, pgdata, tolerance_s):
         self.dev, self.env, self.lake, self.rds_url = dev, env, lake, rds_url
         self.receiver, self.pgdata, self.tolerance_s = receiver, pgdata, tolerance_s
         self.episodes: list[Episode] = []
@@ -443,7 +451,7 @@ class Script:
         self.settle(e)
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from platform_assets.definitions import ASSET_KEYS
     from resources import embedded_pg
     from resources.storage import LakeStorage
@@ -521,7 +529,7 @@ ALL_EPISODES = (
 )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--tolerance", type=float, default=30.0, help="lag tolerance, s (30)")
@@ -532,7 +540,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
     if args.json:

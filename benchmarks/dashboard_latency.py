@@ -314,7 +314,7 @@ def app_sessions(url: str, bounds: tuple, sessions: int, views: int) -> dict:
     }
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     repeats = args.repeats or (8 if args.quick else 40)
     seconds = args.seconds or (4.0 if args.quick else 20.0)
     scale = args.scale_years or (1 if args.quick else 3)

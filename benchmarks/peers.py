@@ -52,9 +52,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Only the standard library at module level: every tool's child process imports this file, and
 # what it imports counts in that tool's peak RSS.
+if TYPE_CHECKING:
+    from resources.dagster_resources import LakeStorage
 
 DEFAULT_ROWS = 1_000_000
 DEFAULT_ROUNDS = 3
@@ -141,7 +144,7 @@ def resolve_spec(ref: str):
     return GOLD_BY_NAME[name]
 
 
-def publish_gold_like(lake, rows: int, workdir: Path, csv: bool = True) -> Table:
+def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = True) -> Table:
     """The sync_throughput table as a published lake Gold version (files, segments, manifest),
     and as CSV for psql unless `csv` is false."""
     from datetime import UTC, datetime
@@ -197,7 +200,7 @@ def publish_gold_like(lake, rows: int, workdir: Path, csv: bool = True) -> Table
     )
 
 
-def carrier_table(lake, workdir: Path, scale_years: int) -> Table:
+def carrier_table(lake: LakeStorage, workdir: Path, scale_years: int) -> Table:
     """gold.carrier_daily_performance as the assets published it (lake files, CSV for psql)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -771,7 +774,13 @@ Failures = dict[tuple[str, str], str]  # (table, runner) -> why that tool is out
 
 
 def attempt(
-    failures: Failures, runner: str, table: Table, tools, workdir, read: bool, timeout_s: float
+    failures: Failures,
+    runner: str,
+    table: Table,
+    tools,
+    workdir: Path,
+    read: bool,
+    timeout_s: float,
 ) -> Run | None:
     """One run, or None with the tool's failure recorded: it is not run on that table again (a
     hung tool would cost the time limit every round)."""
@@ -815,7 +824,7 @@ def interleaved(
     names: list[str],
     rounds: int,
     tools,
-    workdir,
+    workdir: Path,
     timeout_s: float,
     failures: Failures,
 ) -> list[Run]:
@@ -916,7 +925,7 @@ def summarize_table(table: Table, runs: list[Run], names: list[str], failures: F
     }
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     load_start = os.getloadavg()
     from resources import embedded_pg

@@ -38,9 +38,14 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import LakeStorage
+
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's console scripts: dagster, goldctl
@@ -319,7 +324,7 @@ def goldctl_status(env: dict[str, str]) -> tuple[int, dict | None]:
 # ---- an outside change ------------------------------------------------------------------------
 
 
-def add_outside_file(lake, table: str, rows: int = 5) -> tuple[int, str]:
+def add_outside_file(lake: LakeStorage, table: str, rows: int = 5) -> tuple[int, str]:
     """One Parquet file written by hand into `table`'s current version folder, with new keys.
 
     The rows copy existing ones with a made-up value in the first text column of the primary
@@ -347,7 +352,7 @@ def add_outside_file(lake, table: str, rows: int = 5) -> tuple[int, str]:
     return len(data), key
 
 
-def table_in_sync(lake, rds_url: str, table: str):
+def table_in_sync(lake: LakeStorage, rds_url: str, table: str):
     """The status `goldctl status` prints for `table` (same function, in process)."""
     import psycopg
 
@@ -359,7 +364,9 @@ def table_in_sync(lake, rds_url: str, table: str):
         return table_status(GOLD_BY_NAME[table], GoldLake(lake), conn)
 
 
-def wait_in_sync(lake, rds_url: str, table: str, timeout: float = SYNC_TIMEOUT_S) -> float:
+def wait_in_sync(
+    lake: LakeStorage, rds_url: str, table: str, timeout: float = SYNC_TIMEOUT_S
+) -> float:
     """Seconds until `table` is in sync again (polled every POLL_S)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -404,7 +411,7 @@ def sensor_interval_s() -> int:
     return defs.resolve_sensor_def("lake_change_sensor").minimum_interval_seconds
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from platform_assets.definitions import ASSET_KEYS
     from resources import embedded_pg
     from resources.storage import LakeStorage

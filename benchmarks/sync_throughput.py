@@ -527,7 +527,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def summarize(
-    args,
+    args: argparse.Namespace,
     label: str,
     version: str,
     inputs: Inputs,
@@ -587,7 +587,7 @@ def summarize(
     }
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
         workdir = Path(tmp)

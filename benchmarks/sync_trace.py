@@ -36,6 +36,13 @@ import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from resources.dagster_resources import LakeStorage, ServingDatabase
+
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -141,7 +148,7 @@ class Trace:
                 trace.psycopg_connections += 1
             return connect.__func__(cls, *args, **kwargs)
 
-        def counted_wait(conn, *args, **kwargs):
+        def counted_wait(conn: psycopg.Connection, *args, **kwargs):
             with trace._lock:
                 trace.round_trips += 1
             return wait(conn, *args, **kwargs)
@@ -183,7 +190,7 @@ class Trace:
         }
 
 
-def materialize(selection: str, lake, serving):
+def materialize(selection: str, lake: LakeStorage, serving: ServingDatabase):
     """The real assets `selection` touches, materialized in this process (no executor child)."""
     import dagster as dg
 
@@ -204,7 +211,7 @@ def materialize(selection: str, lake, serving):
     )
 
 
-def traced_sync(lake, serving, table: str) -> dict:
+def traced_sync(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict:
     """One run of `rds/gold/<table>` with all its checks, traced; its counts and outcome."""
     trace = Trace()
     with contextlib.redirect_stdout(sys.stderr), trace.hooks():
@@ -222,7 +229,7 @@ def traced_sync(lake, serving, table: str) -> dict:
     return out
 
 
-def trace_runs(lake, serving, table: str) -> dict:
+def trace_runs(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict:
     """The unchanged run, then the run after one month changed outside the platform."""
     from benchmarks.staleness import add_outside_file
 
@@ -247,7 +254,7 @@ def build(workdir: Path, url: str, table: str):
     return lake, serving
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from resources import embedded_pg
 
     with contextlib.ExitStack() as stack:

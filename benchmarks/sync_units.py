@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,6 +47,10 @@ from platform_assets.specs import GOLD_BY_NAME  # noqa: E402
 from resources import embedded_pg  # noqa: E402
 from resources.lake_tables import GoldLake  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import LakeStorage, ServingDatabase
+
 
 TABLES = ("carrier_daily_performance", "airport_daily_weather")
 
@@ -78,7 +83,7 @@ class Reader(threading.Thread):
                 time.sleep(0.002)
 
 
-def add_column(lake, table: str) -> None:
+def add_column(lake: LakeStorage, table: str) -> None:
     """Rewrite every file of the current version with one more column (as a CTAS would)."""
     state = GoldLake(lake).current_state(table)
     for key in state.parquet_keys:
@@ -94,7 +99,7 @@ def total(url: str, table: str) -> int:
         return int(conn.execute(f"SELECT sum(flights) FROM gold.{table}").fetchone()[0] or 0)
 
 
-def measure(lake, serving, table: str, url: str) -> dict:
+def measure(lake: LakeStorage, serving: ServingDatabase, table: str, url: str) -> dict:
     spec, gold, engine = GOLD_BY_NAME[table], GoldLake(lake), DuckDBEngine(lake=lake)
     out = {}
     steps = [
@@ -131,7 +136,7 @@ def measure(lake, serving, table: str, url: str) -> dict:
     return out
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     scale = args.scale_years or (1 if args.quick else 10)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncunits-")))

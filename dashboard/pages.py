@@ -145,11 +145,9 @@ def routes(f: dict, ledger: dict) -> None:
             charts.ranked_bars("route", "avg_arr_delay_min", "average arrival delay (min)"),
             width="stretch",
         )
-        shown: pd.DataFrame = rows[
-            ["route", "flights", "cancelled", "avg_arr_delay_min", "distance_miles"]
-        ]
+        shown = rows[["route", "flights", "cancelled", "avg_arr_delay_min", "distance_miles"]]
         st.dataframe(
-            shown.round({"avg_arr_delay_min": 1, "distance_miles": 0}),
+            pd.DataFrame(shown).round({"avg_arr_delay_min": 1, "distance_miles": 0}),
             hide_index=True,
             width="stretch",
         )

@@ -62,7 +62,9 @@ def overdue(instance: dg.DagsterInstance, record: RunRecord, now: float | None =
     return past_deadline(instance, record, now)
 
 
-def past_deadline(instance: dg.DagsterInstance, record: RunRecord, now: float | None = None):
+def past_deadline(
+    instance: dg.DagsterInstance, record: RunRecord, now: float | None = None
+) -> bool:
     """True for a run that has run (or ran, until it ended) longer than its deadline: stuck,
     or ended by run monitoring for it."""
     if record.dagster_run.status == dg.DagsterRunStatus.QUEUED:

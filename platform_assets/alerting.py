@@ -13,7 +13,7 @@ the check schedule, or `lake_change_sensor`'s runless evaluation).
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
@@ -34,14 +34,16 @@ def is_red(check_name: str, failing: bool, severity: str) -> bool:
     return failing and not (severity == "WARN" and check_name in QUIET_WARNINGS)
 
 
-def _metadata_text(evaluation) -> str:
+def _metadata_text(evaluation: dg.AssetCheckEvaluation) -> str:
     items = [
         f"{k}: {v.value}" for k, v in (evaluation.metadata or {}).items() if hasattr(v, "value")
     ]
     return ", ".join(items[:8])
 
 
-def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool, object]]:
+def _check_transitions(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, state: dict
+) -> Iterable[tuple[bool, dg.AssetCheckEvaluation | None]]:
     """(red, evaluation) for every change of red since the cursor, in completion order.
 
     The cursor is the completion time of the last execution judged: an execution that completes
@@ -67,14 +69,18 @@ def _check_transitions(instance, check_key, state: dict) -> Iterable[tuple[bool,
             yield red, evaluation  # went red, or recovered
 
 
-def build_check_alert_sensor(check_keys, asset_keys) -> dg.SensorDefinition:
+def build_check_alert_sensor(
+    check_keys: Sequence[dg.AssetCheckKey], asset_keys: Sequence[dg.AssetKey]
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="check_alert_sensor",
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Alerts once when an asset check or freshness fails, once when it recovers.",
     )
-    def check_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertNotifier):
+    def check_alert_sensor(  # noqa: ANN202 - Dagster reads a sensor's return annotation
+        context: dg.SensorEvaluationContext, alerts: AlertNotifier
+    ):
         cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "freshness": {}}
         sent = undelivered = 0
         for check_key in check_keys:

@@ -56,7 +56,7 @@ def unchanged(lake: LakeOps, location: str, key: str) -> dict | None:
     return record if record.get("token") == listing_token(data_files(lake, location)) else None
 
 
-def write(lake: LakeOps, location: str, key: str, **facts) -> dict:
+def write(lake: LakeOps, location: str, key: str, **facts: object) -> dict:
     """Record that the files now at `location` were built from `key` (after the data)."""
     record = {"inputs": key, "token": listing_token(data_files(lake, location)), **facts}
     lake.write_bytes(f"{location}/{RECORD}", json.dumps(record, sort_keys=True).encode())

@@ -22,12 +22,19 @@ import json
 import signal
 import sys
 import traceback
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from platform_assets.status import TableStatus
+    from resources.dagster_resources import LakeStorage, ServingDatabase
+    from resources.sql_engine import SqlEngine
+
 
 BUILD_COMMAND = "uv run dg launch --assets '*'"  # the README's build (the dashboard says it too)
 SETTING_ERROR_EXIT = 2
 
 
-def cmd_status(args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     from platform_assets import settings
     from platform_assets.serving import footprint, orphans, reader
     from platform_assets.serving.ownership import Deployment
@@ -73,7 +80,7 @@ def cmd_status(args) -> int:
     return 0 if all(s.in_sync for s in ours) and not facts.orphans else 3
 
 
-def _format_table(statuses) -> str:
+def _format_table(statuses: list[TableStatus]) -> str:
     headers = ("table", "lake version", "rds version", "lake rows", "rds rows", "lag s", "state")
     rows = [
         (
@@ -97,13 +104,13 @@ def _format_table(statuses) -> str:
     )
 
 
-def _state(s) -> str:
+def _state(s: TableStatus) -> str:
     if s.severity == "foreign":
         return f"owned by {s.owner}"
     return f"{s.severity.upper()} ({s.waiting})" if s.waiting else s.severity.upper()
 
 
-def cmd_drop_orphan(args) -> int:
+def cmd_drop_orphan(args: argparse.Namespace) -> int:
     """Drop one orphan (a copy or ledger rows no spec declares) and its ledger rows."""
     from platform_assets import settings
     from platform_assets.serving import orphans
@@ -122,7 +129,7 @@ def cmd_drop_orphan(args) -> int:
     return 0
 
 
-def cmd_take_over(args) -> int:
+def cmd_take_over(args: argparse.Namespace) -> int:
     """Hand a copy from the deployment that owns it to this one, on purpose."""
     from platform_assets import settings
     from platform_assets.serving import ledger
@@ -146,7 +153,7 @@ def cmd_take_over(args) -> int:
     return 0
 
 
-def cmd_rds_url(args) -> int:
+def cmd_rds_url(args: argparse.Namespace) -> int:
     from platform_assets import settings
 
     serving = settings.plain_serving()
@@ -154,7 +161,9 @@ def cmd_rds_url(args) -> int:
     return 0
 
 
-def cmd_sync(args, lake, engine, serving) -> int:
+def cmd_sync(
+    args: argparse.Namespace, lake: LakeStorage, engine: SqlEngine, serving: ServingDatabase
+) -> int:
     """Sync each table; one that fails is reported in one line and the others go on. Exit 0, or
     the highest of the failures' exit codes (errors.py: 1 refused or transient, 2 usage or
     settings)."""
@@ -187,7 +196,7 @@ def cmd_sync(args, lake, engine, serving) -> int:
     return code
 
 
-def cmd_stop_db(args) -> int:
+def cmd_stop_db(args: argparse.Namespace) -> int:
     """Needs no resources: opening them would start the server it is asked to stop."""
     from platform_assets import settings
     from resources import embedded_pg
@@ -205,7 +214,7 @@ def cmd_stop_db(args) -> int:
     return 0
 
 
-def add_commands(sub) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = sub.add_parser("status", help="per Gold table: lake vs RDS version, rows, lag")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
@@ -232,7 +241,7 @@ def add_commands(sub) -> None:
     stop.set_defaults(func=cmd_stop_db)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """The command, with the Dagster resources opened for it when it asks for them."""
     if not getattr(args, "needs_resources", False):
         return args.func(args)

@@ -9,6 +9,10 @@ sync publishing meanwhile waits and can never be judged half-way.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Literal
+
 import dagster as dg
 import psycopg
 
@@ -18,6 +22,12 @@ from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
 from resources.fingerprint import Segments, differing_segments, fingerprint
+
+if TYPE_CHECKING:
+    from platform_assets.serving.snapshot import LakeSnapshot
+    from platform_assets.specs import GoldTableSpec
+    from resources.dagster_resources import ServingDatabase
+
 
 ROW_COUNT = "row_count_matches"
 FINGERPRINT = "fingerprint_matches"
@@ -29,7 +39,7 @@ def hold_sync_lock(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     locks.hold_shared(conn, table, wait_s)
 
 
-def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
+def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None) -> dg.AssetCheckResult:
     if row is None:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -57,14 +67,15 @@ def row_count(key: dg.AssetKey, row: LedgerRow | None, rds_rows: int | None):
     )
 
 
-class Scan:
-    """fingerprint_check's `actual` when the caller does not know it: read the live copy now."""
+class _Read(Enum):
+    SCAN = "scan"
 
 
-SCAN = Scan()
+SCAN: Final = _Read.SCAN  # fingerprint_check's `actual`: read the live copy now
+Actual = Segments | Literal[_Read.SCAN] | None  # verified segments, SCAN, or no copy
 
 
-def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
+def live_segments(conn: psycopg.Connection, spec: GoldTableSpec, row: LedgerRow) -> Segments | None:
     """The live copy's segment checksums, in the order the ledger's were computed (None: the
     copy is missing). Raises UndefinedColumn/DatatypeMismatch for columns altered by hand."""
     try:
@@ -79,11 +90,11 @@ def live_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | 
 def fingerprint_check(
     conn: psycopg.Connection,
     key: dg.AssetKey,
-    spec,
+    spec: GoldTableSpec,
     row: LedgerRow | None,
-    snap=None,
-    actual: Segments | None | Scan = SCAN,
-):
+    snap: LakeSnapshot | None = None,
+    actual: Actual = SCAN,
+) -> dg.AssetCheckResult:
     """`actual`: the copy's segments when the caller knows them (a sync run verified every unit
     it published), else SCAN."""
     if row is None:
@@ -110,7 +121,7 @@ def fingerprint_check(
             )
         expected = dict(snap.segments)
     try:
-        if isinstance(actual, Scan):
+        if actual is SCAN:
             actual = live_segments(conn, spec, row)
     except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
         return dg.AssetCheckResult(
@@ -136,17 +147,17 @@ def fingerprint_check(
 
 
 def judge_copy(
-    conn,
-    spec,
-    key,
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    key: dg.AssetKey,
     held: LedgerRow | None,
-    rds_rows,
-    db,
-    selected,
-    tables,
-    snap=None,
-    actual: Segments | None | Scan = SCAN,
-):
+    rds_rows: int | None,
+    db: ServingDatabase,
+    selected: Collection[str],
+    tables: list[str],
+    snap: LakeSnapshot | None = None,
+    actual: Actual = SCAN,
+) -> Iterator[dg.AssetCheckResult]:
     """The checks that judge the copy alone (not the lag), whoever runs them: a run, or
     `lake_change_sensor` after a run that failed before it could (`snap`: the run's lake
     snapshot, whose checksums stand in for a ledger's of an older fingerprint version;
@@ -161,6 +172,8 @@ def judge_copy(
 
 def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """The same judgement recorded without a run (by a sensor)."""
+    if result.asset_key is None or result.check_name is None:
+        raise ValueError("a check judged without a run must name its asset and check")
     return dg.AssetCheckEvaluation(
         asset_key=result.asset_key,
         check_name=result.check_name,

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -31,10 +33,16 @@ from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, TableStatus, evaluate, live_row_count
 from resources.lake_tables import LakeTableState
 
+if TYPE_CHECKING:
+    import psycopg
+
+    from resources.dagster_resources import ServingDatabase
+
+
 IN_SYNC = "in_sync_with_lake"
 
 
-def last_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str):
+def last_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str) -> object:
     """A metadata value of the asset's latest materialization on this instance (or None)."""
     event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
@@ -56,7 +64,9 @@ def copy_events(
     return [e for e in (held, evaluation) if e is not None]
 
 
-def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
+def _held_copy(
+    instance: dg.DagsterInstance, spec: GoldTableSpec, facts: RdsFacts
+) -> dg.AssetMaterialization | None:
     row, _ = facts.ledger.get(spec.name, (None, {}))
     if row is None:
         return None
@@ -69,8 +79,8 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
         how = "first seen by this instance"
     elif recorded != row.lake_version:
         how = "synced outside Dagster"
-    else:
-        how = f"run {failed_run[:8]} failed without changing it"
+    else:  # the ledger's version recorded: a run failed since (else returned above)
+        how = f"run {(failed_run or '?')[:8]} failed without changing it"
     return dg.AssetMaterialization(
         asset_key=key,
         description=f"Recorded by lake_change_sensor: the copy the ledger holds, {how}.",
@@ -79,12 +89,12 @@ def _held_copy(instance, spec: GoldTableSpec, facts: RdsFacts):
             "dagster/row_count": row.row_count,
             "dagster/table_name": f"gold.{spec.name}",
             "fingerprint": row.fingerprint,
-            "loaded_at": row.loaded_at.isoformat(),
+            "loaded_at": row.loaded_at.isoformat() if row.loaded_at else None,
         },
     )
 
 
-def _failed_since_materialized(instance, key: dg.AssetKey) -> str | None:
+def _failed_since_materialized(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
     """The run id of a failed run that planned `key` after its last materialization (what the
     asset page shows as a failed materialization), or None."""
     planned = instance.get_latest_planned_materialization_info(key)
@@ -99,7 +109,7 @@ def _failed_since_materialized(instance, key: dg.AssetKey) -> str | None:
     return planned.run_id
 
 
-def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
+def ui_shows(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> str | None:
     """What the asset page shows for the check: its latest *planned* execution, "passed",
     "failed", "in progress" or "execution failed" (None: never executed)."""
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])
@@ -114,7 +124,7 @@ def ui_shows(instance, check_key: dg.AssetCheckKey) -> str | None:
     return "execution failed"
 
 
-def drop_overtaken(conn, facts: RdsFacts, events: list) -> list:
+def drop_overtaken(conn: psycopg.Connection, facts: RdsFacts, events: list) -> list:
     """The tick's events less the failing `in_sync_with_lake` evaluations of copies a sync
     published after the tick's snapshot: recorded after that sync's green they would paint a
     repaired copy red until the next tick (a false alert pair). Read again just before the tick
@@ -147,7 +157,13 @@ def drop_overtaken(conn, facts: RdsFacts, events: list) -> list:
 SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again
 
 
-def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, serving) -> list:
+def after_failed_run(
+    instance: dg.DagsterInstance,
+    spec: GoldTableSpec,
+    facts: RdsFacts,
+    conn: psycopg.Connection,
+    serving: ServingDatabase,
+) -> list:
     """For an in-sync copy: the checks a failed run left unjudged, judged now (row count,
     fingerprint, footprint; the lag is `copy_events`' job)."""
     key = rds_key(spec.name)
@@ -172,7 +188,9 @@ def after_failed_run(instance, spec: GoldTableSpec, facts: RdsFacts, conn, servi
     return [copy_checks.as_evaluation(r) for r in results]
 
 
-def _in_sync_evaluation(instance, spec: GoldTableSpec, status: TableStatus):
+def _in_sync_evaluation(
+    instance: dg.DagsterInstance, spec: GoldTableSpec, status: TableStatus
+) -> dg.AssetCheckEvaluation | None:
     check_key = dg.AssetCheckKey(rds_key(spec.name), IN_SYNC)
     latest = check_history.latest(instance, check_key)
     severity = insync_check.severity(status)
@@ -185,9 +203,10 @@ def _in_sync_evaluation(instance, spec: GoldTableSpec, status: TableStatus):
     elif shown in ("in progress", "execution failed"):
         pass  # the page shows no verdict: record the lag over it
     elif latest is not None and check_history.failed(latest):
-        before = latest.event.asset_check_evaluation
-        version = before.metadata.get("lake_version")
-        if before.severity == severity and version and version.value == status.lake_version:
+        before = latest.event.asset_check_evaluation if latest.event else None
+        version = before.metadata.get("lake_version") if before else None
+        same = before is not None and before.severity == severity
+        if same and version and version.value == status.lake_version:
             return None  # still failing the same way: nothing new to show
     return dg.AssetCheckEvaluation(
         asset_key=rds_key(spec.name),

@@ -8,10 +8,15 @@ back from the instance, so the asset's history says why a copy lags without read
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from platform_assets.gold_assets import rds_key
+
+if TYPE_CHECKING:
+    from platform_assets.specs import GoldTableSpec
+
 
 LABEL = "sensor_decision"
 QUIET = "in_sync"  # the decision nothing needs to be said about
@@ -30,11 +35,13 @@ def last_kind(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
         observation = record.asset_observation
         value = observation.metadata.get(LABEL) if observation else None
         if value is not None:
-            return value.value
+            return str(value.value)
     return QUIET
 
 
-def record(instance: dg.DagsterInstance, spec, decision: Decision) -> list[dg.AssetObservation]:
+def record(
+    instance: dg.DagsterInstance, spec: GoldTableSpec, decision: Decision
+) -> list[dg.AssetObservation]:
     """An observation of `rds/gold/<table>` when the decision changed since the last one."""
     key = rds_key(spec.name)
     if last_kind(instance, key) == decision.kind:

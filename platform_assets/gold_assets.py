@@ -6,6 +6,7 @@ rds/gold/<table>    the sync protocol into RDS; in-sync, row count and fingerpri
 
 import contextlib
 import os
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -32,8 +33,16 @@ from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
 from resources import athena_cost
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import Segments, fingerprint
-from resources.lake_tables import GoldLake, LakeFault, Manifest, new_version_id, version_prefix
+from resources.fingerprint import fingerprint
+from resources.identifiers import quote_ident
+from resources.lake_tables import (
+    GoldLake,
+    LakeFault,
+    LakeTableState,
+    Manifest,
+    new_version_id,
+    version_prefix,
+)
 from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
@@ -75,8 +84,10 @@ class SyncConfig(dg.Config):
 # ---- lake/gold/<table> -------------------------------------------------------------------------
 
 
-def _lake_check_results(engine, spec: GoldTableSpec, relation: str, location: str, rows: int):
-    pk = spec.primary_key
+def _lake_check_results(
+    engine: SqlEngine, spec: GoldTableSpec, relation: str, location: str, rows: int
+) -> list[dg.AssetCheckResult]:
+    pk = [quote_ident(c) for c in spec.primary_key]
     cols = ", ".join(pk)
     dup = (
         engine.query(
@@ -141,7 +152,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     @retry_rule.classifies(spec.name, "the lake build")
     def _lake_gold(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
-    ):
+    ) -> dg.MaterializeResult:
         gold = GoldLake(lake)
         inputs = build_record.inputs_key(
             sql_hash, engine.dialect, *build_record.upstream_tokens(lake, upstream)
@@ -228,7 +239,7 @@ def build_lake_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     return _lake_gold
 
 
-def _current_or_none(gold: GoldLake, spec: GoldTableSpec):
+def _current_or_none(gold: GoldLake, spec: GoldTableSpec) -> LakeTableState | None:
     """The published state when the platform's own files are all it holds, else None (build:
     a changed or unreadable location is never taken as unchanged)."""
     try:
@@ -238,7 +249,7 @@ def _current_or_none(gold: GoldLake, spec: GoldTableSpec):
     return state if state is not None and not state.changed_outside else None
 
 
-def _same_content(current, new_fingerprint: str, schema) -> bool:
+def _same_content(current: LakeTableState | None, new_fingerprint: str, schema: pa.Schema) -> bool:
     if current is None:
         return False
     return (
@@ -247,12 +258,14 @@ def _same_content(current, new_fingerprint: str, schema) -> bool:
     )
 
 
-def _schema_entries(schema) -> list[dict]:
+def _schema_entries(schema: pa.Schema) -> list[dict]:
     """A version's columns as its manifest lists them."""
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-def _unchanged_result(lake: LakeStorage, spec: GoldTableSpec, state, same: str):
+def _unchanged_result(
+    lake: LakeStorage, spec: GoldTableSpec, state: LakeTableState, same: str
+) -> dg.MaterializeResult:
     """The current version again, nothing published (`same`: "inputs", not rebuilt, or
     "content", rebuilt to the same data); its checks are the ones it passed when it was
     published (a version is published only when all pass)."""
@@ -284,7 +297,14 @@ def _unchanged_result(lake: LakeStorage, spec: GoldTableSpec, state, same: str):
 # ---- rds/gold/<table> --------------------------------------------------------------------------
 
 
-def _rds_check_results(spec, gold: GoldLake, engine, db: ServingDatabase, conn, selected):
+def _rds_check_results(
+    spec: GoldTableSpec,
+    gold: GoldLake,
+    engine: SqlEngine,
+    db: ServingDatabase,
+    conn: psycopg.Connection,
+    selected: Collection[str],
+) -> list[dg.AssetCheckResult]:
     """A check-only run's RDS checks (the schedule's), under the table's sync lock (shared): a
     sync publishing meanwhile waits. The lake is read under the lock, so a sync that published
     just before is judged, not missed; row count and fingerprint scan the copy and judge it
@@ -310,7 +330,13 @@ def _rds_check_results(spec, gold: GoldLake, engine, db: ServingDatabase, conn, 
     return checks
 
 
-def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncRun):
+def _sync_checks(
+    spec: GoldTableSpec,
+    gold: GoldLake,
+    db: ServingDatabase,
+    selected: Collection[str],
+    run: SyncRun,
+) -> tuple[list[dg.AssetCheckResult], table_status.RdsFacts]:
     """A sync run's RDS checks, judged from its facts while it still holds the table's sync
     lock: the copy's ledger rows and catalog read once after the publish, the lake snapshot it
     loaded, and the checksums staging verified. The live copy is scanned only for units this
@@ -322,13 +348,13 @@ def _sync_checks(spec, gold: GoldLake, db: ServingDatabase, selected, run: SyncR
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
     verified = run.verified
-    actual: Segments | None | copy_checks.Scan = copy_checks.SCAN
+    actual: copy_checks.Actual = copy_checks.SCAN
     if held is not None and held.checksums_current and verified.keys() == held.segments.keys():
         actual = verified  # every unit of the copy verified in staging by this run
     elif held is not None and {copy_checks.ROW_COUNT, copy_checks.FINGERPRINT} & set(selected):
         with contextlib.suppress(psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch):
             actual = copy_checks.live_segments(conn, spec, held)  # the check names the column
-    if isinstance(actual, copy_checks.Scan):
+    if actual is copy_checks.SCAN:
         rds_rows = table_status.live_row_count(conn, spec.name)
     else:
         rds_rows = None if actual is None else sum(n for n, _ in actual.values())
@@ -347,7 +373,9 @@ def _budget_tables(spec: GoldTableSpec) -> list[str]:
     return sorted({s.name for s in GOLD_TABLES} | {spec.name})
 
 
-def _snapshot(spec, gold: GoldLake, engine):
+def _snapshot(
+    spec: GoldTableSpec, gold: GoldLake, engine: SqlEngine
+) -> tuple[snapshot.LakeSnapshot | None, LakeFault | None]:
     """(the run's one lake read, None) or (None, the fault that kept it from being read)."""
     try:
         return snapshot.take(spec, gold, engine), None
@@ -355,7 +383,13 @@ def _snapshot(spec, gold: GoldLake, engine):
         return None, exc
 
 
-def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult:
+def _in_sync_check(
+    spec: GoldTableSpec,
+    gold: GoldLake,
+    snap: snapshot.LakeSnapshot | None,
+    facts: table_status.RdsFacts,
+    st: table_status.TableStatus,
+) -> dg.AssetCheckResult:
     metadata = insync_check.metadata(st)
     if snap is not None and not st.in_sync:
         behind = _months_behind(spec, snap, facts)
@@ -377,7 +411,9 @@ def _in_sync_check(spec, gold: GoldLake, snap, facts, st) -> dg.AssetCheckResult
     )
 
 
-def _months_behind(spec, snap, facts) -> list[str]:
+def _months_behind(
+    spec: GoldTableSpec, snap: snapshot.LakeSnapshot, facts: table_status.RdsFacts
+) -> list[str]:
     """Partitioned tables: the months whose RDS partition differs from the snapshot's."""
     if not spec.partitioned:
         return []
@@ -404,11 +440,17 @@ def months_partitions(spec: GoldTableSpec) -> dg.DynamicPartitionsDefinition:
 
 
 def months_changes(
-    instance: dg.DagsterInstance, spec: GoldTableSpec, conn, held: set[str] | None = None
+    instance: dg.DagsterInstance,
+    spec: GoldTableSpec,
+    conn: psycopg.Connection | None,
+    held: set[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(months to add, months to drop) so the reload job's partitions are the months held
     (`held`: the ledger's months as the caller read them, else read here)."""
-    held = set(ledger.read_partitions(conn, spec.name)) if held is None else held
+    if held is None:
+        if conn is None:
+            raise ValueError("months_changes needs the ledger's months or a connection")
+        held = set(ledger.read_partitions(conn, spec.name))
     known = set(instance.get_dynamic_partitions(months_partitions_name(spec)))
     return sorted(held - known), sorted(known - held)
 
@@ -422,7 +464,7 @@ def _register_months(instance: dg.DagsterInstance, spec: GoldTableSpec, held: se
         instance.delete_dynamic_partition(name, month)
 
 
-def run_still_wanted(context: dg.AssetExecutionContext):
+def run_still_wanted(context: dg.AssetExecutionContext) -> Callable[[], None]:
     """A check for right before the publish: the step's run is still in progress and the process
     that started this step (the run worker, or the executor's process) is still its parent.
     A run worker killed under a step process leaves that process running on its own; the run is
@@ -475,7 +517,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         retry_policy=retry_rule.OP_RETRY,
     )
     @retry_rule.classifies(spec.name, "the sync")
-    def _rds_gold(
+    def _rds_gold(  # noqa: ANN202 - Dagster reads an asset's return annotation as its output
         context: dg.AssetExecutionContext,
         config: SyncConfig,
         lake: LakeStorage,
@@ -527,7 +569,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
     return _rds_gold
 
 
-def build_gold_assets(specs=GOLD_TABLES) -> list[dg.AssetsDefinition]:
+def build_gold_assets(specs: Iterable[GoldTableSpec] = GOLD_TABLES) -> list[dg.AssetsDefinition]:
     assets = []
     for spec in specs:
         spec.validate()

@@ -34,7 +34,14 @@ def record_columns(schema: pa.Schema) -> list[list[str]]:
     return [[f.name, str(f.type)] for f in schema]
 
 
-def unchanged_result(context, lake, location: str, record: dict, layer: str, table: str):
+def unchanged_result(
+    context: dg.AssetExecutionContext,
+    lake: LakeStorage,
+    location: str,
+    record: dict,
+    layer: str,
+    table: str,
+) -> dg.MaterializeResult:
     """The materialization of a build skipped because nothing it is made from changed."""
     context.log.info(f"{layer}.{table}: inputs unchanged since its last build: nothing rebuilt")
     return dg.MaterializeResult(
@@ -122,7 +129,7 @@ def build_silver_asset(sql_file: Path) -> dg.AssetsDefinition:
     )
     def _silver(
         context: dg.AssetExecutionContext, lake: LakeStorage, engine: dg.ResourceParam[SqlEngine]
-    ):
+    ) -> dg.MaterializeResult:
         location = f"silver/{table}"
         key = build_record.inputs_key(
             sql_hash, engine.dialect, *build_record.upstream_tokens(lake, upstream)

@@ -18,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 
 import dagster as dg
+
+F = TypeVar("F", bound=Callable[..., object])
 
 BASE_DELAY_S = 5.0
 OP_RETRIES = 3
@@ -64,24 +67,24 @@ def classified(table: str, during: str) -> Iterator[None]:
         raise refusal(text) from exc
 
 
-def classifies(table: str, during: str):
+def classifies(table: str, during: str) -> Callable[[F], F]:
     """`classified` as a decorator of an op's function (a generator stays a generator)."""
 
-    def wrap(fn):
+    def wrap(fn: F) -> F:
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
-            def gen(*args, **kwargs):
+            def gen(*args: object, **kwargs: object) -> Iterator[object]:
                 with classified(table, during):
-                    yield from fn(*args, **kwargs)
+                    yield from cast(Iterator[object], fn(*args, **kwargs))
 
-            return gen
+            return cast(F, gen)
 
         @functools.wraps(fn)
-        def plain(*args, **kwargs):
+        def plain(*args: object, **kwargs: object) -> object:
             with classified(table, during):
                 return fn(*args, **kwargs)
 
-        return plain
+        return cast(F, plain)
 
     return wrap

@@ -24,7 +24,9 @@ rds_checks_job = dg.define_asset_job(
     cron_schedule="*/10 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-def rds_checks_schedule(context: dg.ScheduleEvaluationContext):
+def rds_checks_schedule(  # noqa: ANN201 - Dagster reads a schedule's return annotation
+    context: dg.ScheduleEvaluationContext,
+):
     busy = active_asset_keys(context.instance)
     keys = [rds_key(s.name) for s in GOLD_TABLES if rds_key(s.name) not in busy]
     if not keys:

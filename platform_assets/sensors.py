@@ -41,16 +41,16 @@ from platform_assets.copy_record import (
 )
 from platform_assets.gold_assets import months_changes, months_partitions, rds_key
 from platform_assets.lake_assets import lake_key
-from platform_assets.serving import heads, ledger, orphans
+from platform_assets.serving import heads, insync, ledger, orphans
 from platform_assets.serving.ownership import Deployment
-from platform_assets.specs import GOLD_TABLES
+from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
-from resources.lake_tables import GoldLake, LakeFault
+from resources.lake_tables import GoldLake, LakeFault, LakeTableState
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 
 
-def _run_key(table: str, state_id: str, verdict, rds) -> str:
+def _run_key(table: str, state_id: str, verdict: insync.Verdict, rds: RdsFacts) -> str:
     """`sync:<table>:<lake state>@<episode>`: the episode is the lake head's id (a new one each
     time the lake moves, also back to a state synced before), so a rollback is synced again
     and a request is never duplicated. A damaged copy adds a digest of its catalog facts, so a
@@ -65,7 +65,9 @@ def _run_key(table: str, state_id: str, verdict, rds) -> str:
     return f"{key}:repair-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def _months_requests(instance: dg.DagsterInstance, conn, look_at: set[str]) -> list:
+def _months_requests(
+    instance: dg.DagsterInstance, conn: psycopg.Connection, look_at: set[str]
+) -> list:
     """Keep each reload-months job's partitions equal to the months RDS holds, also on a new
     instance (a fresh `dagster dev`) where no sync has run yet."""
     requests = []
@@ -151,7 +153,7 @@ class Look:
     serving: ServingDatabase
     states: dict  # table -> the lake state listed this tick (or its LakeFault)
 
-    def at(self, spec):
+    def at(self, spec: GoldTableSpec) -> tuple[decisions.Decision, list, dg.RunRequest | None]:
         cursor, context = self.cursor, self.context
         try:
             state = self.states.get(spec.name)
@@ -208,7 +210,13 @@ class Look:
         return decision, events, request
 
 
-def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> list:
+def _record_outside_change(
+    context: dg.SensorEvaluationContext,
+    gold: GoldLake,
+    spec: GoldTableSpec,
+    state: LakeTableState,
+    seen: dict,
+) -> list:
     """A runless materialization of the lake asset for a state Dagster did not produce."""
     key = lake_key("gold", spec.name)
     if seen.get(spec.name) == state.state_id:
@@ -236,7 +244,14 @@ def _record_outside_change(context, gold: GoldLake, spec, state, seen: dict) -> 
     ]
 
 
-def _sync_request(context, conn, spec, state, rds, verdict):
+def _sync_request(
+    context: dg.SensorEvaluationContext,
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    state: LakeTableState,
+    rds: RdsFacts,
+    verdict: insync.Verdict,
+) -> tuple[decisions.Decision, dg.RunRequest | None]:
     """(decision, a sync run for a copy the in-sync rule finds out of sync or None); after a
     failed transient one, again with backoff (the same lake state's run key is used up), so the
     copy heals once the fault clears. A refused sync is never requested again for its state."""
@@ -272,7 +287,14 @@ def _sync_request(context, conn, spec, state, rds, verdict):
     return decisions.Decision("requested", text), request
 
 
-def _record_backoff(conn, spec, state, rds, attempt: int, wait: float) -> None:
+def _record_backoff(
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    state: LakeTableState,
+    rds: RdsFacts,
+    attempt: int,
+    wait: float,
+) -> None:
     """The next attempt's time, where status, the check and the badge read why no sync came."""
     retry_at = datetime.now(UTC) + timedelta(seconds=wait)
     refusal = rds.refusals.get(spec.name)
@@ -283,7 +305,13 @@ def _record_backoff(conn, spec, state, rds, attempt: int, wait: float) -> None:
         ledger.schedule_retry(conn, spec.name, state.state_id, retry_at)
 
 
-def _report_orphans(context, conn, found, dashboard_role: str, declared) -> None:
+def _report_orphans(
+    context: dg.SensorEvaluationContext,
+    conn: psycopg.Connection,
+    found: list[orphans.Orphan],
+    dashboard_role: str,
+    declared: list[str],
+) -> None:
     """Revoke the dashboard's reads of orphans, and log each one once (the first tick)."""
     orphans.notice(conn, found, dashboard_role, declared)
     by_name = {o.table: o for o in found}

@@ -12,7 +12,14 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import LakeStorage, ServingDatabase
+    from resources.serving_db import PlainServing
+    from resources.sql_engine import AthenaEngine, DuckDBEngine
+    from resources.storage import PlainLake
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -46,7 +53,7 @@ def _env(name: str, default: str | None = None) -> str | None:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-def _env_int(name: str, default: int):
+def _env_int(name: str, default: int) -> int:
     import dagster as dg
 
     return dg.EnvVar.int(name) if os.environ.get(name) else default
@@ -77,13 +84,13 @@ def _from_environment(table: dict) -> dict:
     return values
 
 
-def lake_storage():
+def lake_storage() -> LakeStorage:
     from resources.storage import LakeStorage
 
     return LakeStorage(**_as_env_vars(LAKE_SETTINGS))
 
 
-def sql_engine(lake):
+def sql_engine(lake: LakeStorage) -> AthenaEngine | DuckDBEngine:
     from resources.sql_engine import AthenaEngine, DuckDBEngine
 
     choice = engine_choice()
@@ -109,7 +116,7 @@ def engine_choice() -> str:
     return choice
 
 
-def serving_database():
+def serving_database() -> ServingDatabase:
     from resources.serving_db import ServingDatabase
 
     return ServingDatabase(**_as_env_vars(SERVING_SETTINGS))
@@ -139,14 +146,14 @@ def open_resources() -> Iterator[dict]:
         }
 
 
-def plain_lake():
+def plain_lake() -> PlainLake:
     """The lake from the environment without Dagster (checked on first access)."""
     from resources.storage import PlainLake
 
     return PlainLake(**_from_environment(LAKE_SETTINGS))
 
 
-def plain_serving():
+def plain_serving() -> PlainServing:
     """The serving database from the environment without Dagster, its settings checked."""
     from resources.serving_db import PlainServing
 

@@ -198,7 +198,7 @@ def evaluate(
         lake_rows=lake_rows,
         rds_rows=rds_rows,
         lake_created_at=state.created_at.isoformat() if state else None,
-        rds_loaded_at=row.loaded_at.isoformat() if row else None,
+        rds_loaded_at=row.loaded_at.isoformat() if row and row.loaded_at else None,
         lag_seconds=round(lag, 1),
         in_sync=verdict.in_sync,
         severity=severity,
@@ -221,7 +221,9 @@ def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
     return lake.read_footers(state)[1]
 
 
-def faulted(spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows) -> TableStatus:
+def faulted(
+    spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows: int | None
+) -> TableStatus:
     """The status of a table whose lake location cannot be read: not in sync, with the fault."""
     row, _ = facts.ledger.get(spec.name, (None, {}))
     return TableStatus(
@@ -231,7 +233,7 @@ def faulted(spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows) ->
         lake_rows=None,
         rds_rows=rds_rows,
         lake_created_at=None,
-        rds_loaded_at=row.loaded_at.isoformat() if row else None,
+        rds_loaded_at=row.loaded_at.isoformat() if row and row.loaded_at else None,
         lag_seconds=0.0,
         in_sync=False,
         severity="error",

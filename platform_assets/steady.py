@@ -23,9 +23,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
+
+if TYPE_CHECKING:
+    from platform_assets.serving.insync import Verdict
+    from platform_assets.status import RdsFacts
+    from resources.lake_tables import LakeTableState
+
 
 FULL_LOOK_S = 300.0
 RUN_SLACK_S = 60.0  # runs updated this long before the last tick count too (commit order)
@@ -36,7 +43,7 @@ def _table_of(key: dg.AssetKey) -> str | None:
     return path[-1] if len(path) == 3 and path[1] == "gold" else None
 
 
-def _rds_mark(rds, table: str) -> str:
+def _rds_mark(rds: RdsFacts, table: str) -> str:
     """What RDS says about the table, as one comparable string."""
     row, units = rds.ledger.get(table, (None, {}))
     held = (row.lake_version, str(row.loaded_at), row.fingerprint, len(units)) if row else None
@@ -48,7 +55,7 @@ class Cursor:
     seen: dict[str, str] = field(default_factory=dict)  # table -> lake state recorded
     looks: dict[str, list] = field(default_factory=dict)  # table -> [lake, rds mark, time]
     tick_at: float | None = None
-    _rds: object = None
+    _rds: RdsFacts | None = None
     _now: float = 0.0
 
     @classmethod
@@ -61,7 +68,9 @@ class Cursor:
     def dump(self) -> str:
         return json.dumps({"seen": self.seen, "looks": self.looks, "tick_at": self._now})
 
-    def start_tick(self, instance: dg.DagsterInstance, tables: list[str], rds) -> set[str]:
+    def start_tick(
+        self, instance: dg.DagsterInstance, tables: list[str], rds: RdsFacts
+    ) -> set[str]:
         """The tables to look at closely this tick (whatever their lake state says)."""
         self._rds, self._now = rds, time.time()
         touched = self._touched_by_runs(instance, tables)
@@ -90,7 +99,9 @@ class Cursor:
             touched.update(t for t in map(_table_of, keys) if t)
         return touched
 
-    def unchanged(self, table: str, state, verdict, look_at: set[str]) -> bool:
+    def unchanged(
+        self, table: str, state: LakeTableState, verdict: Verdict, look_at: set[str]
+    ) -> bool:
         """In sync as at the last look, which found it in sync too: nothing new to record."""
         look = self.looks.get(table)
         return (
@@ -100,8 +111,8 @@ class Cursor:
             and look[0] == [state.state_id, state.token]
         )
 
-    def looked_at(self, table: str, state, verdict) -> None:
-        if verdict.in_sync:
+    def looked_at(self, table: str, state: LakeTableState, verdict: Verdict) -> None:
+        if verdict.in_sync and self._rds is not None:  # (start_tick set it)
             self.looks[table] = [
                 [state.state_id, state.token],
                 _rds_mark(self._rds, table),

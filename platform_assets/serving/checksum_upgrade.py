@@ -10,6 +10,8 @@ row, no data moved; a unit that differs was changed (by hand) and is reloaded as
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import psycopg
 import pyarrow as pa
 
@@ -19,6 +21,10 @@ from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments, units_of
 from resources import lake_types
 from resources.fingerprint import Segments
+
+if TYPE_CHECKING:
+    from platform_assets.serving.snapshot import LakeSnapshot
+    from platform_assets.specs import GoldTableSpec
 
 
 def held_schema(row: LedgerRow) -> pa.Schema:
@@ -35,7 +41,7 @@ def outdated(row: LedgerRow | None, units: dict[str, LedgerRow]) -> bool:
     return any(not r.checksums_current for r in rows)
 
 
-def copy_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | None:
+def copy_segments(conn: psycopg.Connection, spec: GoldTableSpec, row: LedgerRow) -> Segments | None:
     """The live copy's checksums by today's algorithm (None: it cannot be read as published)."""
     try:
         with conn.transaction():  # a savepoint: a failed read leaves the caller's state intact
@@ -51,7 +57,12 @@ def copy_segments(conn: psycopg.Connection, spec, row: LedgerRow) -> Segments | 
 
 
 def upgrade(
-    conn: psycopg.Connection, spec, snap, row: LedgerRow, units: dict[str, LedgerRow], in_sync: bool
+    conn: psycopg.Connection,
+    spec: GoldTableSpec,
+    snap: LakeSnapshot,
+    row: LedgerRow,
+    units: dict[str, LedgerRow],
+    in_sync: bool,
 ) -> tuple[list[str], list[str]]:
     """Rewrite the outdated ledger rows whose units of the live copy equal the lake's `snap`
     (and the table row, when the copy holds `snap`'s version and all of it is equal).

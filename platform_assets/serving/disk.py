@@ -22,11 +22,20 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors
 
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import SCHEMA, qualified
+from resources.serving_db import one_row
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from platform_assets.serving.catalog import Columns
+    from platform_assets.serving.units import Unit
+
 
 GIB = 1024**3
 INDEX_FACTOR = 1.5  # a new copy's indexes next to its heap, for the estimate from types
@@ -56,9 +65,9 @@ class Room:
 
 def room(conn: psycopg.Connection, storage_gb: float | None) -> Room:
     seg = int(
-        conn.execute(
-            "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'"
-        ).fetchone()[0]
+        one_row(
+            conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
+        )[0]
     )
     found: list[tuple[int, str]] = []
     local = _local_data_directory(conn)
@@ -70,7 +79,7 @@ def room(conn: psycopg.Connection, storage_gb: float | None) -> Room:
             "SELECT coalesce(sum(pg_database_size(oid)) "
             "FILTER (WHERE has_database_privilege(oid, 'CONNECT')), 0)::bigint FROM pg_database"
         )
-        used = int(used.fetchone()[0]) + (_wal_bytes(conn) or 0)
+        used = int(one_row(used)[0]) + (_wal_bytes(conn) or 0)
         found.append(
             (int(storage_gb * GIB) - used, f"RDS_STORAGE_GB={storage_gb:g} less what is used")
         )
@@ -89,7 +98,7 @@ def _wal_bytes(conn: psycopg.Connection) -> int | None:
     try:
         with conn.transaction():
             return int(
-                conn.execute("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()").fetchone()[0]
+                one_row(conn.execute("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()"))[0]
             )
     except errors.InsufficientPrivilege:
         return None
@@ -99,10 +108,12 @@ def _local_data_directory(conn: psycopg.Connection) -> Path | None:
     """The server's data folder if it is on this host (its postmaster runs here), else None."""
     try:
         with conn.transaction():
-            text, started = conn.execute(
-                "SELECT current_setting('data_directory'), "
-                "extract(epoch FROM pg_postmaster_start_time())"
-            ).fetchone()
+            text, started = one_row(
+                conn.execute(
+                    "SELECT current_setting('data_directory'), "
+                    "extract(epoch FROM pg_postmaster_start_time())"
+                )
+            )
     except errors.InsufficientPrivilege:
         return None
     path = Path(text)
@@ -115,23 +126,27 @@ def _local_data_directory(conn: psycopg.Connection) -> Path | None:
     return None
 
 
-def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
+def staged_bytes(
+    conn: psycopg.Connection, table: str, units: Sequence[Unit], columns: Columns
+) -> int:
     """Bytes `units` will take once staged: see the module docstring."""
     children = [u.child for u in units]
     live = dict(
         conn.execute(
             "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'gold' AND c.relname = ANY(%s)",
-            (children,),
+            "WHERE n.nspname = %s AND c.relname = ANY(%s)",
+            (SCHEMA, children),
         ).fetchall()
     )
-    total_bytes, total_rows = conn.execute(
-        "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
-        "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
-        "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
-        (f"gold.{quote_ident(table)}",),
-    ).fetchone()
+    total_bytes, total_rows = one_row(
+        conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
+            "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
+            "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
+            (qualified(table),),
+        )
+    )
     if total_rows:
         per_row = float(total_bytes) / float(total_rows)
     else:
@@ -143,7 +158,13 @@ def staged_bytes(conn: psycopg.Connection, table: str, units, columns) -> int:
     )
 
 
-def require_room(conn: psycopg.Connection, storage_gb: float | None, table: str, units, columns):
+def require_room(
+    conn: psycopg.Connection,
+    storage_gb: float | None,
+    table: str,
+    units: Sequence[Unit],
+    columns: Columns,
+) -> None:
     """Refuse (SyncRefused, with the numbers) a staging the volume cannot hold."""
     from platform_assets.serving.errors import KEEPS_SERVING, SyncRefused
 

@@ -16,7 +16,7 @@ sensor) then reads `retryable` / `recorded` / `exit_code` and nothing else. No b
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import psycopg
 import pyarrow as pa
@@ -24,6 +24,10 @@ import pyarrow as pa
 from resources.lake_tables import LakeFault
 from resources.serving_db import ServingDbError, error_reason
 from resources.settings_check import SettingError
+
+if TYPE_CHECKING:
+    from dagster import Failure
+
 
 KEEPS_SERVING = "RDS keeps serving the old copy"
 
@@ -175,7 +179,9 @@ def classify(
     return None
 
 
-def _db_refused(reason, name, during, table, state) -> SyncRefused:
+def _db_refused(
+    reason: str, name: str, during: str, table: str | None, state: str | None
+) -> SyncRefused:
     cls = DataRefused if state and state.startswith(("22", "23")) else SyncRefused
     return cls(
         f"refusing to sync {name}: the serving database rejected {during}"
@@ -184,7 +190,7 @@ def _db_refused(reason, name, during, table, state) -> SyncRefused:
     )
 
 
-def _db_transient(reason, name, during, table) -> SyncTransient:
+def _db_transient(reason: str, name: str, during: str, table: str | None) -> SyncTransient:
     return SyncTransient(
         f"{name}: the serving database failed during {during}: {reason}. "
         f"Nothing was published; {KEEPS_SERVING}, and a retry can succeed",
@@ -209,7 +215,7 @@ def _adbc(*names: str) -> tuple[type[BaseException], ...]:
     return tuple(getattr(adbc, n) for n in names)
 
 
-def as_failure(err: SyncError):
+def as_failure(err: SyncError) -> Failure:
     """The run's failure for `err`: its message, retried only when time can heal it."""
     import dagster as dg
 

@@ -22,7 +22,8 @@ import psycopg
 
 from platform_assets.serving import disk
 from platform_assets.serving.disk import Room, human
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import qualified
+from resources.serving_db import one_row
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -92,7 +93,7 @@ def copy_footprint(conn: psycopg.Connection, table: str) -> CopyFootprint:
     return copy_footprints(conn, [table])[table]
 
 
-def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint]:
+def copy_footprints(conn: psycopg.Connection, tables: list[str]) -> dict[str, CopyFootprint]:
     """Every copy's footprint in one query (a check or `goldctl status` at 300 tables would
     otherwise ask 300 times)."""
     tables = list(tables)
@@ -105,7 +106,7 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
         "FROM unnest(%(names)s::text[], %(relations)s::text[]) AS n(name, relation) "
         "LEFT JOIN LATERAL pg_partition_tree(to_regclass(n.relation)) AS t ON true "
         "LEFT JOIN pg_class c ON c.oid = t.relid GROUP BY n.name",
-        {"names": tables, "relations": [f"gold.{quote_ident(t)}" for t in tables]},
+        {"names": tables, "relations": [qualified(t) for t in tables]},
     ).fetchall()
     sizes = {name: (int(total), int(months)) for name, total, months in rows}
     # the worst case of the next sync's headroom: every unit staged beside the live copy
@@ -113,10 +114,13 @@ def copy_footprints(conn: psycopg.Connection, tables) -> dict[str, CopyFootprint
 
 
 def storage_report(
-    conn: psycopg.Connection, tables, budget_gb: float, storage_gb: float | None = None
+    conn: psycopg.Connection,
+    tables: list[str],
+    budget_gb: float,
+    storage_gb: float | None = None,
 ) -> StorageReport:
     copies = copy_footprints(conn, tables)
-    database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    database = one_row(conn.execute("SELECT pg_database_size(current_database())"))[0]
     return StorageReport(
         budget_bytes=int(budget_gb * GIB),
         database_bytes=int(database),
@@ -137,8 +141,12 @@ def asset_metadata(conn: psycopg.Connection, table: str) -> dict:
 
 
 def budget_check(
-    conn: psycopg.Connection, key: dg.AssetKey, tables, budget_gb: float, storage_gb=None
-):
+    conn: psycopg.Connection,
+    key: dg.AssetKey,
+    tables: list[str],
+    budget_gb: float,
+    storage_gb: float | None = None,
+) -> dg.AssetCheckResult:
     """`fits_storage_budget` for one RDS asset (same verdict for all: one database)."""
     import dagster as dg  # goldctl status reads the report without loading Dagster
 

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from platform_assets.serving import ledger
 from resources.lake_tables import LakeTableState, version_time
+from resources.serving_db import one_row
 
 HEADS_LOCK = 0x601E  # advisory lock key: observers record one at a time, in order
 SKEW_FUTURE = timedelta(minutes=5)  # built later than the platform saw it by more: skewed
@@ -73,7 +75,7 @@ def record(conn: psycopg.Connection, states: Iterable[LakeTableState], seen_by: 
         return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (HEADS_LOCK,))
-        now = conn.execute("SELECT now()").fetchone()[0]
+        now = one_row(conn.execute("SELECT now()"))[0]
         last = latest(conn)
         new = [s for s in states if s.table not in last or last[s.table].state_id != s.state_id]
         with conn.cursor() as cur:
@@ -94,7 +96,7 @@ def record(conn: psycopg.Connection, states: Iterable[LakeTableState], seen_by: 
 
 
 def exists(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass('platform.lake_heads')").fetchone()[0] is not None
+    return ledger.platform_table_exists(conn, "lake_heads")
 
 
 def latest(conn: psycopg.Connection) -> dict[str, Head]:

@@ -8,21 +8,30 @@ missing index on the next sync, even when the lake did not change: an edit of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import psycopg
+from psycopg import sql
 
 from platform_assets.serving.catalog import IndexDef
-from platform_assets.serving.names import SCHEMA, fit, qualified, quote_ident
+from platform_assets.serving.names import SCHEMA, fit, identifier, quote_ident
+from resources.identifiers import trusted_sql
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from platform_assets.specs import GoldTableSpec
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:
     return fit(f"{table}_{'_'.join(columns)}_idx")
 
 
-def _body(columns) -> str:
+def _body(columns: Iterable[str]) -> str:
     return f"USING btree ({', '.join(quote_ident(c) for c in columns)})"
 
 
-def spec_index_defs(spec) -> list[IndexDef]:
+def spec_index_defs(spec: GoldTableSpec) -> list[IndexDef]:
     """The primary key and declared indexes of a new copy."""
     pk = IndexDef(
         fit(f"{spec.name}_pkey"), _body(spec.primary_key), True, "p", frozenset(spec.primary_key)
@@ -51,7 +60,7 @@ def existing(conn: psycopg.Connection, table: str) -> set[tuple[str, ...]]:
     return {tuple(cols) for (cols,) in rows}
 
 
-def ensure(conn: psycopg.Connection, spec) -> list[str]:
+def ensure(conn: psycopg.Connection, spec: GoldTableSpec) -> list[str]:
     """Create the declared indexes gold.<table> lacks; returns their names.
 
     CREATE INDEX takes a SHARE lock: dashboard readers go on, only writers wait, and the sync
@@ -64,8 +73,9 @@ def ensure(conn: psycopg.Connection, spec) -> list[str]:
         if tuple(cols) not in have:
             name = index_name(spec.name, cols)
             conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {qualified(spec.name)} "
-                f"{_body(cols)}"
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} {}").format(
+                    sql.Identifier(name), identifier(spec.name), trusted_sql(_body(cols))
+                )
             )
             created.append(name)
     return created

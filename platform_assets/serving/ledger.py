@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from platform_assets.serving import reader
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.locks import LockBusy, advisory_holders, set_lock_timeout
+from platform_assets.serving.names import PLATFORM_SCHEMA
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
+from resources.serving_db import one_row
+
+if TYPE_CHECKING:
+    from resources.lake_tables import LakeTableState
+
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
@@ -108,7 +114,7 @@ class LedgerRow:
     fingerprint: str
     segments: dict
     lake_created_at: datetime
-    loaded_at: datetime
+    loaded_at: datetime | None  # None only in a row about to be written (now() then)
     duration_s: float
     rows_per_s: float | None
     columns: list = field(default_factory=list)  # table row: [[name, type], ...] published
@@ -126,13 +132,13 @@ class LedgerRow:
 def published_row(
     table: str,
     unit: str,
-    state,
+    state: LakeTableState,
     segments: dict,
     duration_s: float,
     rows_per_s: float | None,
     relation_id: str,
-    columns=(),
-    lake_columns=(),
+    columns: Iterable[Sequence[str]] = (),
+    lake_columns: Iterable[Sequence[str]] = (),
 ) -> LedgerRow:
     """The ledger row of a table (`unit=''`) or of one unit, as the publish writes it."""
     return LedgerRow(
@@ -179,7 +185,7 @@ def _bootstrap_run(conn: psycopg.Connection, dashboard_role: str) -> None:
         return
     try:
         with conn.transaction():
-            conn.execute(f"SET LOCAL lock_timeout = '{BOOTSTRAP_WAIT_S * 1000}ms'")
+            set_lock_timeout(conn, BOOTSTRAP_WAIT_S * 1000)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
             conn.execute(DDL)
             exists = conn.execute(
@@ -187,8 +193,9 @@ def _bootstrap_run(conn: psycopg.Connection, dashboard_role: str) -> None:
             ).fetchone()
             if not exists:
                 conn.execute(
-                    f"CREATE ROLE {quote_ident(dashboard_role)} LOGIN NOSUPERUSER NOCREATEDB "
-                    "NOCREATEROLE"
+                    sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                        sql.Identifier(dashboard_role)
+                    )
                 )
             for statement in reader.grants(dashboard_role):
                 conn.execute(statement)
@@ -196,10 +203,10 @@ def _bootstrap_run(conn: psycopg.Connection, dashboard_role: str) -> None:
                 # what this login may not change stays as it was (`reader.exposures` tells)
                 with contextlib.suppress(errors.InsufficientPrivilege), conn.transaction():
                     conn.execute(statement)
-            conn.execute(f"COMMENT ON SCHEMA platform IS {_literal(marker)}")
+            conn.execute(
+                sql.SQL(f"COMMENT ON SCHEMA {PLATFORM_SCHEMA} IS {{}}").format(sql.Literal(marker))
+            )
     except errors.LockNotAvailable:
-        from platform_assets.serving.locks import LockBusy, advisory_holders
-
         raise LockBusy(
             f"the ledger's setup lock is held by {advisory_holders(conn, BOOTSTRAP_LOCK)}; "
             f"gave up after {BOOTSTRAP_WAIT_S} s"
@@ -211,7 +218,7 @@ BOOTSTRAP_WAIT_S = 30
 
 def _bootstrap_marker(dashboard_role: str, database: str) -> str:
     setup = [*reader.grants(dashboard_role), *reader.lockdown(dashboard_role, database)]
-    text = "\n".join([DDL, *setup])
+    text = "\n".join([DDL, *(s.as_string(None) for s in setup)])
     return f"gold-platform bootstrap {hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -222,8 +229,10 @@ def _bootstrapped(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def platform_table_exists(conn: psycopg.Connection, table: str) -> bool:
+    """Whether the platform's `table` exists yet (the first sync creates them all)."""
+    found = conn.execute("SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{table}",))
+    return one_row(found)[0] is not None
 
 
 def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> LedgerRow | None:
@@ -318,7 +327,7 @@ def upgrade_checksums(conn: psycopg.Connection, table: str, segments: dict[str, 
 def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
     """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole);
     {} before the first sync created the ledger."""
-    if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
+    if not platform_table_exists(conn, "sync_ledger"):
         return {}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
@@ -338,14 +347,14 @@ def read_everything(
 ) -> dict[str, tuple[LedgerRow, dict[str, LedgerRow]]]:
     """Every table's (or only `tables`') row and unit rows in one query ({} before the first
     sync)."""
-    if conn.execute("SELECT to_regclass('platform.sync_ledger')").fetchone()[0] is None:
+    if not platform_table_exists(conn, "sync_ledger"):
         return {}
     found: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
-    sql, params = "SELECT * FROM platform.sync_ledger", ()
+    query, params = "SELECT * FROM platform.sync_ledger", ()
     if tables is not None:
-        sql, params = f"{sql} WHERE table_name = ANY(%s)", (list(tables),)
+        query, params = f"{query} WHERE table_name = ANY(%s)", (list(tables),)
     with conn.cursor(row_factory=dict_row) as cur:
-        for r in cur.execute(sql, params):
+        for r in cur.execute(query, params):
             row = LedgerRow(**r)
             table_row, units = found.get(row.table_name, (None, {}))
             if row.partition_key:
@@ -353,7 +362,7 @@ def read_everything(
             else:
                 table_row = row
             found[row.table_name] = (table_row, units)
-    return {t: v for t, v in found.items() if v[0] is not None}
+    return {t: (row, units) for t, (row, units) in found.items() if row is not None}
 
 
 def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
@@ -401,7 +410,7 @@ class Refusal(NamedTuple):
 
 def read_refusals(conn: psycopg.Connection) -> dict[str, Refusal]:
     """table -> the last refused or failed sync of a lake state, until one publishes."""
-    if conn.execute("SELECT to_regclass('platform.sync_refusals')").fetchone()[0] is None:
+    if not platform_table_exists(conn, "sync_refusals"):
         return {}
     rows = conn.execute(
         "SELECT table_name, lake_version, reason, kind, refused_at, retry_at "
@@ -430,7 +439,9 @@ def record_refusal(
     )
 
 
-def schedule_retry(conn: psycopg.Connection, table: str, lake_version: str, retry_at) -> None:
+def schedule_retry(
+    conn: psycopg.Connection, table: str, lake_version: str, retry_at: datetime
+) -> None:
     """The sensor's next attempt at a failing sync, where every surface reads it."""
     conn.execute(
         "UPDATE platform.sync_refusals SET retry_at = %s "

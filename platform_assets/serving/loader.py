@@ -8,18 +8,20 @@ stays bounded by the batch size whatever the table size, and the load runs at CO
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+from psycopg import sql
 
 from platform_assets.serving import pausepoints
-from platform_assets.serving.names import quote_ident
 from resources import lake_types
+from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
+    import adbc_driver_postgresql.dbapi as adbc
     import pyarrow.dataset as ds
 
 BATCH_ROWS = 65_536  # rows per Parquet decode step
@@ -56,20 +58,33 @@ def first_nul(
     columns = list(dict.fromkeys([*text, *key]))
     for batch in dataset.to_batches(columns=columns, filter=filter, batch_size=BATCH_ROWS):
         for name in text:
-            hits = pc.match_substring(batch.column(name).cast(pa.string()), "\x00")
+            # pyarrow.compute defines its functions at import: its stubs do not list them
+            hits = pc.match_substring(  # pyright: ignore[reportAttributeAccessIssue]
+                batch.column(name).cast(pa.string()), "\x00"
+            )
             where = pc.index(hits, True).as_py()
             if where >= 0:
                 return name, {k: batch.column(k)[where].as_py() for k in key}
     return None
 
 
-def create_table_ddl(schema_name: str, table: str, schema: pa.Schema, not_null=()) -> str:
-    cols = ", ".join(
-        f"{quote_ident(f.name)} {pg_type(f.type, f.name)}"
-        + (" NOT NULL" if f.name in not_null else "")
-        for f in schema
+def column_defs(columns: Iterable[tuple[str, str]], not_null: Container[str] = ()) -> sql.Composed:
+    """`"name" type [NOT NULL], ...` of a CREATE TABLE, the types from the one type mapping."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name),
+            trusted_sql(pg),
+            sql.SQL(" NOT NULL" if name in not_null else ""),
+        )
+        for name, pg in columns
     )
-    return f"CREATE TABLE {quote_ident(schema_name)}.{quote_ident(table)} ({cols})"
+
+
+def create_table_ddl(
+    schema_name: str, table: str, schema: pa.Schema, not_null: Container[str] = ()
+) -> sql.Composed:
+    cols = column_defs(((f.name, pg_type(f.type, f.name)) for f in schema), not_null)
+    return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema_name, table), cols)
 
 
 def batches(
@@ -149,7 +164,9 @@ def copy_into(
     return LoadStats(rows, time.monotonic() - started)
 
 
-def _ingest(conn, schema_name: str, table: str, reader: pa.RecordBatchReader) -> int:
+def _ingest(
+    conn: adbc.Connection, schema_name: str, table: str, reader: pa.RecordBatchReader
+) -> int:
     """COPY the reader's rows on an open ADBC connection, commit, close it; returns the rows.
 
     The COPY commits without waiting for its WAL to reach disk (`synchronous_commit` off for
@@ -174,7 +191,13 @@ class Streams:
     its staging DDL and the two overlap. `close` releases whatever was not used.
     """
 
-    def __init__(self, conninfo: str, dataset: ds.Dataset, filter=None, count=COPY_STREAMS):
+    def __init__(
+        self,
+        conninfo: str,
+        dataset: ds.Dataset,
+        filter: ds.Expression | None = None,
+        count: int = COPY_STREAMS,
+    ) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
         # a stream without a row group of its own would only pay a connection: a one-file

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
 from platform_assets.serving.names import fit, lock_key
+
+if TYPE_CHECKING:
+    from resources.dagster_resources import ServingDatabase
+
 
 NOTHING_DONE = f"Nothing was published; {KEEPS_SERVING}, and a retry can succeed"
 
@@ -26,12 +31,21 @@ class LockBusy(SyncTransient):
     """A lock the sync needs was held past the wait; a later attempt can get it."""
 
 
-def holders(conn: psycopg.Connection, where: str, params: tuple) -> str:
+def set_lock_timeout(conn: psycopg.Connection, ms: float, local: bool = True) -> None:
+    """`SET [LOCAL] lock_timeout`: the one way the sync bounds a lock wait (0: wait forever);
+    `local`: for the transaction only, else for the session."""
+    scope = sql.SQL("LOCAL " if local else "")
+    conn.execute(sql.SQL("SET {}lock_timeout = {}").format(scope, sql.Literal(f"{int(ms)}ms")))
+
+
+def holders(conn: psycopg.Connection, where: sql.SQL, params: tuple) -> str:
     """Who holds a lock, as one phrase: 'pid 123 (user loader, app ..., for 42 s)'."""
     rows = conn.execute(
-        "SELECT a.pid, a.usename, a.application_name, "
-        "extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::int "
-        f"FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND ({where})",
+        sql.SQL(
+            "SELECT a.pid, a.usename, a.application_name, "
+            "extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::int "
+            "FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND ({})"
+        ).format(where),
         params,
     ).fetchall()
     if not rows:
@@ -46,8 +60,10 @@ def advisory_holders(conn: psycopg.Connection, key: int) -> str:
     """The sessions holding the advisory lock `key` (a bigint key: classid 0, objid key)."""
     return holders(
         conn,
-        "a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid = 0 AND objid = %s AND objsubid = 1)",
+        sql.SQL(
+            "a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = 0 AND objid = %s AND objsubid = 1)"
+        ),
         (key,),
     )
 
@@ -57,7 +73,7 @@ def _application(table: str) -> str:
 
 
 @contextlib.contextmanager
-def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
+def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
     """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
     publishing: a lost lock connection means another sync may run)."""
     conn = db.connect(autocommit=True, application_name=_application(table))
@@ -69,7 +85,7 @@ def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
         conn.autocommit = False
         # held for the whole sync: a server-wide idle-in-transaction timeout must not end it
         conn.execute("SET idle_in_transaction_session_timeout = 0")
-        conn.execute(f"SET lock_timeout = '{max(1, int(wait_s * 1000))}ms'")
+        set_lock_timeout(conn, max(1, int(wait_s * 1000)), local=False)
         try:
             conn.execute(
                 "SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR UPDATE", (table,)
@@ -77,7 +93,7 @@ def table_lock(db, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
         except errors.LockNotAvailable:
             conn.rollback()
             conn.autocommit = True
-            who = holders(conn, "a.application_name = %s", (_application(table),))
+            who = holders(conn, sql.SQL("a.application_name = %s"), (_application(table),))
             raise LockBusy(
                 f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
                 f"(another sync of this table is running or stuck). {NOTHING_DONE}",
@@ -95,7 +111,7 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     conn.execute(
         "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING", (table,)
     )
-    conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(wait_s * 1000))}ms'")
+    set_lock_timeout(conn, max(1, int(wait_s * 1000)))
     try:
         conn.execute("SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR SHARE", (table,))
     except errors.LockNotAvailable:
@@ -103,7 +119,7 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
             f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s",
             table=table,
         ) from None
-    conn.execute("SET LOCAL lock_timeout = 0")
+    set_lock_timeout(conn, 0)
 
 
 def check(conn: psycopg.Connection, table: str) -> None:

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
-from platform_assets.serving import ownership
-from platform_assets.serving.names import SCHEMA, qualified, quote_ident
+from platform_assets.serving import ledger, ownership
+from platform_assets.serving.names import PLATFORM_SCHEMA, SCHEMA, identifier, qualified
+from resources.serving_db import one_row
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def find(
     conn: psycopg.Connection, declared: list[str], owners: dict, me: ownership.Deployment | None
 ) -> list[Orphan]:
     """The orphans of deployment `me` (read-only: fits in a snapshot read)."""
-    if conn.execute("SELECT to_regclass('platform.orphans')").fetchone()[0] is None:
+    if not ledger.platform_table_exists(conn, "orphans"):
         return []
     found = []
     for table, has_copy, n, synced, first_seen, now in conn.execute(_FIND_SQL, (list(declared),)):
@@ -85,9 +86,9 @@ def notice(
 ) -> None:
     """Record `found` as orphans and revoke the dashboard role's SELECT on their copies; give
     it back to a copy that a spec declares again."""
-    if conn.execute("SELECT to_regclass('platform.orphans')").fetchone()[0] is None:
+    if not ledger.platform_table_exists(conn, "orphans"):
         return
-    role = quote_ident(dashboard_role)
+    role = sql.Identifier(dashboard_role)
     with conn.transaction():
         conn.execute(
             "INSERT INTO platform.orphans (table_name) SELECT unnest(%s::text[]) "
@@ -100,19 +101,21 @@ def notice(
         ).fetchall()
         for o in found:
             if o.has_copy and _can_read(conn, dashboard_role, o.table):
-                conn.execute(f"REVOKE SELECT ON {qualified(o.table)} FROM {role}")
+                conn.execute(
+                    sql.SQL("REVOKE SELECT ON {} FROM {}").format(identifier(o.table), role)
+                )
         for (table,) in back:
-            if conn.execute("SELECT to_regclass(%s)", (qualified(table),)).fetchone()[0]:
-                conn.execute(f"GRANT SELECT ON {qualified(table)} TO {role}")
+            if one_row(conn.execute("SELECT to_regclass(%s)", (qualified(table),)))[0]:
+                conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(identifier(table), role))
 
 
-def _can_read(conn, role: str, table: str) -> bool:
+def _can_read(conn: psycopg.Connection, role: str, table: str) -> bool:
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if not exists:
         return False
-    return conn.execute(
-        "SELECT has_table_privilege(%s, %s, 'SELECT')", (role, qualified(table))
-    ).fetchone()[0]
+    return one_row(
+        conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, qualified(table)))
+    )[0]
 
 
 def first_sensor_log(conn: psycopg.Connection, found: list[Orphan]) -> list[str]:
@@ -147,9 +150,14 @@ def drop(
         raise NotAnOrphan(f"no orphan named {table!r} (no copy gold.{table}, no ledger rows)")
     try:
         with conn.transaction():
-            conn.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(identifier(table)))
             for ledger_table in ("sync_ledger", "sync_refusals", "lake_heads", "copy_owners"):
-                conn.execute(f"DELETE FROM platform.{ledger_table} WHERE table_name = %s", (table,))
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+                        identifier(ledger_table, PLATFORM_SCHEMA)
+                    ),
+                    (table,),
+                )
             conn.execute("DELETE FROM platform.orphans WHERE table_name = %s", (table,))
     except errors.DependentObjectsStillExist as exc:
         detail = (exc.diag.message_detail or "").replace("\n", "; ")

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
+from platform_assets.serving import ledger
 from platform_assets.serving.errors import OwnershipRefused
+
+if TYPE_CHECKING:
+    from resources.serving_db import ServingOps
+    from resources.storage import LakeOps
 
 
 class ForeignCopy(OwnershipRefused):
@@ -30,7 +36,7 @@ class Deployment:
     lake_location: str
 
     @classmethod
-    def of(cls, serving, lake_storage) -> Deployment:
+    def of(cls, serving: ServingOps, lake_storage: LakeOps) -> Deployment:
         """This process's deployment, from the serving resource and the lake storage."""
         location = lake_storage.uri()
         return cls(serving.deployment or location, location)
@@ -49,7 +55,7 @@ class Owner:
 
 
 def read_owners(conn: psycopg.Connection) -> dict[str, Owner]:
-    if conn.execute("SELECT to_regclass('platform.copy_owners')").fetchone()[0] is None:
+    if not ledger.platform_table_exists(conn, "copy_owners"):
         return {}
     rows = conn.execute(
         "SELECT table_name, deployment, lake_location, since FROM platform.copy_owners"

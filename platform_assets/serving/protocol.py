@@ -17,9 +17,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from platform_assets.serving import (
@@ -48,7 +49,7 @@ from platform_assets.serving.errors import (
     SyncVerificationError,
     classify,
 )
-from platform_assets.serving.names import qualified
+from platform_assets.serving.names import identifier
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -64,6 +65,11 @@ from platform_assets.specs import GoldTableSpec
 from resources import lake_types
 from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase, ServingDbError
+
+if TYPE_CHECKING:
+    from platform_assets.serving.catalog import CopyFacts
+    from resources.sql_engine import SqlEngine
+
 
 __all__ = [  # the sync's failures are re-exported from their old home (errors.py is theirs now)
     "LockBudgetExhausted",
@@ -94,7 +100,7 @@ class SyncResult:
     indexes_created: list[str] = field(default_factory=list)  # declared after the copy was built
     schema_change: schema_change.SchemaChange | None = None
     repaired: str | None = None  # what the in-sync rule found wrong with the live copy
-    judged: Any = None  # what `sync_table`'s `judge` answered under the lock
+    judged: Any = None  # what `sync_table`'s `judge` answered under the lock (the caller's)
 
     def metadata(self) -> dict:
         meta = {
@@ -162,7 +168,7 @@ class SyncRun:
 def sync_table(
     spec: GoldTableSpec,
     lake: GoldLake,
-    engine,
+    engine: SqlEngine,
     db: ServingDatabase,
     force: bool = False,
     log: Callable[[str], None] = print,
@@ -282,7 +288,16 @@ class _Gate:
             self.still_wanted()
 
 
-def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
+def _sync_locked(
+    run: SyncRun,
+    lake: GoldLake,
+    db: ServingDatabase,
+    force: bool,
+    months: list[str],
+    log: Callable[[str], None],
+    step: Step,
+    gate: _Gate,
+) -> SyncResult:
     spec, snap, conn = run.spec, run.snap, run.conn
     run.read_copy()
     table_row, unit_rows, facts = run.table_row, run.unit_rows, run.facts
@@ -290,7 +305,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
     )
     outdated = checksum_upgrade.outdated(table_row, unit_rows)
-    if outdated and not verdict.copy_drifted:
+    if outdated and table_row is not None and not verdict.copy_drifted:
         same, differ = checksum_upgrade.upgrade(
             conn, spec, snap, table_row, unit_rows, verdict.in_sync
         )
@@ -302,7 +317,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         run.read_copy()
         table_row, unit_rows = run.table_row, run.unit_rows
         outdated = checksum_upgrade.outdated(table_row, unit_rows)
-    if verdict.in_sync and not force and not months and not outdated:
+    if verdict.in_sync and table_row is not None and not force and not months and not outdated:
         log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
         created = indexes.ensure(conn, spec)
         if created:
@@ -335,7 +350,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         and table_row.relation_id == str(facts.oid)
     )
     change = schema_change.SchemaChange()
-    if usable:
+    if usable and facts is not None and table_row is not None:  # (usable implies both)
         change = schema_change.diff(facts.columns, snap.columns)
         _check_schema_policy(spec, table_row, facts, snap, change)
         _check_views(conn, spec, change)
@@ -404,7 +419,7 @@ def _sync_locked(run: SyncRun, lake, db, force, months, log, step, gate):
         discard_staging(conn, spec.name)
         raise
     if not usable or change:
-        conn.execute(f"ANALYZE {qualified(spec.name)}")  # the parent's own statistics, all new
+        conn.execute(sql.SQL("ANALYZE {}").format(identifier(spec.name)))  # the parent's, all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")
@@ -448,7 +463,13 @@ def _guard(spec: GoldTableSpec, rows: int, current: ledger.LedgerRow | None, for
         )
 
 
-def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> None:
+def _check_schema_policy(
+    spec: GoldTableSpec,
+    table_row: ledger.LedgerRow,
+    facts: CopyFacts,
+    snap: LakeSnapshot,
+    change: schema_change.SchemaChange,
+) -> None:
     """`fail` refuses a change of the lake's columns; repairing a copy altered by hand is no
     schema change (the lake still has the columns the ledger published)."""
     if spec.on_schema_change != "fail" or not change:
@@ -463,7 +484,9 @@ def _check_schema_policy(spec, table_row, facts, snap: LakeSnapshot, change) -> 
         )
 
 
-def _check_views(conn, spec, change) -> None:
+def _check_views(
+    conn: psycopg.Connection, spec: GoldTableSpec, change: schema_change.SchemaChange
+) -> None:
     """A user's view that reads a column the lake dropped or retyped blocks the new shape."""
     touched = set(change.dropped) | {c for c, _, _ in change.retyped}
     if not touched:
@@ -482,7 +505,7 @@ def _check_views(conn, spec, change) -> None:
         )
 
 
-def _check_no_views(conn, spec, facts) -> None:
+def _check_no_views(conn: psycopg.Connection, spec: GoldTableSpec, facts: CopyFacts) -> None:
     """Re-creating the copy (an older layout) would drop the views on it: refuse, naming them."""
     views = sorted(catalog.dependent_views(conn, spec.name))
     if views:
@@ -493,7 +516,7 @@ def _check_no_views(conn, spec, facts) -> None:
         )
 
 
-def _check_spec_columns(spec, snap: LakeSnapshot) -> None:
+def _check_spec_columns(spec: GoldTableSpec, snap: LakeSnapshot) -> None:
     """The lake must still have the columns the spec keys, partitions and indexes by, and no
     column name PostgreSQL would cut."""
     have = dict(snap.columns)

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import errors, sql
 
-from platform_assets.serving import catalog, ledger, pausepoints
+from platform_assets.serving import catalog, ledger, loader, pausepoints
 from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
+from platform_assets.serving.locks import set_lock_timeout
 from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -47,11 +48,7 @@ def with_lock_budget(
         attempt += 1
         try:
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{int(lock_timeout_ms)}ms")
-                    )
-                )
+                set_lock_timeout(conn, lock_timeout_ms)
                 work(conn)
             return attempt
         except (errors.LockNotAvailable, errors.DeadlockDetected):
@@ -130,7 +127,7 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
                     identifier(unit.child, STAGE_SCHEMA), sql.Identifier(SCHEMA)
                 ),
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
-                    live, identifier(unit.child), trusted_sql(unit.bound())
+                    live, identifier(unit.child), unit.bound()
                 ),
             ]
         if batch:
@@ -151,15 +148,7 @@ def _create_parent(
     columns: Columns,
     index_defs: tuple[IndexDef, ...] | list[IndexDef],
 ) -> None:
-    not_null = set(spec.primary_key)
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c),
-            trusted_sql(t),
-            sql.SQL(" NOT NULL" if c in not_null else ""),
-        )
-        for c, t in columns
-    )
+    cols = loader.column_defs(columns, set(spec.primary_key))
     live = identifier(spec.name)
     conn.execute(
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(

@@ -12,16 +12,18 @@ away (not the database's or the functions' owner) leaves it; `exposures` lists w
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
-from platform_assets.serving.names import quote_ident
+from platform_assets.serving.names import PLATFORM_SCHEMA, SCHEMA
+from resources.serving_db import one_row
 
 LEDGER_TABLES = (  # everything a surface needs to judge a copy (the badge reads them all)
-    "platform.sync_ledger",
-    "platform.sync_history",
-    "platform.sync_refusals",
-    "platform.lake_heads",
-    "platform.copy_owners",
-    "platform.orphans",
+    f"{PLATFORM_SCHEMA}.sync_ledger",
+    f"{PLATFORM_SCHEMA}.sync_history",
+    f"{PLATFORM_SCHEMA}.sync_refusals",
+    f"{PLATFORM_SCHEMA}.lake_heads",
+    f"{PLATFORM_SCHEMA}.copy_owners",
+    f"{PLATFORM_SCHEMA}.orphans",
 )
 # Every way to create a large object (writing one needs owning it, lo_compat_privileges off).
 LO_CREATORS = (
@@ -33,24 +35,26 @@ LO_CREATORS = (
 )
 
 
-def grants(role: str) -> list[str]:
-    r = quote_ident(role)
+def grants(role: str) -> list[sql.Composed]:
+    r = sql.Identifier(role)
     return [
-        f"GRANT USAGE ON SCHEMA gold, platform TO {r}",
-        f"GRANT SELECT ON {', '.join(LEDGER_TABLES)} TO {r}",
-        f"REVOKE ALL ON platform.sync_locks FROM PUBLIC, {r}",
+        sql.SQL(f"GRANT USAGE ON SCHEMA {SCHEMA}, {PLATFORM_SCHEMA} TO {{}}").format(r),
+        sql.SQL(f"GRANT SELECT ON {', '.join(LEDGER_TABLES)} TO {{}}").format(r),
+        sql.SQL(f"REVOKE ALL ON {PLATFORM_SCHEMA}.sync_locks FROM PUBLIC, {{}}").format(r),
     ]
 
 
-def lockdown(role: str, database: str) -> list[str]:
+def lockdown(role: str, database: str) -> list[sql.Composed]:
     """Statements that need ownership (of the database, `public`, the functions) or CREATEROLE;
     each is tried on its own."""
-    r = quote_ident(role)
+    r = sql.Identifier(role)
     return [
-        f"REVOKE TEMPORARY ON DATABASE {quote_ident(database)} FROM PUBLIC, {r}",
-        f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {r}",
-        f"REVOKE EXECUTE ON FUNCTION {', '.join(LO_CREATORS)} FROM PUBLIC, {r}",
-        f"ALTER ROLE {r} SET default_transaction_read_only = on",
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC, {}").format(
+            sql.Identifier(database), r
+        ),
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC, {}").format(r),
+        sql.SQL(f"REVOKE EXECUTE ON FUNCTION {', '.join(LO_CREATORS)} FROM PUBLIC, {{}}").format(r),
+        sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(r),
     ]
 
 
@@ -59,20 +63,22 @@ def exposures(conn: psycopg.Connection, role: str) -> list[str] | None:
     if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
         return None
     found = []
-    temp, read_only = conn.execute(
-        "SELECT has_database_privilege(%(r)s, current_database(), 'TEMP'), "
-        "coalesce((SELECT 'default_transaction_read_only=on' = ANY(s.setconfig) "
-        "FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-        "WHERE r.rolname = %(r)s AND s.setdatabase = 0), false)",
-        {"r": role},
-    ).fetchone()
+    temp, read_only = one_row(
+        conn.execute(
+            "SELECT has_database_privilege(%(r)s, current_database(), 'TEMP'), "
+            "coalesce((SELECT 'default_transaction_read_only=on' = ANY(s.setconfig) "
+            "FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE r.rolname = %(r)s AND s.setdatabase = 0), false)",
+            {"r": role},
+        )
+    )
     if temp:
         found.append("create temporary tables and functions (TEMP on the database)")
     if not read_only:
         found.append("sessions start read-write (default_transaction_read_only not set)")
     for fn in LO_CREATORS:
         can = conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, fn))
-        if can.fetchone()[0]:
+        if one_row(can)[0]:
             found.append(f"create large objects ({fn.split('(')[0]})")
     schemas = conn.execute(
         "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(%s, oid, 'CREATE') ORDER BY 1",

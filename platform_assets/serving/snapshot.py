@@ -23,6 +23,9 @@ from resources.lake_tables import GoldLake, LakeTableState
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
 
+    from platform_assets.specs import GoldTableSpec
+    from resources.sql_engine import SqlEngine
+
 
 @dataclass(frozen=True)
 class LakeSnapshot:
@@ -48,7 +51,7 @@ class LakeSnapshot:
         return lake.storage.dataset(self.state.parquet_keys)
 
 
-def take(spec, lake: GoldLake, engine) -> LakeSnapshot | None:
+def take(spec: GoldTableSpec, lake: GoldLake, engine: SqlEngine) -> LakeSnapshot | None:
     """The lake state of `spec`'s table now; None before its first published build.
 
     Raises `LakeFault` (naming the file) when a file or the manifest cannot be read as published.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
+from psycopg import sql
 
 from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
@@ -28,9 +30,9 @@ from platform_assets.serving.names import (
     STAGE_SCHEMA,
     WHOLE,
     fit,
+    identifier,
     index_name,
     qualified,
-    quote_ident,
     stage_comment,
     unit_child,
 )
@@ -40,6 +42,8 @@ from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
+
+    from platform_assets.specs import GoldTableSpec
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 # connections building the staged units' indexes and statistics side by side (with the
@@ -63,22 +67,25 @@ class Unit:
     def child(self) -> str:
         return unit_child(self.table, self.key)
 
-    def bound(self) -> str:
+    def bound(self) -> sql.Composable:
         if self.key == WHOLE:
-            return "DEFAULT"
+            return sql.SQL("DEFAULT")
         start, end = month_bounds(self.key)
-        return f"FOR VALUES FROM ('{start}') TO ('{end}')"
+        return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(
+            sql.Literal(str(start)), sql.Literal(str(end))
+        )
 
-    def month_check(self, column: str) -> str | None:
+    def month_check(self, column: str) -> sql.Composed | None:
         """The CHECK that lets ATTACH PARTITION skip its validation scan."""
         if self.key == WHOLE:
             return None
         start, end = month_bounds(self.key)
-        col = quote_ident(column)
-        return f"{col} IS NOT NULL AND {col} >= '{start}' AND {col} < '{end}'"
+        return sql.SQL("{c} IS NOT NULL AND {c} >= {s} AND {c} < {e}").format(
+            c=sql.Identifier(column), s=sql.Literal(str(start)), e=sql.Literal(str(end))
+        )
 
 
-def units_of(spec, segments: Segments) -> dict[str, Unit]:
+def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
     """The units the lake's segments make: one per month if partitioned, else one."""
     if not spec.partitioned:
         return {WHOLE: Unit(spec.name, WHOLE, dict(segments))}
@@ -107,12 +114,17 @@ def stage_name(table: str) -> str:
     return fit(f"{table}__stage")
 
 
-def postgres_segments(conn: psycopg.Connection, relation: str, schema, column: str) -> Segments:
-    sql = segment_checksum_sql("postgres", relation, schema, column)
-    return _rows_to_segments(conn.execute(sql).fetchall())
+def postgres_segments(
+    conn: psycopg.Connection, relation: str, schema: pa.Schema, column: str
+) -> Segments:
+    # one statement text for three dialects (resources/fingerprint.py quotes its identifiers)
+    query = trusted_sql(segment_checksum_sql("postgres", relation, schema, column))
+    return _rows_to_segments(conn.execute(query).fetchall())
 
 
-def verify(conninfo: str, relation: str, schema, column: str, expected: Segments) -> Segments:
+def verify(
+    conninfo: str, relation: str, schema: pa.Schema, column: str, expected: Segments
+) -> Segments:
     """The staged rows' segments, computed by PostgreSQL on a connection of their own (so the
     scan can run beside the index builds); the caller compares them with `expected`."""
     with psycopg.connect(
@@ -135,12 +147,12 @@ class Staged:
 def stage(
     conn: psycopg.Connection,
     conninfo: str,
-    spec,
+    spec: GoldTableSpec,
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
     index_defs: list[IndexDef],
-    log,
+    log: Callable[[str], None],
 ) -> Staged:
     """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish.
 
@@ -155,8 +167,21 @@ def stage(
         streams.close()
 
 
-def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams) -> Staged:
-    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)
+def _stage(
+    conn: psycopg.Connection,
+    conninfo: str,
+    spec: GoldTableSpec,
+    units: list[Unit],
+    dataset: ds.Dataset,
+    schema: pa.Schema,
+    index_defs: list[IndexDef],
+    log: Callable[[str], None],
+    where: ds.Expression | None,
+    streams: loader.Streams,
+) -> Staged:
+    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
+    staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
+    comment = sql.Literal(stage_comment(spec.name))
     not_null = set(spec.primary_key)
     nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
     if nul is not None:
@@ -173,23 +198,29 @@ def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where,
         ddl = {u.child: index_ddl(spec.name, u.child, index_defs) for u in units}
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
-        children = ", ".join(qualified(u.child, STAGE_SCHEMA) for u in units)
-        create = [
-            f"DROP TABLE IF EXISTS {parent}, {children}",
-            f"{loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)} "
-            f"PARTITION BY RANGE ({quote_ident(spec.segment_column)})",
-            f"COMMENT ON TABLE {parent} IS {_literal(stage_comment(spec.name))}",
+        children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
+        table = loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)
+        create: list[sql.Composable] = [
+            sql.SQL("DROP TABLE IF EXISTS {}, {}").format(staging, children),
+            sql.SQL("{} PARTITION BY RANGE ({})").format(
+                table, sql.Identifier(spec.segment_column)
+            ),
+            sql.SQL("COMMENT ON TABLE {} IS {}").format(staging, comment),
         ]
         for unit in units:
-            child = qualified(unit.child, STAGE_SCHEMA)
+            child = identifier(unit.child, STAGE_SCHEMA)
             check = unit.month_check(spec.segment_column)
-            name = quote_ident(index_name(unit.child, "month"))
-            month = f"(CONSTRAINT {name} CHECK ({check})) " if check else ""
+            name = sql.Identifier(index_name(unit.child, "month"))
+            month = (
+                sql.SQL("(CONSTRAINT {} CHECK ({})) ").format(name, check) if check else sql.SQL("")
+            )
             create += [
-                f"CREATE TABLE {child} PARTITION OF {parent} {month}{unit.bound()}",
-                f"COMMENT ON TABLE {child} IS {_literal(stage_comment(spec.name))}",
+                sql.SQL("CREATE TABLE {} PARTITION OF {} {}{}").format(
+                    child, staging, month, unit.bound()
+                ),
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
-        conn.execute(";\n".join(create))
+        conn.execute(sql.SQL(";\n").join(create))
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         stats = loader.load_dataset(
             conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, where, streams
@@ -204,7 +235,7 @@ def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where,
         builds = [_build_sql(part, ddl) for part in halves if part]
         with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
             scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
-            others = [pool.submit(_build_apart, conninfo, sql) for sql in builds[1:]]
+            others = [pool.submit(_build_apart, conninfo, batch) for batch in builds[1:]]
             try:
                 conn.execute(builds[0])
                 for other in others:
@@ -219,13 +250,15 @@ def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where,
                         f"differing segments: {', '.join(bad[:12])}"
                     )
         # Ready-made tables: the publish only moves and attaches them.
-        finish = [c for u in units for c in ddl[u.child][1]]
+        finish: list[sql.Composable] = [c for u in units for c in ddl[u.child][1]]
         finish += [
-            f"ALTER TABLE {parent} DETACH PARTITION {qualified(u.child, STAGE_SCHEMA)}"
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                staging, identifier(u.child, STAGE_SCHEMA)
+            )
             for u in units
         ]
-        finish.append(f"DROP TABLE {parent}")
-        conn.execute(";\n".join(finish))
+        finish.append(sql.SQL("DROP TABLE {}").format(staging))
+        conn.execute(sql.SQL(";\n").join(finish))
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
         return Staged(tuple(units), stats.rows, stats.seconds)
     except BaseException:
@@ -233,33 +266,45 @@ def _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where,
         raise
 
 
-def _build_sql(units: list[Unit], ddl: dict[str, tuple[list[str], list[str]]]) -> str:
+IndexDDL = tuple[list[sql.Composed], list[sql.Composed]]  # (index builds, adopting constraints)
+
+
+def _build_sql(units: list[Unit], ddl: dict[str, IndexDDL]) -> sql.Composed:
     """The index builds of `units`, then their statistics (the children's only: the staging
     parent's own would be dropped with it), as one batch."""
-    children = ", ".join(qualified(u.child, STAGE_SCHEMA) for u in units)
-    return ";\n".join([s for u in units for s in ddl[u.child][0]] + [f"ANALYZE {children}"])
+    children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
+    analyze = sql.SQL("ANALYZE {}").format(children)
+    return sql.SQL(";\n").join([s for u in units for s in ddl[u.child][0]] + [analyze])
 
 
-def _build_apart(conninfo: str, statements: str) -> None:
+def _build_apart(conninfo: str, statements: sql.Composed) -> None:
     with psycopg.connect(
         conninfo, autocommit=True, connect_timeout=30, application_name="gold-build"
     ) as conn:
-        conn.execute(trusted_sql(statements))
+        conn.execute(statements)
 
 
-def index_ddl(table: str, child: str, defs: list[IndexDef]) -> tuple[list[str], list[str]]:
+def index_ddl(table: str, child: str, defs: Iterable[IndexDef]) -> IndexDDL:
     """The live parent's indexes for a staged child, so ATTACH adopts them instead of building
     them under its lock: (index builds, constraints adopting them). Names are the child's own,
     within PostgreSQL's 63 bytes."""
-    relation, builds, constraints = qualified(child, STAGE_SCHEMA), [], []
+    relation = identifier(child, STAGE_SCHEMA)
+    builds: list[sql.Composed] = []
+    constraints: list[sql.Composed] = []
     for d in defs:
         suffix = d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name
-        name = quote_ident(index_name(child, suffix))
-        builds.append(f"CREATE {'UNIQUE ' if d.unique else ''}INDEX {name} ON {relation} {d.body}")
+        name = sql.Identifier(index_name(child, suffix))
+        builds.append(
+            sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                sql.SQL("UNIQUE " if d.unique else ""), name, relation, trusted_sql(d.body)
+            )
+        )
         if d.constraint in ("p", "u"):
-            kind = "PRIMARY KEY" if d.constraint == "p" else "UNIQUE"
+            kind = sql.SQL("PRIMARY KEY" if d.constraint == "p" else "UNIQUE")
             constraints.append(
-                f"ALTER TABLE {relation} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+                    relation, name, kind, name
+                )
             )
     return builds, constraints
 
@@ -284,9 +329,5 @@ def drop_staging(conn: psycopg.Connection, table: str) -> list[str]:
         ).fetchall()
     ]
     for name in names:
-        conn.execute(f"DROP TABLE IF EXISTS {qualified(name, STAGE_SCHEMA)}")
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(identifier(name, STAGE_SCHEMA)))
     return names
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
