@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -51,6 +52,13 @@ def last_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str) ->
     return value.value if value is not None else None
 
 
+def in_sync_now(
+    instance: dg.DagsterInstance, spec: GoldTableSpec, state: LakeTableState, facts: RdsFacts
+) -> dg.AssetCheckEvaluation | None:
+    """The `in_sync_with_lake` evaluation the UI is owed now, if it does not show it already."""
+    return _in_sync_evaluation(instance, spec, evaluate(spec, state, facts, None, None))
+
+
 def copy_events(
     instance: dg.DagsterInstance,
     spec: GoldTableSpec,
@@ -60,7 +68,7 @@ def copy_events(
 ) -> list:
     """The runless events this tick owes the UI for `rds/gold/<table>` (usually none)."""
     held = None if verdict.copy_drifted else _held_copy(instance, spec, facts)
-    evaluation = _in_sync_evaluation(instance, spec, evaluate(spec, state, facts, None, None))
+    evaluation = in_sync_now(instance, spec, state, facts)
     return [e for e in (held, evaluation) if e is not None]
 
 
@@ -124,34 +132,48 @@ def ui_shows(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> str |
     return "execution failed"
 
 
-def drop_overtaken(conn: psycopg.Connection, facts: RdsFacts, events: list) -> list:
-    """The tick's events less the failing `in_sync_with_lake` evaluations of copies a sync
-    published after the tick's snapshot: recorded after that sync's green they would paint a
-    repaired copy red until the next tick (a false alert pair). Read again just before the tick
-    returns; a publish after this read has its own checks to record after ours."""
-    failing = {
-        e.asset_key.path[-1]
-        for e in events
-        if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == IN_SYNC and not e.passed
-    }
-    overtaken = set()
-    for table in failing:
+def _overtaken(conn: psycopg.Connection, facts: RdsFacts, tables: Iterable[str]) -> set[str]:
+    """The tables whose ledger row changed since the tick's snapshot: a sync published."""
+    moved = set()
+    for table in tables:
         before, _ = facts.ledger.get(table, (None, {}))
         now = ledger.read(conn, table)
         if (now and (now.lake_version, now.loaded_at)) != (
             before and (before.lake_version, before.loaded_at)
         ):
-            overtaken.add(table)
-    return [
-        e
-        for e in events
-        if not (
-            isinstance(e, dg.AssetCheckEvaluation)
-            and e.check_name == IN_SYNC
-            and not e.passed
-            and e.asset_key.path[-1] in overtaken
-        )
-    ]
+            moved.add(table)
+    return moved
+
+
+def record_in_sync(
+    instance: dg.DagsterInstance,
+    conn: psycopg.Connection,
+    facts: RdsFacts,
+    events: list,
+    rejudge: Callable[[str], dg.AssetCheckEvaluation | None],
+) -> list:
+    """Writes the tick's `in_sync_with_lake` evaluations itself and returns the other events.
+
+    A returned event is stored by the daemon after the tick returns: a red judged before a sync
+    published would land after that sync's green and paint a repaired copy red (a stale lag).
+    So: a red whose copy was published since the snapshot is dropped; the rest are written now,
+    and then the ledger is read again. A publish after that read records its checks after ours;
+    one that slipped in between is caught, and the copy is judged again on fresh facts
+    (`rejudge`), that verdict written last."""
+    mine = [e for e in events if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == IN_SYNC]
+    failing = {e.asset_key.path[-1] for e in mine if not e.passed}
+    published = _overtaken(conn, facts, failing)
+    written = []
+    for evaluation in mine:
+        table = evaluation.asset_key.path[-1]
+        if evaluation.passed or table not in published:
+            instance.report_runless_asset_event(evaluation)
+            written.append(table)
+    for table in sorted(_overtaken(conn, facts, set(written))):
+        fresh = rejudge(table)
+        if fresh is not None:
+            instance.report_runless_asset_event(fresh)
+    return [e for e in events if not any(e is m for m in mine)]
 
 
 SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again

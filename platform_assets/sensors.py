@@ -36,14 +36,15 @@ from platform_assets.active_runs import (
 from platform_assets.copy_record import (
     after_failed_run,
     copy_events,
-    drop_overtaken,
+    in_sync_now,
     last_metadata,
+    record_in_sync,
 )
 from platform_assets.gold_assets import months_changes, months_partitions
 from platform_assets.keys import lake_key, rds_key
 from platform_assets.serving import heads, insync, ledger, orphans
 from platform_assets.serving.ownership import Deployment
-from platform_assets.specs import GOLD_TABLES, GoldTableSpec
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
 from resources.lake_tables import GoldLake, LakeFault, LakeTableState
 from resources.serving_db import ServingDatabase
@@ -129,7 +130,15 @@ def lake_change_sensor(
                 events += decisions.record(context.instance, spec, decision)
             if request is not None:
                 requests.append(request)
-        events = drop_overtaken(conn, rds, events)
+
+        def rejudge(table: str) -> dg.AssetCheckEvaluation | None:
+            state = states[table]
+            if state is None or isinstance(state, LakeFault):
+                return None
+            fresh = read_rds_facts(conn, names, me, names)
+            return in_sync_now(context.instance, GOLD_BY_NAME[table], state, fresh)
+
+        events = record_in_sync(context.instance, conn, rds, events, rejudge)
     return dg.SensorResult(
         run_requests=requests,
         asset_events=events,

@@ -19,7 +19,7 @@ from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from tests.conftest import materialize
-from tests.support.in_process import alert_tick, check_name, others, tick
+from tests.support.in_process import alert_tick, check_name, others, store, tick
 from tests.support.lake_edits import TABLE, add_outside_file
 from tests.support.webhook import webhook_receiver
 
@@ -28,8 +28,7 @@ IN_SYNC_KEY = dg.AssetCheckKey(rds_key(TABLE), IN_SYNC)
 
 def record(instance, result: dg.SensorResult) -> None:
     """What the sensor daemon does with a tick's asset events."""
-    for event in result.asset_events:
-        instance.report_runless_asset_event(event)
+    store(instance, result)
 
 
 def evaluations(result: dg.SensorResult) -> list[dg.AssetCheckEvaluation]:
@@ -224,3 +223,35 @@ def test_a_sync_published_during_a_tick_is_not_painted_red_after_its_green(built
     lagging = tick(instance, resources, cursor=raced.cursor)
     [evaluation] = [e for e in evaluations(lagging) if e.asset_key == rds_key(TABLE)]
     assert evaluation.passed is False
+
+
+def test_a_sync_published_after_the_last_look_before_the_write_is_judged_again(
+    built, monkeypatch
+):
+    """The narrowest window: the tick found the ledger unchanged just before writing its lag,
+    then a sync published and recorded its green, then the tick's red was written: the tick
+    reads the ledger once more after writing, sees the publish and writes the copy's verdict
+    on fresh facts last (green: what the sync left)."""
+    from platform_assets import copy_record
+
+    instance, resources = built
+    first = tick(instance, resources, cursor=None)
+    add_outside_file(resources["lake"])
+    real = copy_record._overtaken
+    published = []
+
+    def publish_after_looking(conn, facts, tables):
+        moved = real(conn, facts, tables)
+        if TABLE in tables and not published:  # the look before the write: then a sync lands
+            spec, lake = GOLD_BY_NAME[TABLE], GoldLake(resources["lake"])
+            published.append(sync_table(spec, lake, resources["engine"], resources["serving"]))
+            instance.report_runless_asset_event(  # the sync's own green, as its run records it
+                dg.AssetCheckEvaluation(rds_key(TABLE), IN_SYNC, passed=True)
+            )
+        return moved
+
+    monkeypatch.setattr(copy_record, "_overtaken", publish_after_looking)
+    tick(instance, resources, cursor=first.cursor)
+    assert published and published[0].action != "unchanged"
+    latest = latest_in_sync(instance)
+    assert not check_history.failed(latest), latest.event.asset_check_evaluation

@@ -20,7 +20,7 @@ from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
 from tests.conftest import GOLD, materialize  # noqa: F401 (GOLD: imported from here)
-from tests.support.in_process import decided, others, tick
+from tests.support.in_process import decided, others, store, tick
 from tests.support.lake_edits import add_outside_file
 
 TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, origin)
@@ -91,8 +91,7 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
 
     # the daemon stores the events; do what it does, then tick again: nothing new is recorded
     # and the only request repeats the same run_key (the daemon never launches a run_key twice)
-    for recorded in result.asset_events:
-        instance.report_runless_asset_event(recorded)
+    store(instance, result)
     second = tick(instance, resources, cursor=result.cursor)
     assert second.asset_events == []
     assert [r.run_key for r in second.run_requests] == [request.run_key]

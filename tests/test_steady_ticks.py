@@ -13,15 +13,13 @@ from dagster._core.storage.dagster_run import DagsterRun
 from platform_assets import steady
 from platform_assets.keys import rds_key
 from platform_assets.specs import GOLD_TABLES
-from tests.support.in_process import tick
+from tests.support.in_process import store, tick
 from tests.support.lake_edits import TABLE
 
 
 def _store(instance, result: dg.SensorResult) -> str:
     """What the daemon does with a tick: store its events, keep its cursor."""
-    for event in result.asset_events:
-        instance.report_runless_asset_event(event)
-    return result.cursor
+    return store(instance, result)
 
 
 def _aged(cursor: str, seconds: float) -> str:
