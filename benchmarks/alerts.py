@@ -55,7 +55,7 @@ from benchmarks.staleness import (  # noqa: E402 (after the path fix when run as
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     from resources.dagster_resources import LakeStorage
 
@@ -74,7 +74,7 @@ def log(message: str) -> None:
 
 def wait_for(
     what: str, condition: Callable[[], object], timeout: float, dev: DagsterDev | None = None
-):
+) -> object:
     """Poll `condition()` until truthy; raise naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -118,7 +118,7 @@ def shows_failing(dev: DagsterDev, table: str, severity: str | None = None) -> b
     )
 
 
-def shows_green(dev: DagsterDev, table: str, checks) -> bool:
+def shows_green(dev: DagsterDev, table: str, checks: Iterable[str]) -> bool:
     return all((shown(dev, table, c) or {}).get("status") == "SUCCEEDED" for c in checks)
 
 
@@ -137,7 +137,9 @@ def sensor_ticks(
     return sorted((t for t in ticks if t["timestamp"] > after), key=lambda t: t["timestamp"])
 
 
-def launch_job(dev: DagsterDev, job: str, run_config: dict | None = None, keys=None) -> str:
+def launch_job(
+    dev: DagsterDev, job: str, run_config: dict | None = None, keys: list[dict] | None = None
+) -> str:
     from dagster_graphql import DagsterGraphQLClient
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=dev.port)
@@ -194,7 +196,7 @@ def run_info(dev: DagsterDev, run_id: str) -> dict:
 
 
 @contextlib.contextmanager
-def sync_lock_held(rds_url: str, table: str):
+def sync_lock_held(rds_url: str, table: str) -> Iterator[None]:
     """The table's sync lock, held as a sync holds it: its syncs and its checks wait."""
     from platform_assets.serving import locks
     from resources.serving_db import ServingDatabase
@@ -303,7 +305,16 @@ def _check(alert: dict) -> str:
 class Script:
     """The episodes, each waiting until its copy is back in sync and the alerts are quiet."""
 
-    def __init__(self, dev, env, lake: LakeStorage, rds_url, receiver, pgdata, tolerance_s):
+    def __init__(
+        self,
+        dev: DagsterDev,
+        env: dict[str, str],
+        lake: LakeStorage,
+        rds_url: str,
+        receiver: Receiver,
+        pgdata: Path,
+        tolerance_s: float,
+    ) -> None:
         self.dev, self.env, self.lake, self.rds_url = dev, env, lake, rds_url
         self.receiver, self.pgdata, self.tolerance_s = receiver, pgdata, tolerance_s
         self.episodes: list[Episode] = []
@@ -311,7 +322,7 @@ class Script:
     def _in_sync(self) -> bool:
         return table_in_sync(self.lake, self.rds_url, TABLE).in_sync
 
-    def episode(self, name: str, deserved: list[str], lags: bool = False):
+    def episode(self, name: str, deserved: list[str], lags: bool = False) -> Episode:
         episode = Episode(name, deserved, lags=lags, started=time.time())
         self.episodes.append(episode)
         self._seen = len(self.receiver.messages())

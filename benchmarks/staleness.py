@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
+    from platform_assets.status import TableStatus
     from resources.dagster_resources import LakeStorage
 
 
@@ -82,7 +83,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     receiver.posts.append(json.loads(body))
@@ -90,7 +91,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, *args):
+            def log_message(self, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -352,7 +353,7 @@ def add_outside_file(lake: LakeStorage, table: str, rows: int = 5) -> tuple[int,
     return len(data), key
 
 
-def table_in_sync(lake: LakeStorage, rds_url: str, table: str):
+def table_in_sync(lake: LakeStorage, rds_url: str, table: str) -> TableStatus:
     """The status `goldctl status` prints for `table` (same function, in process)."""
     import psycopg
 
