@@ -32,7 +32,6 @@ Progress goes to stderr; stdout holds only the result.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -46,163 +45,37 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.staleness import (  # noqa: E402 (after the path fix when run as a script)
+from tests.support.copies import sync_lock_held  # noqa: E402
+from tests.support.dagster_dev import (  # noqa: E402 (after the path fix when run as a script)
+    BAD_RDS,  # noqa: E402
+    POLL_S,
     DagsterDev,
-    Receiver,
-    add_outside_file,
     dev_env,
-    table_in_sync,
+    launch_checks,
+    launch_job,
+    run_info,
+    sensor_ticks,
+    shows_failing,
+    shows_green,
+    wait_for,
 )
+from tests.support.lake_edits import add_outside_file, table_in_sync  # noqa: E402
+from tests.support.webhook import Receiver  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-
-    from resources.dagster_resources import LakeStorage
+    from resources.storage import LakeStorage
 
 TABLE = "airport_daily_weather"
-REPO = {"repositoryLocationName": "gold_platform", "repositoryName": "__repository__"}
 EPISODE_TIMEOUT_S = 240
 QUIET_S = 35  # the alert sensor ticks every 15 s: two ticks without news end an episode
-POLL_S = 0.5
 GRACE_S = 10  # two lake_change_sensor intervals: the script's clock against the platform's
-BAD_RDS = {"resources": {"serving": {"config": {"url": "mysql://nobody@127.0.0.1:1/nothing"}}}}
 
 
 def log(message: str) -> None:
     print(f"[alerts] {message}", file=sys.stderr, flush=True)
 
 
-def wait_for(
-    what: str, condition: Callable[[], object], timeout: float, dev: DagsterDev | None = None
-) -> object:
-    """Poll `condition()` until truthy; raise naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = dev.log_tail() if dev else ""
-            raise TimeoutError(f"{what} not within {timeout:.0f} s\n{tail}")
-        time.sleep(POLL_S)
-
-
-# ---- what Dagster shows (GraphQL, as the UI reads it) ---------------------------------------
-
-
-def executions(dev: DagsterDev, table: str, check: str, limit: int = 10) -> list[dict]:
-    """The latest executions of a check of `rds/gold/<table>`, newest planned first."""
-    data = dev.graphql(
-        """query ($key: AssetKeyInput!, $check: String!, $limit: Int!) {
-             assetCheckExecutions(assetKey: $key, checkName: $check, limit: $limit) {
-               runId status timestamp
-               evaluation { success severity timestamp
-                 metadataEntries { label ... on TextMetadataEntry { text } } } } }""",
-        {"key": {"path": ["rds", "gold", table]}, "check": check, "limit": limit},
-    )
-    return data["assetCheckExecutions"]
-
-
-def shown(dev: DagsterDev, table: str, check: str) -> dict | None:
-    """What the asset page shows for the check: its latest planned execution."""
-    found = executions(dev, table, check, limit=1)
-    return found[0] if found else None
-
-
-def shows_failing(dev: DagsterDev, table: str, severity: str | None = None) -> bool:
-    e = shown(dev, table, "in_sync_with_lake")
-    return bool(
-        e
-        and e["status"] == "FAILED"
-        and (severity is None or e["evaluation"]["severity"] == severity)
-    )
-
-
-def shows_green(dev: DagsterDev, table: str, checks: Iterable[str]) -> bool:
-    return all((shown(dev, table, c) or {}).get("status") == "SUCCEEDED" for c in checks)
-
-
-def sensor_ticks(
-    dev: DagsterDev, after: float, limit: int = 25, sensor: str = "lake_change_sensor"
-) -> list[dict]:
-    """A sensor's ticks that started after `after` (epoch s), oldest first, with logs."""
-    data = dev.graphql(
-        """query ($sel: SensorSelector!, $limit: Int!) { sensorOrError(sensorSelector: $sel) {
-             ... on Sensor { sensorState { ticks(limit: $limit) {
-               tickId status timestamp endTimestamp runIds
-               logEvents { events { message } } } } } } }""",
-        {"sel": {**REPO, "sensorName": sensor}, "limit": limit},
-    )
-    ticks = data["sensorOrError"]["sensorState"]["ticks"]
-    return sorted((t for t in ticks if t["timestamp"] > after), key=lambda t: t["timestamp"])
-
-
-def launch_job(
-    dev: DagsterDev, job: str, run_config: dict | None = None, keys: list[dict] | None = None
-) -> str:
-    from dagster_graphql import DagsterGraphQLClient
-
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dev.port)
-    return client.submit_job_execution(
-        job,
-        repository_location_name=REPO["repositoryLocationName"],
-        repository_name=REPO["repositoryName"],
-        run_config=run_config or {},
-        asset_selection=keys,
-    )
-
-
-def launch_checks(dev: DagsterDev) -> str:
-    """What the 10-minute schedule launches: `rds_gold_checks` with every RDS check selected."""
-    from platform_assets.gold_assets import RDS_CHECKS
-    from platform_assets.specs import GOLD_TABLES
-
-    checks = [
-        {"assetKey": {"path": ["rds", "gold", spec.name]}, "name": name}
-        for spec in GOLD_TABLES
-        for name in RDS_CHECKS
-    ]
-    data = dev.graphql(
-        """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
-             __typename ... on LaunchRunSuccess { run { runId } }
-             ... on PythonError { message } ... on InvalidSubsetError { message } } }""",
-        {
-            "params": {
-                "selector": {
-                    **REPO,
-                    "jobName": "rds_gold_checks",
-                    "assetSelection": [],
-                    "assetCheckSelection": checks,
-                },
-                "runConfigData": {},
-            }
-        },
-    )["launchRun"]
-    if data["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"launching rds_gold_checks: {data}")
-    return data["run"]["runId"]
-
-
-def run_info(dev: DagsterDev, run_id: str) -> dict:
-    data = dev.graphql(
-        """query ($id: ID!) { runOrError(runId: $id) {
-             ... on Run { status startTime endTime } } }""",
-        {"id": run_id},
-    )
-    return data["runOrError"]
-
-
 # ---- outside hands ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sync_lock_held(rds_url: str, table: str) -> Iterator[None]:
-    """The table's sync lock, held as a sync holds it: its syncs and its checks wait."""
-    from platform_assets.serving import locks
-    from resources.serving_db import ServingDatabase
-
-    with locks.table_lock(ServingDatabase(url=rds_url), table, wait_s=60):
-        yield
 
 
 def shrink_lake_table(lake: LakeStorage, table: str, keep: int = 10) -> list[tuple[str, bytes]]:

@@ -237,7 +237,7 @@ def traced_sync(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict
 
 def trace_runs(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict:
     """The unchanged run, then the run after one month changed outside the platform."""
-    from benchmarks.staleness import add_outside_file
+    from tests.support.lake_edits import add_outside_file
 
     unchanged = traced_sync(lake, serving, table)
     log(f"unchanged: {unchanged}")

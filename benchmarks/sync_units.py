@@ -27,7 +27,6 @@ import contextlib
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,46 +40,23 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from benchmarks.dashboard_latency import build_platform  # noqa: E402
-from benchmarks.staleness import add_outside_file  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_BY_NAME  # noqa: E402
 from resources import embedded_pg  # noqa: E402
 from resources.lake_tables import GoldLake  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
+from tests.support.copies import Reader  # noqa: E402
+from tests.support.lake_edits import add_outside_file  # noqa: E402
 
 if TYPE_CHECKING:
-    from resources.dagster_resources import LakeStorage, ServingDatabase
-
+    from resources.serving_db import ServingDatabase
+    from resources.storage import LakeStorage
 
 TABLES = ("carrier_daily_performance", "airport_daily_weather")
 
 
 def log(message: str) -> None:
     print(f"[sync_units] {message}", file=sys.stderr, flush=True)
-
-
-class Reader(threading.Thread):
-    """Sums `flights` over one copy in a loop; records each query's time and answer."""
-
-    def __init__(self, url: str, table: str):
-        super().__init__(daemon=True)
-        self.url, self.table = url, table
-        self.stop = threading.Event()
-        self.ms: list[float] = []
-        self.sums: list[int] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    row = conn.execute(f"SELECT sum(flights) FROM gold.{self.table}").fetchone()
-                    self.sums.append(int(row[0] or 0))
-                except psycopg.Error as exc:
-                    self.errors.append(str(exc).splitlines()[0])
-                self.ms.append((time.perf_counter() - started) * 1000)
-                time.sleep(0.002)
 
 
 def add_column(lake: LakeStorage, table: str) -> None:
@@ -112,7 +88,7 @@ def measure(lake: LakeStorage, serving: ServingDatabase, table: str, url: str) -
         before = total(url, table)
         if change:
             change()
-        reader = Reader(url, table)
+        reader = Reader(url, table, pause_s=0.002)
         reader.start()
         started = time.monotonic()
         result = sync_table(spec, gold, engine, serving, log=lambda _m: None, **kwargs)

@@ -156,3 +156,8 @@ def built(local_lake, serving):
     with dg.instance_for_test() as instance:
         assert materialize(GOLD, resources, instance=instance).success
         yield instance, resources
+
+
+# fixtures that live with their harness in tests/support/
+from tests.support.athena import athena  # noqa: E402, F401
+from tests.support.pg_server import own_server  # noqa: E402, F401

@@ -18,8 +18,13 @@ import time
 
 import pytest
 
-from benchmarks.alerts import (
+from platform_assets.gold_assets import RDS_CHECKS
+from tests.conftest import gold_built
+from tests.support.copies import sync_lock_held
+from tests.support.dagster_dev import (
     BAD_RDS,
+    DagsterDev,
+    dev_env,
     executions,
     launch_checks,
     launch_job,
@@ -27,13 +32,10 @@ from benchmarks.alerts import (
     sensor_ticks,
     shown,
     shows_green,
-    sync_lock_held,
     wait_for,
 )
-from benchmarks.staleness import DagsterDev, add_outside_file, dev_env, table_in_sync
-from platform_assets.gold_assets import RDS_CHECKS
-from tests.conftest import gold_built
-from tests.test_alerts import webhook_receiver
+from tests.support.lake_edits import add_outside_file, table_in_sync
+from tests.support.webhook import webhook_receiver
 
 TABLE = "airport_daily_weather"
 TIMEOUT_S = 120

@@ -8,118 +8,29 @@ loopback that records every JSON body.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
-from platform_assets.definitions import ASSETS, defs
+from platform_assets.definitions import defs
 from platform_assets.gold_assets import RDS_CHECKS
-from platform_assets.schedules import rds_checks_job
 from platform_assets.serving import footprint
 from platform_assets.specs import GOLD_TABLES
 from resources.alerts import AlertNotifier
-from tests.conftest import materialize, platform_resources
-from tests.test_sensors import GOLD, TABLE, add_outside_file
-
-SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxb-do-not-leak"
+from tests.conftest import GOLD, materialize, platform_resources
+from tests.support.in_process import alert_tick, by_check, check_name, failed_checks, run_rds_checks
+from tests.support.lake_edits import TABLE, add_outside_file
+from tests.support.webhook import SECRET_PATH, Receiver, webhook_receiver
 
 LAG_CHECKS = {"in_sync_with_lake"}  # what an outside change turns red (the copy is only behind)
 COPY_CHECKS = set(RDS_CHECKS) - LAG_CHECKS - {footprint.CHECK_NAME}  # green while only behind
-
-
-@dataclass
-class Receiver:
-    url: str
-    posts: list[dict] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
-
-    def take(self) -> list[dict]:
-        """Messages received since the last call."""
-        taken, self.posts[:] = list(self.posts), []
-        return taken
-
-
-@contextmanager
-def webhook_receiver(path: str = SECRET_PATH) -> Iterator[Receiver]:
-    """A Slack-like incoming webhook on 127.0.0.1 that keeps what it is sent."""
-    lock = threading.Lock()
-    box: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with lock:
-                box[0].raw.append(body)
-                box[0].paths.append(self.path)
-                box[0].posts.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    box.append(Receiver(url=f"http://127.0.0.1:{server.server_address[1]}{path}"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield box[0]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
-
-
-def alert_tick(instance, receiver: Receiver, cursor: str | None) -> str:
-    sensor = defs.resolve_sensor_def("check_alert_sensor")
-    context = dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"alerts": AlertNotifier(webhook_url=receiver.url)},
-    )
-    result = sensor(context)
-    assert result.run_requests == []
-    return result.cursor
-
-
-def run_rds_checks(resources: dict, instance) -> dg.ExecuteInProcessResult:
-    """The `rds_gold_checks` job (what the 10-minute schedule runs): every RDS check, no sync."""
-    job = dg.Definitions(assets=ASSETS, jobs=[rds_checks_job], resources=resources).resolve_job_def(
-        rds_checks_job.name
-    )
-    return job.execute_in_process(instance=instance)
-
-
-def failed_checks(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {
-        check_name(e.asset_key.path[-1], e.check_name)
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    }
-
-
-def check_name(table: str, check: str) -> str:
-    return f"rds/gold/{table}:{check}"
-
-
-def by_check(messages: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = {}
-    for m in messages:
-        grouped.setdefault(m["fields"].get("check") or m["fields"].get("asset"), []).append(m)
-    return grouped
 
 
 def test_the_sensor_is_registered_running():

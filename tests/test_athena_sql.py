@@ -35,7 +35,6 @@ from resources.lake_tables import GoldLake, version_prefix
 from resources.sql_engine import TRINO_MACROS, DuckDBEngine
 from resources.storage import LakeStorage
 from tests.conftest import gold_built
-from tests.test_athena_engine import athena  # noqa: F401 (the fixture)
 
 HIVE_DDL = (exp.Alter,)  # Athena runs DDL on its Hive engine; sqlglot's "athena" reads it so
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from dashboard.browser import free_port
-from tests.fault_tools import wait_for
+from tests.support.goldctl import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ Timings are the benchmark's output, never a pass/fail here; what each build did 
 
 from __future__ import annotations
 
-from tests.benchmark_runner import run_benchmark
+from tests.support.benchmarks import run_benchmark
 
 KINDS = ("cold", "noop", "one_table")
 

@@ -16,7 +16,7 @@ from platform_assets.definitions import ASSETS, defs
 from platform_assets.gold_assets import RDS_CHECKS, rds_key
 from platform_assets.schedules import rds_checks_job
 from platform_assets.specs import GOLD_TABLES
-from tests.test_sensors import TABLE
+from tests.support.lake_edits import TABLE
 
 
 def evaluate(instance):

@@ -15,8 +15,8 @@ from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.fingerprint import VERSION, fingerprint
 from resources.identifiers import quote_ident
-from tests.test_alerts import check_name, failed_checks, run_rds_checks
-from tests.test_sync_protocol import _sync
+from tests.support.copies import sync_spec
+from tests.support.in_process import check_name, failed_checks, run_rds_checks
 
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
 
@@ -91,13 +91,13 @@ def test_old_ledger_checksums_stay_green_and_are_upgraded_without_copying(built)
     assert failed_checks(run_rds_checks(resources, instance)) == set()  # no false alarm
 
     for spec in GOLD_TABLES:
-        result = _sync(lake, serving, spec)
+        result = sync_spec(lake, serving, spec)
         assert result.action == "unchanged", (spec.name, result)
     assert _filenodes(serving) == files  # not one relation rewritten: no data copied
     assert _versions(serving) == {VERSION}
     assert failed_checks(run_rds_checks(resources, instance)) == set()
     for spec in GOLD_TABLES:  # and now a no-op again
-        assert _sync(lake, serving, spec).action == "unchanged"
+        assert sync_spec(lake, serving, spec).action == "unchanged"
 
 
 def test_a_copy_changed_under_an_old_ledger_is_red_and_repaired(built):
@@ -121,7 +121,7 @@ def test_a_copy_changed_under_an_old_ledger_is_red_and_repaired(built):
     ]
     assert fp.metadata["differing_segments"].value == month
 
-    result = _sync(lake, serving, CARRIER)
+    result = sync_spec(lake, serving, CARRIER)
     assert result.action == "loaded" and result.partitions_reloaded == [month], result
     after = _filenodes(serving)
     changed = {name for name in files if after.get(name) != files[name]}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,42 +10,10 @@ from platform_assets import settings
 from resources.serving_db import ServingDatabase, ServingDbError, redact
 from resources.storage import LakeConfigError, LakeStorage
 from tests.conftest import _free_port
+from tests.support.goldctl import PASSWORD, goldctl_isolated, unreachable_rds_url
 
 PROJECT = Path(__file__).resolve().parent.parent
-PASSWORD = "Sup3r-S3cret-pw"
 AWS_SECRET = "AwsSecretKey-DoNotPrint-42"
-
-
-def _unreachable_rds_url(password: str = PASSWORD) -> str:
-    return f"postgresql://loader:{password}@127.0.0.1:{_free_port()}/serving"
-
-
-def _goldctl(*args: str, env: dict[str, str], via_script: bool = False):
-    """Run goldctl in a subprocess with exactly these settings on top of a clean environment."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in {
-            "RDS_URL",
-            "LAKE_URL",
-            "SQL_ENGINE",
-            "S3_ENDPOINT_URL",
-            "EMBEDDED_PGDATA",
-            "DASHBOARD_RDS_URL",
-            "ALERT_WEBHOOK_URL",
-        }
-    }
-    script = Path(sys.executable).parent / "goldctl"
-    cmd = [str(script)] if via_script else [sys.executable, "-m", "platform_assets.cli"]
-    return subprocess.run(
-        [*cmd, *args],
-        env={**base, **env},
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 # ---- RDS_URL ------------------------------------------------------------------------------------
@@ -57,7 +22,7 @@ def _goldctl(*args: str, env: dict[str, str], via_script: bool = False):
 @pytest.mark.parametrize(
     "url",
     [
-        _unreachable_rds_url(),
+        unreachable_rds_url(),
         f"postgresql+psycopg://loader:{PASSWORD}@127.0.0.1:{_free_port()}/serving",
         f"postgresql://loader@127.0.0.1:{_free_port()}/serving?password={PASSWORD}",
         f"host=127.0.0.1 port={_free_port()} user=loader password={PASSWORD} dbname=serving",
@@ -88,7 +53,7 @@ def test_redact_hides_every_password_form():
 
 
 def test_rds_url_from_the_environment_is_resolved_and_reported(monkeypatch, tmp_path):
-    monkeypatch.setenv("RDS_URL", _unreachable_rds_url())
+    monkeypatch.setenv("RDS_URL", unreachable_rds_url())
     monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
     with settings.open_resources() as res:
         serving = res["serving"]
@@ -99,9 +64,9 @@ def test_rds_url_from_the_environment_is_resolved_and_reported(monkeypatch, tmp_
 
 
 def test_goldctl_status_with_unreachable_rds_exits_2_without_the_password(tmp_path):
-    proc = _goldctl(
+    proc = goldctl_isolated(
         "status",
-        env={"RDS_URL": _unreachable_rds_url(), "LAKE_URL": str(tmp_path / "lake")},
+        env={"RDS_URL": unreachable_rds_url(), "LAKE_URL": str(tmp_path / "lake")},
         via_script=True,
     )
     output = proc.stdout + proc.stderr
@@ -132,7 +97,7 @@ def test_missing_s3_bucket_names_lake_url_and_the_bucket(s3_endpoint):
 
 
 def test_goldctl_with_missing_bucket_exits_2_naming_lake_url(s3_endpoint, pg_url):
-    proc = _goldctl(
+    proc = goldctl_isolated(
         "status",
         env={
             "LAKE_URL": "s3://no-such-bucket-4712/lake",
@@ -150,7 +115,7 @@ def test_goldctl_with_missing_bucket_exits_2_naming_lake_url(s3_endpoint, pg_url
 
 
 def test_goldctl_with_bad_lake_scheme_exits_2(pg_url):
-    proc = _goldctl("status", env={"LAKE_URL": "ftp://example.org/lake", "RDS_URL": pg_url})
+    proc = goldctl_isolated("status", env={"LAKE_URL": "ftp://example.org/lake", "RDS_URL": pg_url})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "LAKE_URL" in proc.stderr and "ftp://example.org/lake" in proc.stderr
 
@@ -166,7 +131,7 @@ def test_unknown_sql_engine_names_the_setting(monkeypatch, tmp_path):
 
 
 def test_goldctl_with_unknown_sql_engine_exits_2(tmp_path):
-    proc = _goldctl(
+    proc = goldctl_isolated(
         "status",
         env={"SQL_ENGINE": "bogus", "LAKE_URL": str(tmp_path / "lake"), "RDS_URL": "x"},
     )

@@ -13,13 +13,15 @@ import dagster as dg
 import psycopg
 import pytest
 
-from benchmarks.staleness import add_outside_file
-from platform_assets.specs import GOLD_TABLES
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.serving_db import ServingDatabase
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env, wait_for
-from tests.test_faults import count_and_sum, status
-from tests.test_outages import WEATHER, _pg_ctl, _start, own_server  # noqa: F401 - fixture
+from tests.support.copies import copy_status, count_and_sum
+from tests.support.goldctl import goldctl, goldctl_env, wait_for
+from tests.support.lake_edits import add_outside_file
+from tests.support.pg_server import _pg_ctl, _start
+
+WEATHER = GOLD_BY_NAME["airport_daily_weather"]
 
 MAX_CONNECTIONS = 12
 
@@ -87,7 +89,7 @@ def test_a_sync_run_meeting_max_connections_is_retried_and_heals(crowded):
             conn.close()
     assert results and results[0].success
     assert count_and_sum(serving, WEATHER)[0] == before[0] + added
-    assert status(lake, serving, WEATHER).in_sync
+    assert copy_status(lake, serving, WEATHER).in_sync
 
 
 def test_goldctl_sync_at_max_connections_reports_each_table_and_goes_on(crowded):

@@ -13,15 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from benchmarks.sync_units import Reader  # sums a column in a loop, one query at a time
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import wait_for
-from tests.test_sensors import tick
-from tests.test_sync_protocol import _current_table, _rewrite_table, _sync
+from tests.support.copies import Reader, sync_spec
+from tests.support.goldctl import wait_for
+from tests.support.in_process import tick
+from tests.support.lake_edits import current_table, rewrite_table
 
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
@@ -32,7 +32,7 @@ def test_a_reader_never_sees_two_lake_versions_in_one_query(local_lake, serving)
         f"key:lake/gold/{CARRIER.name} or key:rds/gold/{CARRIER.name}",
         platform_resources(local_lake, serving),
     ).success
-    original = _current_table(local_lake, CARRIER)
+    original = current_table(local_lake, CARRIER)
     # version B: every row's flights + 1, so every month differs and the totals differ
     bumped = original.set_column(
         original.schema.get_field_index("flights"),
@@ -47,9 +47,9 @@ def test_a_reader_never_sees_two_lake_versions_in_one_query(local_lake, serving)
     try:
         wait_for(lambda: len(reader.sums) > 10, what="the reader to start")
         for i in range(8):
-            _rewrite_table(local_lake, CARRIER, bumped if i % 2 == 0 else original)
+            rewrite_table(local_lake, CARRIER, bumped if i % 2 == 0 else original)
             seen = len(reader.sums)
-            result = _sync(local_lake, serving, CARRIER)
+            result = sync_spec(local_lake, serving, CARRIER)
             assert len(result.partitions_reloaded) == 12
             wait_for(lambda s=seen: len(reader.sums) > s + 50, what="reads after a publish")
         wait_for(lambda: len(reader.sums) > 1000, what="a thousand reads")
@@ -100,7 +100,7 @@ def test_damage_by_hand_is_seen_requested_once_and_repaired(damage, built):
     again = tick(instance, resources, cursor=result.cursor)  # same damage: same run key
     assert [r.run_key for r in again.run_requests] == [result.run_requests[0].run_key]
 
-    repaired = _sync(lake, serving, spec)  # a plain sync, no force
+    repaired = sync_spec(lake, serving, spec)  # a plain sync, no force
     assert repaired.action == "loaded" and repaired.repaired
     with serving.connect(autocommit=True) as conn:
         assert conn.execute(f"SELECT count(*), sum(flights) FROM gold.{spec.name}").fetchone() == (
@@ -108,7 +108,7 @@ def test_damage_by_hand_is_seen_requested_once_and_repaired(damage, built):
             total,
         )
         assert table_status(spec, GoldLake(lake), conn).in_sync
-    assert _sync(lake, serving, spec).action == "unchanged"  # and then a no-op again
+    assert sync_spec(lake, serving, spec).action == "unchanged"  # and then a no-op again
     assert tick(instance, resources, cursor=again.cursor).run_requests == []
 
 
@@ -119,7 +119,7 @@ def test_plain_table_truncated_by_hand_is_repaired(built):
         count = conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0]
     _damage(serving, f"TRUNCATE gold.{WEATHER.name}")
     assert len(tick(instance, resources, cursor=None).run_requests) == 1
-    assert _sync(lake, serving, WEATHER).action == "loaded"
+    assert sync_spec(lake, serving, WEATHER).action == "loaded"
     with serving.connect(autocommit=True) as conn:
         assert conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0] == count
 
@@ -140,7 +140,7 @@ def test_a_copy_of_an_older_layout_is_rebuilt_once(local_lake, serving):
             (WEATHER.name,),
         )
         assert not table_status(WEATHER, GoldLake(local_lake), conn).in_sync
-    assert _sync(local_lake, serving, WEATHER).action == "loaded"
+    assert sync_spec(local_lake, serving, WEATHER).action == "loaded"
     with serving.connect(autocommit=True) as conn:
         kind = conn.execute(
             "SELECT relkind FROM pg_class WHERE oid = %s::regclass", (f"gold.{WEATHER.name}",)
@@ -148,4 +148,4 @@ def test_a_copy_of_an_older_layout_is_rebuilt_once(local_lake, serving):
         assert kind == "p"
         assert conn.execute(f"SELECT count(*) FROM gold.{WEATHER.name}").fetchone()[0] == count
         assert table_status(WEATHER, GoldLake(local_lake), conn).in_sync
-    assert _sync(local_lake, serving, WEATHER).action == "unchanged"
+    assert sync_spec(local_lake, serving, WEATHER).action == "unchanged"

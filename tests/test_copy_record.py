@@ -20,8 +20,9 @@ from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from tests.conftest import materialize
-from tests.test_alerts import alert_tick, check_name, webhook_receiver
-from tests.test_sensors import TABLE, add_outside_file, others, tick
+from tests.support.in_process import alert_tick, check_name, others, tick
+from tests.support.lake_edits import TABLE, add_outside_file
+from tests.support.webhook import webhook_receiver
 
 IN_SYNC_KEY = dg.AssetCheckKey(rds_key(TABLE), IN_SYNC)
 

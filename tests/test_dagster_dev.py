@@ -28,20 +28,13 @@ from collections import Counter
 import psycopg
 import pytest
 
-from benchmarks.alerts import sensor_ticks
-from benchmarks.staleness import (
-    DagsterDev,
-    add_outside_file,
-    dev_env,
-    goldctl_status,
-    table_in_sync,
-)
 from platform_assets.backfills import reload_months_job_name
 from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
 from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_TABLES
-from tests.test_alerts import webhook_receiver
-from tests.test_sensors import TABLE
+from tests.support.dagster_dev import DagsterDev, dev_env, goldctl_status, sensor_ticks
+from tests.support.lake_edits import TABLE, add_outside_file, table_in_sync
+from tests.support.webhook import webhook_receiver
 
 LOCATION = "gold_platform"
 REPO = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}

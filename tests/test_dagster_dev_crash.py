@@ -21,9 +21,10 @@ import time
 
 import psutil
 
-from benchmarks.staleness import DagsterDev, add_outside_file, dev_env, table_in_sync
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import wait_for
+from tests.support.dagster_dev import DagsterDev, dev_env
+from tests.support.goldctl import wait_for
+from tests.support.lake_edits import add_outside_file, table_in_sync
 
 TABLE = "airport_daily_weather"
 DEADLINE_S = 60  # the sync deadline for this test (default 1800 s)

@@ -16,13 +16,13 @@ import uuid
 import psycopg
 import pytest
 
-from benchmarks.staleness import DagsterDev, dev_env
 from resources.lake_tables import MANIFEST, GoldLake, table_prefix
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 from tests.conftest import materialize, platform_resources
-from tests.test_alerts import webhook_receiver
-from tests.test_lag_clock import new_build
+from tests.support.dagster_dev import DagsterDev, dev_env
+from tests.support.lake_edits import new_build
+from tests.support.webhook import webhook_receiver
 
 TABLE = "airport_daily_weather"
 STEP_WITHIN_S = 120

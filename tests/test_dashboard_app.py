@@ -19,9 +19,8 @@ from streamlit.testing.v1 import AppTest
 from platform_assets.serving import ledger
 from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
-from tests.test_dashboard_support import gold_database
+from tests.support.dashboard import APP, assert_badge, gold_database, sql, texts
 
-APP = "../dashboard/app.py"  # relative to this file
 MATERIALIZE = "uv run dg launch --assets '*'"
 
 
@@ -39,38 +38,8 @@ def app(gold, monkeypatch):
     return AppTest.from_file(APP, default_timeout=60)
 
 
-def sql(serving, query: str, params=()):
-    with serving.connect(autocommit=True) as conn:
-        cur = conn.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def texts(at: AppTest) -> list[str]:
-    out = []
-    for kind in ("error", "warning", "success", "info", "caption", "markdown", "header"):
-        out += [str(e.value) for e in getattr(at, kind)]
-    return out
-
-
 def charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
-
-
-def assert_badge(at: AppTest, serving, lake, table: str, colour: str = "GREEN") -> None:
-    version = GoldLake(lake).current_state(table).state_id
-    ledger_version = sql(
-        serving,
-        "SELECT lake_version FROM platform.sync_ledger WHERE table_name = %s "
-        "AND partition_key = ''",
-        (table,),
-    )[0][0]
-    assert ledger_version == version
-    kind = {"GREEN": at.success, "AMBER": at.warning, "RED": at.error}[colour]
-    badge = [e.value for e in kind if f"gold.{table}" in e.value]
-    assert badge, texts(at)
-    assert badge[0].startswith(f"{colour} · gold.{table} shows lake version {version}")
-    assert version in badge[0]
-    assert any(c.startswith("View cached at ") for c in (e.value for e in at.caption))
 
 
 def sidebar_labels(at: AppTest) -> list[str]:

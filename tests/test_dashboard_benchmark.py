@@ -7,7 +7,7 @@ app itself drew every page of its concurrent sessions (`app_sessions`, small) wi
 
 from __future__ import annotations
 
-from tests.benchmark_runner import run_benchmark_quick
+from tests.support.benchmarks import run_benchmark_quick
 
 
 def test_dashboard_latency_quick_reports_every_page():

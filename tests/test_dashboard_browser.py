@@ -11,7 +11,7 @@ import pytest
 
 from dashboard.browser import Browser, missing, rendered, streamlit_app
 from resources.lake_tables import GoldLake
-from tests.test_dashboard_support import gold_database
+from tests.support.dashboard import gold_database
 
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"headless browser test: {REASON}")

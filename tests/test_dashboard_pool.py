@@ -8,8 +8,6 @@ by the real protocol to make a new version between two page views.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,21 +26,11 @@ from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
-from tests.test_dashboard_app import APP, assert_badge
-from tests.test_dashboard_support import gold_database
+from tests.support.dashboard import APP, assert_badge, gold_database
+from tests.support.pg_server import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
-
-
-def embedded(action: str, pgdata: Path) -> str:
-    """`embedded_pg.<action>(pgdata)` in a subprocess: this process holds no server handle."""
-    code = f"from resources import embedded_pg; print(embedded_pg.{action}({str(pgdata)!r}))"
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")

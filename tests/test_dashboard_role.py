@@ -22,8 +22,8 @@ from platform_assets.serving.protocol import SyncTransientError, sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
-from tests.fault_tools import goldctl, goldctl_env
-from tests.test_dashboard_support import gold_database
+from tests.support.dashboard import gold_database
+from tests.support.goldctl import goldctl, goldctl_env
 
 DENIED = [
     "INSERT INTO gold.airport_daily_weather (flight_date, origin, flights) "

@@ -19,8 +19,8 @@ from platform_assets.specs import GOLD_BY_NAME, GoldTableSpec
 from resources.lake_tables import GoldLake
 from tests import type_matrix
 from tests.conftest import platform_resources
-from tests.fault_tools import goldctl, goldctl_env
-from tests.test_sensors import tick
+from tests.support.goldctl import goldctl, goldctl_env
+from tests.support.in_process import tick
 
 NAME = "type_matrix"
 

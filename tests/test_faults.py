@@ -13,25 +13,31 @@ import re
 import signal
 import threading
 import uuid
-from dataclasses import asdict
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.staleness import add_outside_file
 from platform_assets.gold_assets import rds_key
-from platform_assets.serving import ledger
 from platform_assets.serving.pausepoints import POINTS
 from platform_assets.serving.protocol import SyncRefused
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from platform_assets.status import table_status, table_statuses
+from platform_assets.status import table_statuses
 from resources.lake_tables import MANIFEST, GoldLake
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env, paused_goldctl, wait_for
-from tests.test_sensors import tick
-from tests.test_sync_protocol import Reader, _current_table, _rewrite_table, _sync
+from tests.support.copies import (
+    Reader,
+    copy_status,
+    count_and_sum,
+    ledger_row,
+    query,
+    stage_tables,
+    sync_spec,
+)
+from tests.support.goldctl import goldctl, goldctl_env, paused_goldctl, wait_for
+from tests.support.in_process import tick
+from tests.support.lake_edits import add_outside_file, current_table, rewrite_table
 
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
@@ -43,33 +49,6 @@ def platform(local_lake, serving):
     """Every Gold table built in the lake and synced to RDS."""
     assert materialize(GOLD, platform_resources(local_lake, serving)).success
     return local_lake, serving
-
-
-def query(serving, sql: str, params=()):
-    with serving.connect(autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def count_and_sum(serving, spec) -> tuple[int, int]:
-    n, total = query(serving, f"SELECT count(*), sum(flights) FROM gold.{spec.name}")[0]
-    return int(n), int(total)
-
-
-def status(lake, serving, spec):
-    with serving.connect(autocommit=True) as conn:
-        return table_status(spec, GoldLake(lake), conn)
-
-
-def ledger_row(serving, spec):
-    with serving.connect(autocommit=True) as conn:
-        return asdict(ledger.read(conn, spec.name))
-
-
-def stage_tables(serving) -> list[str]:
-    return [
-        r[0]
-        for r in query(serving, "SELECT tablename FROM pg_tables WHERE schemaname = 'gold_stage'")
-    ]
 
 
 # ---- 1. user objects survive ---------------------------------------------------------------------
@@ -93,9 +72,9 @@ def test_user_views_grants_and_indexes_survive_every_sync(spec, platform):
     n = count_and_sum(serving, spec)[0]
 
     added, _ = add_outside_file(lake, t, rows=5)  # a plain sync with new data
-    assert _sync(lake, serving, spec).action == "loaded"
+    assert sync_spec(lake, serving, spec).action == "loaded"
     for _ in range(2):
-        assert _sync(lake, serving, spec, force=True).action == "loaded"
+        assert sync_spec(lake, serving, spec, force=True).action == "loaded"
 
     assert query(serving, f"SELECT n FROM gold.{t}_totals") == [(n + added,)]  # new data
     assert query(serving, "SELECT count(*) FROM analytics.busy")[0][0] > 0
@@ -111,22 +90,22 @@ def test_user_views_grants_and_indexes_survive_every_sync(spec, platform):
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'gold.users_flights_idx'::regclass",
     )[0][0]
     assert units == (12 if spec.partitioned else 1) and index_parts == units  # on every unit
-    assert status(lake, serving, spec).in_sync
+    assert copy_status(lake, serving, spec).in_sync
 
     # a lake change the view cannot survive (it reads `cancelled`) is refused, naming the view
     before, row = count_and_sum(serving, spec), ledger_row(serving, spec)
-    table = _current_table(lake, spec)
-    _rewrite_table(lake, spec, table.drop_columns(["cancelled"]))
+    table = current_table(lake, spec)
+    rewrite_table(lake, spec, table.drop_columns(["cancelled"]))
     with pytest.raises(SyncRefused, match=r"analytics\.busy reads cancelled"):
-        _sync(lake, serving, spec)
+        sync_spec(lake, serving, spec)
     assert count_and_sum(serving, spec) == before and ledger_row(serving, spec) == row
     assert query(serving, f"SELECT count(cancelled) FROM gold.{t}")[0][0] == before[0]
     assert stage_tables(serving) == []
-    assert "analytics.busy" in status(lake, serving, spec).reason
+    assert "analytics.busy" in copy_status(lake, serving, spec).reason
     with serving.connect(autocommit=True) as conn:  # the analyst drops the view: next sync heals
         conn.execute("DROP VIEW analytics.busy")
-    assert _sync(lake, serving, spec).schema_change.dropped == ("cancelled",)
-    assert status(lake, serving, spec).in_sync
+    assert sync_spec(lake, serving, spec).schema_change.dropped == ("cancelled",)
+    assert copy_status(lake, serving, spec).in_sync
     assert query(serving, f"SELECT n FROM gold.{t}_totals") == [(before[0],)]
 
 
@@ -183,7 +162,7 @@ def test_each_lake_fault_is_named_for_its_table_and_refused(fault, platform):
     assert not broken.in_sync and broken.severity == "error" and named in broken.reason
     assert all(s.in_sync for s in statuses.values())
     with pytest.raises(SyncRefused, match=re.escape(named)):
-        _sync(lake, serving, WEATHER)
+        sync_spec(lake, serving, WEATHER)
     assert count_and_sum(serving, WEATHER) == served
 
 
@@ -227,7 +206,7 @@ def test_a_broken_lake_table_is_reported_alone_and_the_others_go_on(fault, platf
     assert done.returncode == 1
     assert named in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert status(lake, serving, CARRIER).in_sync
+    assert copy_status(lake, serving, CARRIER).in_sync
     assert count_and_sum(serving, WEATHER) == served
 
 
@@ -260,14 +239,14 @@ def test_sigkill_at_any_point_leaves_the_old_copy_and_the_next_run_heals(point, 
     wait_for(lambda: _sync_locks_held(serving) == 0, 60, "the killed sync's lock to be released")
     assert count_and_sum(serving, spec) == before  # entirely the old version
     assert ledger_row(serving, spec) == row  # and the ledger agrees with it
-    st = status(lake, serving, spec)
+    st = copy_status(lake, serving, spec)
     assert not st.in_sync and "lake has" in st.reason  # behind the lake, not damaged
 
     done = goldctl("sync", spec.name, env=env)  # the next plain run
     assert done.returncode == 0, done.stderr
     assert stage_tables(serving) == []
     assert count_and_sum(serving, spec)[0] == before[0] + added
-    assert status(lake, serving, spec).in_sync
+    assert copy_status(lake, serving, spec).in_sync
 
 
 # ---- 8. concurrency ------------------------------------------------------------------------------
@@ -281,7 +260,7 @@ def test_two_forced_syncs_of_one_table_serialize(platform):
 
     def one() -> None:
         try:
-            results.append(_sync(lake, serving, CARRIER, force=True))
+            results.append(sync_spec(lake, serving, CARRIER, force=True))
         except Exception as exc:  # noqa: BLE001 - any error fails the test
             errors.append(exc)
 
@@ -294,19 +273,19 @@ def test_two_forced_syncs_of_one_table_serialize(platform):
     with serving.connect(autocommit=True) as conn:
         after = conn.execute("SELECT count(*) FROM platform.sync_history").fetchone()[0]
     assert after - history == 2 * 13  # 12 months and the table row, twice
-    assert status(lake, serving, CARRIER).in_sync and stage_tables(serving) == []
+    assert copy_status(lake, serving, CARRIER).in_sync and stage_tables(serving) == []
 
 
 def test_eight_readers_during_twenty_forced_syncs_see_only_whole_copies(platform):
     lake, serving = platform
     expected = count_and_sum(serving, WEATHER)
-    readers = [Reader(serving.conninfo(), WEATHER) for _ in range(8)]
+    readers = [Reader(serving.conninfo(), WEATHER.name) for _ in range(8)]
     for r in readers:
         r.start()
     try:
         wait_for(lambda: all(r.results for r in readers), 60, "every reader to read")
         for _ in range(20):
-            assert _sync(lake, serving, WEATHER, force=True).action == "loaded"
+            assert sync_spec(lake, serving, WEATHER, force=True).action == "loaded"
     finally:
         for r in readers:
             r.stop.set()

@@ -23,7 +23,6 @@ from platform_assets.serving import footprint
 from resources import athena_cost
 from resources.sql_engine import QueryStats
 from tests.conftest import materialize, platform_resources
-from tests.test_athena_engine import athena  # noqa: F401 (the fixture)
 
 PLAIN, PARTITIONED = "airport_daily_weather", "carrier_daily_performance"
 SELECTION = " or ".join(
@@ -45,7 +44,7 @@ def _independent_sizes(conn, table: str) -> tuple[int, list[int]]:
     return own[0] + sum(parts), parts
 
 
-def _goldctl(env: dict, *args: str) -> str:
+def goldctl_isolated(env: dict, *args: str) -> str:
     command = [sys.executable, "-m", "platform_assets.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120).stdout
 
@@ -99,13 +98,13 @@ def test_sizes_headroom_and_budget_of_the_serving_copies(local_lake, serving):
     # goldctl status shows the same sizes and the budget
     env = {k: v for k, v in os.environ.items() if k not in ("EMBEDDED_PGDATA", "SQL_ENGINE")}
     env.update(LAKE_URL=local_lake.url, RDS_URL=serving.url, RDS_STORAGE_BUDGET_GB="30")
-    storage = json.loads(_goldctl(env, "status", "--json"))["storage"]
+    storage = json.loads(goldctl_isolated(env, "status", "--json"))["storage"]
     assert storage["budget_bytes"] == 30 * footprint.GIB and storage["fits"] is True
     assert storage["copies"][PLAIN]["rds_bytes"] == plain_total
     assert storage["copies"][PARTITIONED]["sync_headroom_bytes"] == part_total
     assert storage["copies"][PLAIN]["partitions"] == 0
     assert storage["copies"][PARTITIONED]["partitions"] == 12
-    text = _goldctl(env, "status")
+    text = goldctl_isolated(env, "status")
     assert "of the 30.0 GiB budget (ok)" in text
     assert f"{PARTITIONED}: " in text and "12 months; next sync needs" in text
 

@@ -18,7 +18,6 @@ import subprocess
 
 import pytest
 
-from benchmarks.staleness import add_outside_file
 from platform_assets.serving.errors import SyncRefused
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
@@ -27,8 +26,9 @@ from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import DuckDBEngine
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env
-from tests.test_faults import count_and_sum, stage_tables, status
+from tests.support.copies import copy_status, count_and_sum, stage_tables
+from tests.support.goldctl import goldctl, goldctl_env
+from tests.support.lake_edits import add_outside_file
 
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
 MIB = 1024**2
@@ -105,7 +105,7 @@ def test_a_sync_that_would_fill_the_volume_is_refused_and_the_server_stays_up(
     # the server is up and serves the old copy; every surface has the reason
     assert count_and_sum(serving, WEATHER) == served
     assert stage_tables(serving) == []
-    st = status(local_lake, serving, WEATHER)
+    st = copy_status(local_lake, serving, WEATHER)
     assert not st.in_sync and "staging 1 unit(s) needs" in st.reason, st
     done = goldctl("status", "--json", env=env)
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
@@ -117,7 +117,7 @@ def test_a_sync_that_would_fill_the_volume_is_refused_and_the_server_stays_up(
     done = goldctl("sync", WEATHER.name, env=env)
     assert done.returncode == 0, done.stderr
     assert count_and_sum(serving, WEATHER)[0] == served[0] + added
-    assert status(local_lake, serving, WEATHER).in_sync
+    assert copy_status(local_lake, serving, WEATHER).in_sync
     done = goldctl("status", "--json", env=env)
     assert json.loads(done.stdout)["storage"]["fits"], done.stdout  # the false alarm's side
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from resources.storage import LakeStorage
-from tests.fault_tools import PROJECT, goldctl, goldctl_env
+from tests.support.goldctl import PROJECT, goldctl, goldctl_env
 
 HEAVY = ("dagster", "pyarrow.dataset", "pandas", "duckdb", "sqlglot")
 
@@ -68,11 +68,11 @@ def test_status_json_prints_json_on_a_setting_error(serving, tmp_path, env, sett
 
 
 def test_status_json_prints_json_when_the_database_is_unreachable(tmp_path):
-    from tests.test_config_errors import PASSWORD, _unreachable_rds_url
+    from tests.support.goldctl import PASSWORD, unreachable_rds_url
 
     env = goldctl_env(
         LakeStorage(url=str(tmp_path / "lake")),
-        type("S", (), {"url": _unreachable_rds_url()})(),
+        type("S", (), {"url": unreachable_rds_url()})(),
     )
     done = goldctl("status", "--json", env=env)
     assert done.returncode == 2

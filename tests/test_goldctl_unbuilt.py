@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from resources.storage import LakeStorage
-from tests.fault_tools import goldctl, goldctl_env
+from tests.support.goldctl import goldctl, goldctl_env
 
 
 def test_status_on_an_unbuilt_platform_is_not_ok_and_says_what_to_run(serving, tmp_path):

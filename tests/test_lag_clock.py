@@ -9,13 +9,10 @@ a tick 20 minutes ago would have, so no test waits for a clock.
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from benchmarks.staleness import add_outside_file
 from dashboard.badge import AMBER, GREEN, RED, make_badge
 from dashboard.data import badge_rows
 from platform_assets.serving import heads
@@ -24,13 +21,11 @@ from platform_assets.status import status_report
 from resources.lake_tables import (
     MANIFEST,
     GoldLake,
-    new_version_id,
     table_prefix,
-    version_prefix,
 )
-from resources.storage import listing_token
-from tests.test_sensors import tick
-from tests.test_sync_protocol import _sync
+from tests.support.copies import sync_spec
+from tests.support.in_process import tick
+from tests.support.lake_edits import add_outside_file, new_build
 
 TABLE = "airport_daily_weather"
 SPEC = GOLD_BY_NAME[TABLE]
@@ -76,29 +71,6 @@ def seen_minutes_ago(serving, minutes: float, table: str = TABLE) -> None:
         )
 
 
-def new_build(lake, table: str = TABLE) -> str:
-    """A new lake version of `table`, published as a build publishes one (its own version
-    folder, then the manifest), not synced: the current files copied under a new version id.
-    (A real rebuild of unchanged inputs keeps the version: builds are content-addressed.)"""
-    gold = GoldLake(lake)
-    current = gold.current_state(table)
-    version = new_version_id(f"test-{uuid.uuid4().hex}")
-    location = version_prefix(table, version)
-    for key in current.parquet_keys:
-        lake.write_bytes(f"{location}/{key.rsplit('/', 1)[-1]}", lake.read_bytes(key))
-    files = gold.list_version(table, version)
-    manifest = replace(
-        current.manifest,
-        version=version,
-        location=location,
-        created_at=datetime.now(UTC).isoformat(),
-        files=[{"key": f.key, "size": f.size, "mtime_ns": f.mtime_ns} for f in files],
-        token=listing_token(files),
-    )
-    gold.publish(manifest)
-    return gold.current_state(table).state_id
-
-
 def test_lag_after_a_revert_and_a_rollback_counts_from_when_the_lake_moved(built):
     instance, resources = built
     lake, serving = resources["lake"], resources["serving"]
@@ -110,7 +82,7 @@ def test_lag_after_a_revert_and_a_rollback_counts_from_when_the_lake_moved(built
 
     # an outside file, synced; then deleted again (a revert): the copy holds A+file, lake A
     _, key = add_outside_file(lake, TABLE)
-    assert _sync(lake, serving, SPEC).action == "loaded"
+    assert sync_spec(lake, serving, SPEC).action == "loaded"
     lake.filesystem.delete_file(lake.path(key))
     reverted = statuses(lake, serving)
     st = reverted[TABLE]
@@ -119,13 +91,13 @@ def test_lag_after_a_revert_and_a_rollback_counts_from_when_the_lake_moved(built
     assert st.severity == "warn" and st.waiting == "pending", st
     others_fine(reverted)
     # the sensor asks for the state it synced before: a new episode, a new run key
-    assert _sync(lake, serving, SPEC).action == "loaded"
+    assert sync_spec(lake, serving, SPEC).action == "loaded"
     assert statuses(lake, serving)[TABLE].in_sync
 
     # a rollback to an older build: B built and synced, then A's manifest put back
     saved = lake.read_bytes(manifest_key())
     b = new_build(lake)
-    assert _sync(lake, serving, SPEC).action == "loaded"
+    assert sync_spec(lake, serving, SPEC).action == "loaded"
     lake.write_bytes(manifest_key(), saved)
     rolled = statuses(lake, serving)
     st = rolled[TABLE]
@@ -165,7 +137,7 @@ def test_created_at_in_the_future_or_far_past_is_that_tables_clock_skew(built):
     others_fine(found)
     # synced: in sync, the skew still reported, and the badge counts the data's age from when
     # the platform first saw it (green), not from ten years ago
-    assert _sync(lake, serving, SPEC).action == "loaded"
+    assert sync_spec(lake, serving, SPEC).action == "loaded"
     st = statuses(lake, serving)[TABLE]
     assert st.in_sync and st.severity == "ok" and st.clock_skew, st
     with psycopg.connect(serving.dashboard_url(), autocommit=True) as conn:
@@ -232,7 +204,7 @@ def test_the_badge_says_the_lake_is_ahead_since_when_and_why(built):
     refused = badge()
     assert "sync refused: refusing to publish: a test reason" in refused.text
     assert "until the lake changes" in refused.text
-    assert _sync(lake, serving, SPEC).action == "loaded"
+    assert sync_spec(lake, serving, SPEC).action == "loaded"
     assert badge().colour == GREEN
 
 

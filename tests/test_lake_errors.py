@@ -17,7 +17,7 @@ import pytest
 
 from resources.storage import LakeConfigError, LakeStorage, s3_cause
 from tests.conftest import BUCKET, _free_port, materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env
+from tests.support.goldctl import goldctl, goldctl_env
 
 
 @pytest.fixture(scope="module")

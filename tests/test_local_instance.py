@@ -12,7 +12,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 
 from local_instance import UnsyncedSqliteEventLogStorage
-from tests.fault_tools import wait_for
+from tests.support.goldctl import wait_for
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
 from tests.conftest import platform_resources
-from tests.test_sync_protocol import _sync
+from tests.support.copies import sync_spec
 
 LONG = "carrier_daily_performance_for_the_operations_dashboard_v2"  # 57 characters
 
@@ -38,8 +38,10 @@ def test_a_long_table_name_syncs_and_every_name_fits(tmp_path, monkeypatch, loca
 
     assert dg.materialize([build_lake_asset(spec), build_rds_asset(spec)], resources=resources)
     for _ in range(2):  # the same units again: their index names must not collide
-        assert _sync(local_lake, serving, spec, force=True).action == "loaded"
-    assert _sync(local_lake, serving, spec, months=["2013-07"]).partitions_reloaded == ["2013-07"]
+        assert sync_spec(local_lake, serving, spec, force=True).action == "loaded"
+    assert sync_spec(local_lake, serving, spec, months=["2013-07"]).partitions_reloaded == [
+        "2013-07"
+    ]
 
     with serving.connect(autocommit=True) as conn:
         names = [

@@ -19,8 +19,8 @@ import pytest
 from platform_assets import specs
 from platform_assets.gold_assets import build_lake_asset, build_rds_asset
 from platform_assets.specs import GOLD_BY_NAME
-from tests.fault_tools import goldctl, goldctl_env
-from tests.test_sensors import tick
+from tests.support.goldctl import goldctl, goldctl_env
+from tests.support.in_process import tick
 
 RENAMED = "carrier_daily_perf_old"  # the name a spec had before it was renamed
 REMOVED = "weather_retired"  # a spec deleted from the code

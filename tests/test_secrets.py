@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.staleness import DagsterDev, dev_env
 from platform_assets.specs import GOLD_TABLES
 from resources.serving_db import ServingDatabase
-from tests.test_outages import PASSWORD, _pg_ctl, own_server  # noqa: F401 - the fixture
+from tests.support.dagster_dev import DagsterDev, dev_env
+from tests.support.pg_server import PASSWORD, _pg_ctl
 
 EVENTS = """query ($id: ID!) { logsForRun(runId: $id) { __typename
     ... on EventConnection { events { __typename

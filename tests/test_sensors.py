@@ -14,52 +14,17 @@ import uuid
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
-from benchmarks.staleness import add_outside_file as outside_change
 from platform_assets.definitions import defs
 from platform_assets.gold_assets import rds_key
 from platform_assets.lake_assets import lake_key
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake
-from resources.storage import LakeStorage
 from tests.conftest import GOLD, materialize  # noqa: F401 (GOLD: imported from here)
+from tests.support.in_process import decided, others, tick
+from tests.support.lake_edits import add_outside_file
 
 TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, origin)
-
-
-def add_outside_file(lake: LakeStorage, table: str = TABLE, rows: int = 5) -> int:
-    """Write one Parquet file by hand into `table`'s current version folder, with new keys.
-
-    The rows are copies of existing ones with a made-up value in a text column of the primary
-    key, so the key stays unique and the RDS copy can take them. Returns how many rows were added.
-    """
-    return outside_change(lake, table, rows)[0]
-
-
-def tick(instance, resources: dict, cursor: str | None) -> dg.SensorResult:
-    sensor = defs.resolve_sensor_def("lake_change_sensor")
-    context = dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"lake": resources["lake"], "serving": resources["serving"]},
-    )
-    result = sensor(context)
-    assert isinstance(result, dg.SensorResult)
-    return result
-
-
-def decided(result: dg.SensorResult) -> dict[str, str]:
-    """table -> the decision recorded on its RDS asset this tick (only changes are recorded)."""
-    return {
-        e.asset_key.path[-1]: e.metadata["sensor_decision"].value
-        for e in result.asset_events
-        if isinstance(e, dg.AssetObservation)
-    }
-
-
-def others(result: dg.SensorResult) -> list:
-    """The tick's events besides its decisions."""
-    return [e for e in result.asset_events if not isinstance(e, dg.AssetObservation)]
 
 
 def test_sensor_is_registered_running_and_targets_rds_assets():
@@ -92,7 +57,7 @@ def test_outside_change_records_materialization_and_requests_one_sync(built):
     first = tick(instance, resources, cursor=None)
     published = GoldLake(lake).current_state(TABLE)
 
-    added = add_outside_file(lake)
+    added, _ = add_outside_file(lake)
     state = GoldLake(lake).current_state(TABLE)
     assert state.changed_outside and state.version == published.version
     assert state.state_id == f"{published.version}+{state.token[:8]}"

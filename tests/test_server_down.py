@@ -13,9 +13,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import MATERIALIZE
-from tests.fault_tools import goldctl, goldctl_env
-from tests.test_dashboard_app import APP
-from tests.test_dashboard_pool import embedded
+from tests.support.dashboard import APP
+from tests.support.goldctl import goldctl, goldctl_env
+from tests.support.pg_server import embedded
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from resources.serving_db import ServingDatabase
 from resources.settings_check import SettingError
 from resources.sql_engine import AthenaEngine, DuckDBEngine
 from tests.conftest import materialize
-from tests.test_config_errors import PASSWORD, _goldctl, _unreachable_rds_url
+from tests.support.goldctl import PASSWORD, goldctl_isolated, unreachable_rds_url
 
 WEBHOOK_SECRET = "T0SECRET/B0SECRET/xoxb-do-not-leak"
 
@@ -40,8 +40,8 @@ BAD_SETTINGS = {
 @pytest.mark.parametrize("name", BAD_SETTINGS)
 def test_goldctl_names_the_bad_setting_in_one_line(name, tmp_path):
     env, expected = BAD_SETTINGS[name]
-    env = {"LAKE_URL": str(tmp_path / "lake"), "RDS_URL": _unreachable_rds_url(), **env}
-    proc = _goldctl("status", env=env)
+    env = {"LAKE_URL": str(tmp_path / "lake"), "RDS_URL": unreachable_rds_url(), **env}
+    proc = goldctl_isolated("status", env=env)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
     assert proc.stdout == ""
@@ -55,7 +55,7 @@ def test_goldctl_names_the_bad_setting_in_one_line(name, tmp_path):
 
 
 def test_goldctl_stop_db_with_a_malformed_rds_url_says_so_in_one_line():
-    proc = _goldctl("stop-db", env={"RDS_URL": f"mysql://loader:{PASSWORD}@db/serving"})
+    proc = goldctl_isolated("stop-db", env={"RDS_URL": f"mysql://loader:{PASSWORD}@db/serving"})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert "RDS_URL" in line and PASSWORD not in line and "Traceback" not in proc.stderr
@@ -84,7 +84,7 @@ def test_a_run_with_a_bad_engine_setting_fails_its_step_with_that_line(local_lak
 
 
 def test_a_run_with_an_unreachable_rds_fails_its_step_with_one_line(local_lake):
-    serving = ServingDatabase(url=_unreachable_rds_url(), connect_timeout_s=3)
+    serving = ServingDatabase(url=unreachable_rds_url(), connect_timeout_s=3)
     result = materialize(
         "key:lake/gold/airport_daily_weather or key:rds/gold/airport_daily_weather",
         {"lake": local_lake, "engine": DuckDBEngine(lake=local_lake), "serving": serving},

@@ -19,7 +19,7 @@ from dashboard.data import badge_rows
 from dashboard.queries import ALL_TABLES
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import read_rds_facts
-from tests.test_sync_protocol import _sync
+from tests.support.copies import sync_spec
 
 SYNCED = [GOLD_BY_NAME["carrier_daily_performance"], GOLD_BY_NAME["airport_daily_weather"]]
 READS = 3000
@@ -36,7 +36,7 @@ def test_thousands_of_badge_reads_during_forced_syncs_see_no_damage(built):
         try:
             while not done.is_set():
                 for spec in SYNCED:
-                    publishes.append(_sync(lake, serving, spec, force=True).lake_version)
+                    publishes.append(sync_spec(lake, serving, spec, force=True).lake_version)
         except Exception as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
             done.set()

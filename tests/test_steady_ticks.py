@@ -13,7 +13,8 @@ from dagster._core.storage.dagster_run import DagsterRun
 from platform_assets import steady
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_TABLES
-from tests.test_sensors import TABLE, tick
+from tests.support.in_process import tick
+from tests.support.lake_edits import TABLE
 
 
 def _store(instance, result: dg.SensorResult) -> str:

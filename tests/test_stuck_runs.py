@@ -17,15 +17,15 @@ import uuid
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
-from benchmarks.staleness import add_outside_file
 from platform_assets import retry_rule
 from platform_assets.active_runs import MAX_RUNTIME_TAG, active_asset_keys, overdue
 from platform_assets.gold_assets import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from tests.conftest import materialize, platform_resources
-from tests.fault_tools import wait_for
-from tests.test_faults import count_and_sum, ledger_row, stage_tables
-from tests.test_sensors import tick
+from tests.support.copies import count_and_sum, ledger_row, stage_tables
+from tests.support.goldctl import wait_for
+from tests.support.in_process import tick
+from tests.support.lake_edits import add_outside_file
 
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]
 

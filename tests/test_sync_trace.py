@@ -56,7 +56,7 @@ def test_a_sync_run_opens_one_connection_besides_its_lock_and_staging_streams(sy
 
 def test_a_whole_table_reload_is_judged_from_staging_without_scanning_the_copy(synced):
     lake, serving = synced
-    from benchmarks.staleness import add_outside_file
+    from tests.support.lake_edits import add_outside_file
 
     add_outside_file(lake, WHOLE, rows=3)
     run = traced_sync(lake, serving, WHOLE)
@@ -76,7 +76,7 @@ def test_the_ledger_setup_runs_once_per_process(synced, monkeypatch):
 def test_the_engine_checksums_the_snapshots_files_not_a_new_listing(synced):
     """A file added after the snapshot listed the lake is not in the snapshot's checksums."""
     lake, _ = synced
-    from benchmarks.staleness import add_outside_file
+    from tests.support.lake_edits import add_outside_file
 
     spec, gold, engine = GOLD_BY_NAME[WHOLE], GoldLake(lake), DuckDBEngine(lake=lake)
     add_outside_file(lake, WHOLE, rows=2)  # changed outside: the engine computes the checksums
@@ -97,7 +97,7 @@ def test_a_sync_that_loads_one_month_still_sees_a_delete_by_hand_in_another(sync
     hand in a month the sync did not reload turns both copy checks red, naming that month."""
     import pyarrow.parquet as pq
 
-    from benchmarks.staleness import add_outside_file
+    from tests.support.lake_edits import add_outside_file
 
     lake, serving = synced
     _, key = add_outside_file(lake, TABLE, rows=4)

@@ -183,15 +183,6 @@ def _stage(
     staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
     comment = sql.Literal(stage_comment(spec.name))
     not_null = set(spec.primary_key)
-    nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
-    if nul is not None:
-        column, key = nul
-        raise DataRefused(
-            f"refusing to sync gold.{spec.name}: column {column} holds a NUL character in the row "
-            f"{', '.join(f'{k}={v}' for k, v in key.items())}; PostgreSQL text cannot hold it. "
-            "RDS keeps serving the old copy",
-            table=spec.name,
-        )
     try:
         expected = {k: v for u in units for k, v in u.expected.items()}
         rows = sum(n for n, _ in expected.values())
@@ -220,7 +211,19 @@ def _stage(
                 ),
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
-        conn.execute(sql.SQL(";\n").join(create))
+        # the DDL runs while this thread scans the rows for NUL characters
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddl") as pool:
+            created = pool.submit(conn.execute, sql.SQL(";\n").join(create))
+            nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
+            created.result()
+        if nul is not None:
+            column, key = nul
+            raise DataRefused(
+                f"refusing to sync gold.{spec.name}: column {column} holds a NUL character in "
+                f"the row {', '.join(f'{k}={v}' for k, v in key.items())}; PostgreSQL text "
+                "cannot hold it. RDS keeps serving the old copy",
+                table=spec.name,
+            )
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         stats = loader.load_dataset(
             conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, where, streams

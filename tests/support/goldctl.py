@@ -1,4 +1,5 @@
-"""What the fault tests share: goldctl as a subprocess, held at a pause point, and waiting."""
+"""goldctl as an operator runs it: a subprocess with the platform's settings, held at a pause
+point, an unreachable database's URL, and waiting on a condition."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.conftest import _free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
 PLATFORM_ENV = {"RDS_URL", "LAKE_URL", "SQL_ENGINE", "S3_ENDPOINT_URL", "EMBEDDED_PGDATA"}
 
 
@@ -51,3 +54,40 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.02)
+
+
+PASSWORD = "Sup3r-S3cret-pw"
+
+
+def unreachable_rds_url(password: str = PASSWORD) -> str:
+    """A well-formed RDS_URL with a password, on a port nothing listens on."""
+    return f"postgresql://loader:{password}@127.0.0.1:{_free_port()}/serving"
+
+
+def goldctl_isolated(*args: str, env: dict[str, str], via_script: bool = False):
+    """goldctl in a subprocess with exactly `env`'s settings on a clean environment, as a
+    module or through the installed `goldctl` script."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "RDS_URL",
+            "LAKE_URL",
+            "SQL_ENGINE",
+            "S3_ENDPOINT_URL",
+            "EMBEDDED_PGDATA",
+            "DASHBOARD_RDS_URL",
+            "ALERT_WEBHOOK_URL",
+        }
+    }
+    script = Path(sys.executable).parent / "goldctl"
+    cmd = [str(script)] if via_script else [sys.executable, "-m", "platform_assets.cli"]
+    return subprocess.run(
+        [*cmd, *args],
+        env={**base, **env},
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

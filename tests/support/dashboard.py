@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from streamlit.testing.v1 import AppTest
 
+from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 from tests.conftest import materialize, platform_resources
@@ -39,3 +41,36 @@ def gold_database(
         assert result.success
         _BUILT[pg_url] = (serving, lake)
     return _BUILT[pg_url]
+
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+def assert_badge(at: AppTest, serving, lake, table: str, colour: str = "GREEN") -> None:
+    version = GoldLake(lake).current_state(table).state_id
+    ledger_version = sql(
+        serving,
+        "SELECT lake_version FROM platform.sync_ledger WHERE table_name = %s "
+        "AND partition_key = ''",
+        (table,),
+    )[0][0]
+    assert ledger_version == version
+    kind = {"GREEN": at.success, "AMBER": at.warning, "RED": at.error}[colour]
+    badge = [e.value for e in kind if f"gold.{table}" in e.value]
+    assert badge, texts(at)
+    assert badge[0].startswith(f"{colour} · gold.{table} shows lake version {version}")
+    assert version in badge[0]
+    assert any(c.startswith("View cached at ") for c in (e.value for e in at.caption))
+
+
+def sql(serving, query: str, params=()):
+    with serving.connect(autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def texts(at: AppTest) -> list[str]:
+    out = []
+    for kind in ("error", "warning", "success", "info", "caption", "markdown", "header"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    return out
