@@ -282,7 +282,7 @@ class Script:
         self.settle(e)
 
     def misconfigured(self) -> None:
-        from platform_assets.gold_assets import RDS_CHECKS
+        from platform_assets.keys import RDS_CHECKS
 
         e = self.episode("misconfigured", [])
         run = launch_job(self.dev, "__ASSET_JOB", BAD_RDS, keys=[["rds", "gold", TABLE]])

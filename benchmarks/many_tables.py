@@ -117,7 +117,7 @@ def child_build() -> dict:
     import dagster as dg
 
     from platform_assets.definitions import ASSETS
-    from platform_assets.lake_assets import lake_key
+    from platform_assets.keys import lake_key
     from platform_assets.settings import build_resources, open_resources
     from platform_assets.specs import GOLD_TABLES
     from resources.lake_tables import GoldLake

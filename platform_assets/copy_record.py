@@ -25,7 +25,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from platform_assets import check_history, copy_checks, insync_check
-from platform_assets.gold_assets import RDS_CHECKS, rds_key
+from platform_assets.keys import RDS_CHECKS, rds_key
 from platform_assets.serving import ledger
 from platform_assets.serving.insync import Verdict
 from platform_assets.serving.locks import LockBusy

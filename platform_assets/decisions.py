@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 
 if TYPE_CHECKING:
     from platform_assets.specs import GoldTableSpec

@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from platform_assets import build_record, copy_checks, insync_check, retry_rule
 from platform_assets import status as table_status
-from platform_assets.lake_assets import lake_key, table_schema_metadata
+from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS, lake_key, rds_key, rds_op_name
+from platform_assets.lake_assets import table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
 from platform_assets.serving.errors import (
     KEEPS_SERVING,
@@ -47,25 +48,6 @@ from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage, listing_token
-
-LAKE_CHECKS = {
-    "not_empty": "The new version has at least one row.",
-    "primary_key_unique": "No two rows share the primary key.",
-    "primary_key_not_null": "No primary key column is NULL.",
-}
-RDS_CHECKS = {
-    "in_sync_with_lake": "The RDS copy holds the lake's current version (WARN within the "
-    "spec's lag tolerance, ERROR beyond).",
-    "row_count_matches": "The copy has as many rows as the lake version the ledger says it "
-    "holds (a copy only behind stays green; one changed by hand is red).",
-    "fingerprint_matches": "The copy's per-month checksums equal those of the lake version the "
-    "ledger says it holds (computed by the lake engine when it was built).",
-    footprint.CHECK_NAME: footprint.CHECK_DESCRIPTION,
-}
-
-
-def rds_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["rds", "gold", table])
 
 
 def freshness(spec: GoldTableSpec) -> dg.FreshnessPolicy:
@@ -424,10 +406,6 @@ def _months_behind(
     return sorted(
         m for m in set(expected) | set(units) if ledger.unit_behind(units.get(m), expected.get(m))
     )
-
-
-def rds_op_name(table: str) -> str:
-    return f"rds_gold_{table}"
 
 
 def months_partitions_name(spec: GoldTableSpec) -> str:

@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow as pa
 
 from platform_assets import build_record, sources
+from platform_assets.keys import lake_key
 from platform_assets.specs import SQL_DIR
 from platform_assets.sql_tables import referenced_tables
 from resources import lake_types
@@ -16,10 +17,6 @@ from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage
 
 SILVER_PARTITIONS = {"flights": ["year", "month"], "weather": ["year", "month"]}
-
-
-def lake_key(layer: str, table: str) -> dg.AssetKey:
-    return dg.AssetKey(["lake", layer, table])
 
 
 def table_schema_metadata(schema: pa.Schema) -> dg.TableSchema:

@@ -8,7 +8,7 @@ could otherwise record a red evaluation after the sync's green one.
 import dagster as dg
 
 from platform_assets.active_runs import active_asset_keys
-from platform_assets.gold_assets import RDS_CHECKS, rds_key
+from platform_assets.keys import RDS_CHECKS, rds_key
 from platform_assets.specs import GOLD_TABLES
 
 rds_checks_job = dg.define_asset_job(

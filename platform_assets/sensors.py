@@ -39,8 +39,8 @@ from platform_assets.copy_record import (
     drop_overtaken,
     last_metadata,
 )
-from platform_assets.gold_assets import months_changes, months_partitions, rds_key
-from platform_assets.lake_assets import lake_key
+from platform_assets.gold_assets import months_changes, months_partitions
+from platform_assets.keys import lake_key, rds_key
 from platform_assets.serving import heads, insync, ledger, orphans
 from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from platform_assets.gold_assets import RDS_CHECKS
+from platform_assets.keys import RDS_CHECKS
 from tests.conftest import gold_built
 from tests.support.copies import sync_lock_held
 from tests.support.dagster_dev import (

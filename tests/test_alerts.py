@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.gold_assets import RDS_CHECKS
+from platform_assets.keys import RDS_CHECKS
 from platform_assets.serving import footprint
 from platform_assets.specs import GOLD_TABLES
 from resources.alerts import AlertNotifier

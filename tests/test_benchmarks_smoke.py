@@ -6,7 +6,7 @@ benchmark's own output, never in a test's pass/fail.
 
 from __future__ import annotations
 
-from platform_assets.gold_assets import RDS_CHECKS
+from platform_assets.keys import RDS_CHECKS
 from tests.support.benchmarks import run_benchmark, run_benchmark_quick
 
 METHODS = ("loader", "to_sql", "psql_copy")

@@ -13,7 +13,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets.definitions import ASSETS, defs
-from platform_assets.gold_assets import RDS_CHECKS, rds_key
+from platform_assets.keys import RDS_CHECKS, rds_key
 from platform_assets.schedules import rds_checks_job
 from platform_assets.specs import GOLD_TABLES
 from tests.support.lake_edits import TABLE

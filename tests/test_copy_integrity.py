@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake

@@ -13,8 +13,7 @@ import pytest
 
 from platform_assets import check_history
 from platform_assets.copy_record import IN_SYNC, last_metadata
-from platform_assets.gold_assets import rds_key
-from platform_assets.lake_assets import lake_key
+from platform_assets.keys import lake_key, rds_key
 from platform_assets.serving import ledger
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
@@ -169,7 +168,7 @@ def test_a_misconfigured_run_does_not_paint_a_healthy_copy_red(built):
     no op retry); its planned checks never judged the copy, so the next tick records the copy's
     real state: every check green and the copy the ledger holds, over the failed attempt."""
     from platform_assets.copy_record import ui_shows
-    from platform_assets.gold_assets import RDS_CHECKS
+    from platform_assets.keys import RDS_CHECKS
     from resources.serving_db import ServingDatabase
 
     instance, resources = built

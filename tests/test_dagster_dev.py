@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from platform_assets.backfills import reload_months_job_name
-from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
+from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS
 from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_TABLES
 from tests.support.dagster_dev import DagsterDev, dev_env, goldctl_status, sensor_ticks

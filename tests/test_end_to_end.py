@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS
+from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS
 from platform_assets.specs import GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from platform_assets import copy_checks
-from platform_assets.gold_assets import build_gold_assets, rds_key
+from platform_assets.gold_assets import build_gold_assets
+from platform_assets.keys import rds_key
 from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_BY_NAME, GoldTableSpec
 from resources.lake_tables import GoldLake

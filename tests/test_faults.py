@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 from platform_assets.serving.pausepoints import POINTS
 from platform_assets.serving.protocol import SyncRefused
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES

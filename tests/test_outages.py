@@ -11,7 +11,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets import retry_rule
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake

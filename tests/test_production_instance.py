@@ -36,7 +36,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._grpc.client import DagsterGrpcClient
 from dagster_graphql import DagsterGraphQLClient
 
-from platform_assets.gold_assets import LAKE_CHECKS, RDS_CHECKS, rds_op_name
+from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS, rds_op_name
 from tests.support.dagster_dev import BIN, ROOT, DagsterDev, dev_env, free_port
 
 DEPLOY = ROOT / "deploy"

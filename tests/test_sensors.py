@@ -15,8 +15,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets.definitions import defs
-from platform_assets.gold_assets import rds_key
-from platform_assets.lake_assets import lake_key
+from platform_assets.keys import lake_key, rds_key
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
 from resources.lake_tables import GoldLake

@@ -11,7 +11,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets import steady
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 from platform_assets.specs import GOLD_TABLES
 from tests.support.in_process import tick
 from tests.support.lake_edits import TABLE

@@ -19,7 +19,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets import retry_rule
 from platform_assets.active_runs import MAX_RUNTIME_TAG, active_asset_keys, overdue
-from platform_assets.gold_assets import rds_key
+from platform_assets.keys import rds_key
 from platform_assets.specs import GOLD_BY_NAME
 from tests.conftest import materialize, platform_resources
 from tests.support.copies import count_and_sum, ledger_row, stage_tables

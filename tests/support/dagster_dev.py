@@ -330,7 +330,7 @@ def launch_job(dev: DagsterDev, job: str, run_config: dict | None = None, keys=N
 
 def launch_checks(dev: DagsterDev) -> str:
     """What the 10-minute schedule launches: `rds_gold_checks` with every RDS check selected."""
-    from platform_assets.gold_assets import RDS_CHECKS
+    from platform_assets.keys import RDS_CHECKS
     from platform_assets.specs import GOLD_TABLES
 
     checks = [
