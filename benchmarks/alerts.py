@@ -178,7 +178,16 @@ def _check(alert: dict) -> str:
 class Script:
     """The episodes, each waiting until its copy is back in sync and the alerts are quiet."""
 
-    def __init__(self, dev, env, lake: LakeStorage, rds_url, receiver, pgdata, tolerance_s):
+    def __init__(
+        self,
+        dev: DagsterDev,
+        env: dict[str, str],
+        lake: LakeStorage,
+        rds_url: str,
+        receiver: Receiver,
+        pgdata: Path,
+        tolerance_s: float,
+    ) -> None:
         self.dev, self.env, self.lake, self.rds_url = dev, env, lake, rds_url
         self.receiver, self.pgdata, self.tolerance_s = receiver, pgdata, tolerance_s
         self.episodes: list[Episode] = []
@@ -186,7 +195,7 @@ class Script:
     def _in_sync(self) -> bool:
         return table_in_sync(self.lake, self.rds_url, TABLE).in_sync
 
-    def episode(self, name: str, deserved: list[str], lags: bool = False):
+    def episode(self, name: str, deserved: list[str], lags: bool = False) -> Episode:
         episode = Episode(name, deserved, lags=lags, started=time.time())
         self.episodes.append(episode)
         self._seen = len(self.receiver.messages())

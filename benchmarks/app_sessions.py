@@ -17,6 +17,13 @@ import time
 import traceback
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import date
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = ("overview", "routes", "weather")
@@ -30,7 +37,9 @@ def _period(rng: random.Random, first: date, last: date) -> tuple[date, date]:
     return start, min(last, start + timedelta(days=rng.choice((30, 91, 182, 364))))
 
 
-def _session(i: int, url: str, views: int, bounds, start, results) -> None:
+def _session(
+    i: int, url: str, views: int, bounds: tuple[date, date], start: Event, results: Queue
+) -> None:
     """One user: `views` timed page views; (ms, error or None) for each into `results`."""
     os.environ["DASHBOARD_RDS_URL"] = url
     from streamlit.testing.v1 import AppTest

@@ -36,8 +36,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -56,6 +58,10 @@ from resources.lake_tables import GoldLake  # noqa: E402
 from resources.serving_db import ServingDatabase, redact  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from resources.storage import LakeStorage  # noqa: E402
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
 
 CLIENTS = 8
 
@@ -85,7 +91,9 @@ def summary(ms: list[float]) -> dict:
 # ---- setup ----------------------------------------------------------------------------------
 
 
-def build_platform(workdir: Path, rds_url: str, scale_years: int):
+def build_platform(
+    workdir: Path, rds_url: str, scale_years: int
+) -> tuple[LakeStorage, ServingDatabase]:
     """A local lake in `workdir` and the serving DB at `rds_url`, materialized by the assets.
 
     Returns (lake, serving)."""
@@ -171,7 +179,7 @@ def _gold_tables(sql: str) -> set[str]:
     return {s.name for s in GOLD_TABLES if f"gold.{s.name}" in sql}
 
 
-def timed(fn, *args) -> tuple[float, object]:
+def timed(fn: Callable[..., object], *args: object) -> tuple[float, object]:
     started = time.perf_counter()
     out = fn(*args)
     return (time.perf_counter() - started) * 1000, out
@@ -193,7 +201,12 @@ def index_scans(conn: psycopg.Connection, queries: list[Q.Query]) -> dict[str, b
 # ---- concurrency ----------------------------------------------------------------------------
 
 
-def concurrent_run(url: str, pages: dict[str, list[Q.Query]], seconds: float, sync=None) -> dict:
+def concurrent_run(
+    url: str,
+    pages: dict[str, list[Q.Query]],
+    seconds: float,
+    sync: Callable[[], object] | None = None,
+) -> dict:
     """CLIENTS threads doing page views back to back for `seconds` (optionally while syncing)."""
     stop = threading.Event()
     latencies: list[float] = []
@@ -264,7 +277,9 @@ def concurrent_run(url: str, pages: dict[str, list[Q.Query]], seconds: float, sy
     return out
 
 
-def sync_loop(lake_url: str, serving_url: str, stop, ready, done, failed) -> None:
+def sync_loop(
+    lake_url: str, serving_url: str, stop: Event, ready: Event, done: Event, failed: Event
+) -> None:
     """Force-re-sync every Gold table, table after table, until told to stop (a child process).
 
     A sync that is running when `stop` is set finishes first (it is what readers contend with).

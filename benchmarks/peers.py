@@ -57,6 +57,12 @@ from typing import TYPE_CHECKING
 # Only the standard library at module level: every tool's child process imports this file, and
 # what it imports counts in that tool's peak RSS.
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import psycopg
+    import pyarrow as pa
+
+    from platform_assets.specs import GoldTableSpec
     from resources.dagster_resources import LakeStorage
 
 DEFAULT_ROWS = 1_000_000
@@ -123,7 +129,7 @@ class Table:
     scale_years: int | None = None
 
 
-def bench_spec(name: str):
+def bench_spec(name: str) -> GoldTableSpec:
     """The 1 M-row table's spec: unpartitioned, primary key only (the peers build no index)."""
     from platform_assets.specs import GoldTableSpec
 
@@ -135,7 +141,7 @@ def bench_spec(name: str):
     )
 
 
-def resolve_spec(ref: str):
+def resolve_spec(ref: str) -> GoldTableSpec:
     kind, name = ref.split(":", 1)
     if kind == "bench":
         return bench_spec(name)
@@ -421,7 +427,7 @@ def child_dlt(job: dict, strategy: str, file_format: str) -> dict:
     started = time.perf_counter()
 
     @dlt.resource(name=job["table"], write_disposition="replace")
-    def row_groups():
+    def row_groups() -> Iterator[pa.Table]:
         """The lake files as Arrow tables, one per row group (what dlt's read_parquet does, in
         bigger pieces and without fsspec)."""
         for path in job["files"]:
@@ -526,7 +532,7 @@ class Reader(threading.Thread):
         self.first_ok = threading.Event()
         self.failure: BaseException | None = None
 
-    def _connect(self):
+    def _connect(self) -> psycopg.Connection:
         import psycopg
 
         conn = psycopg.connect(self.url, autocommit=True, application_name="peers-reader")
@@ -777,7 +783,7 @@ def attempt(
     failures: Failures,
     runner: str,
     table: Table,
-    tools,
+    tools: Tools,
     workdir: Path,
     read: bool,
     timeout_s: float,
@@ -823,7 +829,7 @@ def interleaved(
     tables: list[Table],
     names: list[str],
     rounds: int,
-    tools,
+    tools: Tools,
     workdir: Path,
     timeout_s: float,
     failures: Failures,

@@ -39,6 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
+
+    import dagster as dg
     import psycopg
 
     from resources.dagster_resources import LakeStorage, ServingDatabase
@@ -72,7 +76,7 @@ def log(message: str) -> None:
     print(f"[sync_trace] {message}", file=sys.stderr, flush=True)
 
 
-def _module(frame) -> str:
+def _module(frame: FrameType) -> str:
     return frame.f_globals.get("__name__", "")
 
 
@@ -97,7 +101,7 @@ class Trace:
         self._lock = threading.Lock()
 
     # -- sys.setprofile ---------------------------------------------------------------------
-    def profile(self, frame, event, arg):
+    def profile(self, frame: FrameType, event: str, arg: object) -> None:
         if event not in ("call", "return"):
             return
         code = frame.f_code
@@ -132,7 +136,7 @@ class Trace:
 
     # -- connection and round-trip hooks -----------------------------------------------------
     @contextlib.contextmanager
-    def hooks(self):
+    def hooks(self) -> Iterator[None]:
         import adbc_driver_postgresql.dbapi as adbc
         import psycopg
 
@@ -143,17 +147,17 @@ class Trace:
         )
         trace = self
 
-        def counted_connect(cls, *args, **kwargs):
+        def counted_connect(cls: type, *args: object, **kwargs: object) -> object:
             with trace._lock:
                 trace.psycopg_connections += 1
             return connect.__func__(cls, *args, **kwargs)
 
-        def counted_wait(conn: psycopg.Connection, *args, **kwargs):
+        def counted_wait(conn: psycopg.Connection, *args: object, **kwargs: object) -> object:
             with trace._lock:
                 trace.round_trips += 1
             return wait(conn, *args, **kwargs)
 
-        def counted_adbc(*args, **kwargs):
+        def counted_adbc(*args: object, **kwargs: object) -> object:
             with trace._lock:
                 trace.adbc_connections += 1
             return adbc_connect(*args, **kwargs)
@@ -190,7 +194,9 @@ class Trace:
         }
 
 
-def materialize(selection: str, lake: LakeStorage, serving: ServingDatabase):
+def materialize(
+    selection: str, lake: LakeStorage, serving: ServingDatabase
+) -> dg.ExecuteInProcessResult:
     """The real assets `selection` touches, materialized in this process (no executor child)."""
     import dagster as dg
 
@@ -241,7 +247,7 @@ def trace_runs(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict:
     return {"table": table, "unchanged": unchanged, "one_changed_month": changed}
 
 
-def build(workdir: Path, url: str, table: str):
+def build(workdir: Path, url: str, table: str) -> tuple[LakeStorage, ServingDatabase]:
     """The table's lake (Bronze, Silver, Gold) and its RDS copy, by the real assets (scale 1)."""
     from resources.serving_db import ServingDatabase
     from resources.storage import LakeStorage

@@ -16,6 +16,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A string literal in the same three dialects (single quotes, doubled inside)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def trusted_sql(text: str) -> sql.SQL:
     """SQL text that is neither an identifier nor a value but a fragment the platform made
     itself: a type from the one type mapping, an index body or a partition bound PostgreSQL

@@ -26,7 +26,7 @@ from sqlglot import exp
 from resources import lake_types
 from resources.dagster_resources import CheckedSettings
 from resources.fingerprint import Segments, segment_checksum_sql, segments_from_rows
-from resources.identifiers import quote_ident
+from resources.identifiers import quote_ident, quote_literal
 from resources.lake_tables import GOLD, LAKE_LAYERS, GoldLake
 from resources.settings_check import athena_problems, duckdb_problems
 from resources.storage import LakeStorage
@@ -352,7 +352,7 @@ class AthenaEngine(CheckedSettings):
         table's location holds by the time Athena lists it."""
         self._require_placed([(relation, location)] if location is not None else [])
         if files is not None:
-            paths = ", ".join(f"'{self.lake.uri(k)}'" for k in files)
+            paths = ", ".join(quote_literal(self.lake.uri(k)) for k in files)
             relation = f'(SELECT * FROM {relation} WHERE "$path" IN ({paths})) AS snapshot'
         cursor, _ = self._run(segment_checksum_sql("athena", relation, schema, segment_column))
         return segments_from_rows(cursor.fetchall())
@@ -365,11 +365,11 @@ class AthenaEngine(CheckedSettings):
         props = [
             "format = 'PARQUET'",
             "write_compression = 'SNAPPY'",
-            f"external_location = '{self.lake.uri(location)}/'",
+            f"external_location = {quote_literal(self.lake.uri(location) + '/')}",
         ]
         if partitioned_by:
             props.append(
-                "partitioned_by = ARRAY[" + ", ".join(f"'{c}'" for c in partitioned_by) + "]"
+                "partitioned_by = ARRAY[" + ", ".join(map(quote_literal, partitioned_by)) + "]"
             )
         _, stats = self._run(f"CREATE TABLE {table} WITH ({', '.join(props)}) AS\n{sql}")
         self._placed[table] = location
@@ -388,7 +388,7 @@ class AthenaEngine(CheckedSettings):
         ddl = f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} ({cols}) "
         if parts:
             ddl += f"PARTITIONED BY ({parts}) "
-        ddl += f"STORED AS PARQUET LOCATION '{self.lake.uri(location)}/'"
+        ddl += f"STORED AS PARQUET LOCATION {quote_literal(self.lake.uri(location) + '/')}"
         self._run(ddl)
         if parts:
             self._run(f"MSCK REPAIR TABLE {table}")
@@ -398,7 +398,8 @@ class AthenaEngine(CheckedSettings):
         """Repoint `table` at the new version folder (create it on the first publish)."""
         build_table = f"{table}__build"
         try:
-            self._run(f"ALTER TABLE {table} SET LOCATION '{self.lake.uri(location)}/'")
+            where = quote_literal(self.lake.uri(location) + "/")
+            self._run(f"ALTER TABLE {table} SET LOCATION {where}")
         except Exception:  # noqa: BLE001 - Athena reports a missing table as a generic error
             cursor, _ = self._run(f"SHOW CREATE TABLE {build_table}")
             ddl = "\n".join(row[0] for row in cursor.fetchall())

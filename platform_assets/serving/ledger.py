@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from platform_assets.serving import reader
 from platform_assets.serving.locks import LockBusy, advisory_holders, set_lock_timeout
-from platform_assets.serving.names import PLATFORM_SCHEMA
+from platform_assets.serving.names import PLATFORM_SCHEMA, SCHEMA, STAGE_SCHEMA
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
 from resources.serving_db import one_row
@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS platform;
-CREATE SCHEMA IF NOT EXISTS gold;
-CREATE SCHEMA IF NOT EXISTS gold_stage;
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {PLATFORM_SCHEMA};
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE SCHEMA IF NOT EXISTS {STAGE_SCHEMA};
 CREATE TABLE IF NOT EXISTS platform.sync_ledger (
     table_name      text NOT NULL,
     partition_key   text NOT NULL DEFAULT '',
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS platform.sync_ledger (
     lake_token      text NOT NULL,
     row_count       bigint NOT NULL,
     fingerprint     text NOT NULL,
-    segments        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    segments        jsonb NOT NULL DEFAULT '{{}}'::jsonb,
     lake_created_at timestamptz NOT NULL,
     loaded_at       timestamptz NOT NULL DEFAULT now(),
     duration_s      double precision NOT NULL,
@@ -224,7 +224,8 @@ def _bootstrap_marker(dashboard_role: str, database: str) -> str:
 
 def _bootstrapped(conn: psycopg.Connection) -> str | None:
     row = conn.execute(
-        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'platform'"
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
+        (PLATFORM_SCHEMA,),
     ).fetchone()
     return row[0] if row else None
 
