@@ -225,9 +225,7 @@ def test_a_sync_published_during_a_tick_is_not_painted_red_after_its_green(built
     assert evaluation.passed is False
 
 
-def test_a_sync_published_after_the_last_look_before_the_write_is_judged_again(
-    built, monkeypatch
-):
+def test_a_sync_published_after_the_last_look_before_the_write_is_judged_again(built, monkeypatch):
     """The narrowest window: the tick found the ledger unchanged just before writing its lag,
     then a sync published and recorded its green, then the tick's red was written: the tick
     reads the ledger once more after writing, sees the publish and writes the copy's verdict
