@@ -170,8 +170,10 @@ def judge_copy(
         yield footprint.budget_check(conn, key, tables, db.storage_budget_gb, db.storage_gb)
 
 
-def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
-    """The same judgement recorded without a run (by a sensor)."""
+def as_evaluation(
+    result: dg.AssetCheckResult, by: str = "lake_change_sensor"
+) -> dg.AssetCheckEvaluation:
+    """The same judgement recorded without a run (by a sensor, or a run re-asserting it)."""
     if result.asset_key is None or result.check_name is None:
         raise ValueError("a check judged without a run must name its asset and check")
     return dg.AssetCheckEvaluation(
@@ -180,5 +182,5 @@ def as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
         passed=result.passed,
         severity=result.severity,
         description=result.description,
-        metadata={**(result.metadata or {}), "evaluated_by": "lake_change_sensor"},
+        metadata={**(result.metadata or {}), "evaluated_by": by},
     )

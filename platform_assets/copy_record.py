@@ -176,6 +176,26 @@ def record_in_sync(
     return [e for e in events if not any(e is m for m in mine)]
 
 
+def reassert(
+    instance: dg.DagsterInstance, run_id: str, results: Iterable[dg.AssetCheckResult]
+) -> None:
+    """A run's check verdicts recorded once more without a run where a runless evaluation (the
+    sensor's lag over the run's spinner) came after the run planned its checks: the page shows
+    the latest *planned* execution, so the run's verdict, stored in its older row, would stay
+    hidden under the lag it just resolved. A lag the sensor writes after this is judged by
+    `record_in_sync`, which reads the ledger after writing."""
+    for result in results:
+        if result.asset_key is None or result.check_name is None:
+            continue
+        key = dg.AssetCheckKey(result.asset_key, result.check_name)
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])
+        record = latest.get(key)
+        if record is not None and record.run_id != run_id:
+            instance.report_runless_asset_event(
+                copy_checks.as_evaluation(result, by=f"run {run_id[:8]}")
+            )
+
+
 SENSOR_LOCK_WAIT_S = 5.0  # a tick does not wait for a sync: the next tick looks again
 
 

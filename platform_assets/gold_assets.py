@@ -15,7 +15,7 @@ import dagster as dg
 import psycopg
 import pyarrow as pa
 
-from platform_assets import build_record, copy_checks, insync_check, retry_rule
+from platform_assets import build_record, copy_checks, copy_record, insync_check, retry_rule
 from platform_assets import status as table_status
 from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS, lake_key, rds_key, rds_op_name
 from platform_assets.lake_assets import table_schema_metadata
@@ -507,7 +507,9 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         with serving.connect(autocommit=True) as conn:  # the run's one connection
             if key not in context.selected_asset_keys:  # check-only (the schedule's run)
                 ledger.bootstrap(conn, serving.dashboard_role)
-                yield from _rds_check_results(spec, gold, engine, serving, conn, selected)
+                results = list(_rds_check_results(spec, gold, engine, serving, conn, selected))
+                yield from results
+                copy_record.reassert(context.instance, context.run_id, results)
                 return
             snap, _ = _snapshot(spec, gold, engine)  # a fault: the sync refuses it, naming it
             try:
@@ -543,6 +545,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             metadata = {**result.metadata(), **footprint.asset_metadata(conn, spec.name)}
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         yield from checks
+        copy_record.reassert(context.instance, context.run_id, checks)
 
     return _rds_gold
 
