@@ -507,8 +507,10 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
         with serving.connect(autocommit=True) as conn:  # the run's one connection
             if key not in context.selected_asset_keys:  # check-only (the schedule's run)
                 ledger.bootstrap(conn, serving.dashboard_role)
-                results = list(_rds_check_results(spec, gold, engine, serving, conn, selected))
-                yield from results
+                results = []  # yielded as judged: stored while the checks hold the table's lock
+                for result in _rds_check_results(spec, gold, engine, serving, conn, selected):
+                    results.append(result)
+                    yield result
                 copy_record.reassert(context.instance, context.run_id, results)
                 return
             snap, _ = _snapshot(spec, gold, engine)  # a fault: the sync refuses it, naming it

@@ -155,8 +155,18 @@ def test_a_change_colliding_with_the_check_run(platform):
     for check in ("row_count_matches", "fingerprint_matches"):
         [execution] = [e for e in executions(dev, TABLE, check) if e["runId"] == checks]
         assert execution["status"] == "SUCCEEDED", (check, execution)
-    # one sync run, right after the check run, brings the copy in sync
-    assert run_info(dev, sync["runId"])["endTime"] >= run_info(dev, checks)["endTime"]
+    # one sync run, right after the check run's reads, brings the copy in sync: it judged
+    # after every check of the check run had judged (it waited on the table's sync lock)
+    judged = [
+        e["evaluation"]["timestamp"]
+        for check in RDS_CHECKS
+        for e in executions(dev, TABLE, check)
+        if e["runId"] == checks and e["evaluation"]
+    ]
+    [synced] = [
+        e for e in executions(dev, TABLE, "in_sync_with_lake") if e["runId"] == sync["runId"]
+    ]
+    assert judged and synced["evaluation"]["timestamp"] >= max(judged), (judged, synced)
     assert table_in_sync(lake, serving.url, TABLE).in_sync
     assert len(dev.runs("gold/lake_version", state_id)) == 1
 
