@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
+from resources import lake_types
 from resources.fingerprint import VERSION as CHECKSUM_VERSION
 from resources.fingerprint import Segments, fingerprint
 from resources.lake_tables import GoldLake, LakeTableState
@@ -45,7 +46,7 @@ class LakeSnapshot:
     @cached_property  # the type mapping once per snapshot, not at every use
     def columns(self) -> Columns:
         """(name, PostgreSQL type) in lake order: the shape the copy must have."""
-        return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
+        return lake_types.postgres_columns(self.schema)
 
     def dataset(self, lake: GoldLake) -> ds.Dataset:
         return lake.storage.dataset(self.state.parquet_keys)
