@@ -52,8 +52,8 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from platform_assets.identifiers import quote_ident
 from platform_assets.serving import loader
-from resources.identifiers import quote_ident
 from resources.serving_db import libpq_url
 
 if TYPE_CHECKING:
@@ -469,8 +469,8 @@ def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
     interleaved (order alternating per round) after one untimed warm-up."""
     from peers import bench_spec, checkpoint, publish_gold_like
 
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.serving.protocol import sync_table
-    from resources.lake_tables import GoldLake
     from resources.serving_db import ServingDatabase
     from resources.sql_engine import DuckDBEngine
     from resources.storage import LakeStorage

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from platform_assets.identifiers import quote_ident
 from platform_assets.serving.names import SCHEMA, qualified
-from resources.identifiers import quote_ident
 
 Columns = tuple[tuple[str, str], ...]  # (name, format_type) in table order
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from psycopg import sql
 
+from platform_assets.identifiers import trusted_sqls
+from platform_assets.lake import types as lake_types
 from platform_assets.serving import pausepoints
-from resources import lake_types
-from resources.identifiers import trusted_sqls
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import adbc_driver_postgresql.dbapi as adbc

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from resources.identifiers import quote_qualified
+from platform_assets.identifiers import quote_qualified
 
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else

@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from resources.identifiers import quote_ident, quote_idents
-from resources.lake_types import fingerprint_kinds
+from platform_assets.identifiers import quote_ident, quote_idents
+from platform_assets.lake.types import fingerprint_kinds
 
 DIALECTS = ("athena", "duckdb", "postgres")
 VERSION = 2  # of the rendering below; segments computed by another version are recomputed
