@@ -160,6 +160,7 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
     from sync_throughput import gold_like_table, write_parquet_files
 
     from platform_assets.serving.loader import load_schema
+    from resources.fingerprint import VERSION as CHECKSUM_VERSION
     from resources.fingerprint import fingerprint
     from resources.lake_tables import GoldLake, Manifest, new_version_id, version_prefix
     from resources.sql_engine import DuckDBEngine
@@ -190,8 +191,12 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
             row_count=table.num_rows,
             **published,
             fingerprint=fingerprint(segments),
+            checksums=CHECKSUM_VERSION,  # else every sync recomputes them from the files
         )
     )
+    state = gold.current_state(spec.name)
+    if state is None or state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
+        raise SystemExit("peers: the benchmark's manifest is not what a lake build publishes")
     csv_path = workdir / "gold_like.csv"
     if csv:
         pacsv.write_csv(table, csv_path)
