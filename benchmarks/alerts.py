@@ -83,7 +83,7 @@ def shrink_lake_table(lake: LakeStorage, table: str, keep: int = 10) -> list[tup
     refuses: it shrank beyond the spec's limit). Returns the files removed, to put back."""
     import pyarrow.parquet as pq
 
-    from resources.lake_tables import GoldLake
+    from platform_assets.lake.tables import GoldLake
 
     state = GoldLake(lake).current_state(table)
     removed = []

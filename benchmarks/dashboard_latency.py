@@ -51,10 +51,10 @@ import psycopg  # noqa: E402
 from benchmarks.app_sessions import run as app_sessions_run  # noqa: E402
 from dashboard import queries as Q  # noqa: E402
 from dashboard.plans import gold_scans  # noqa: E402
+from platform_assets.lake.tables import GoldLake  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_TABLES  # noqa: E402
 from resources import embedded_pg  # noqa: E402
-from resources.lake_tables import GoldLake  # noqa: E402
 from resources.serving_db import ServingDatabase, redact  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from resources.storage import LakeStorage  # noqa: E402

@@ -37,9 +37,9 @@ from benchmarks.sync_throughput import (
     postgres_url,
     write_parquet_files,
 )
+from platform_assets.identifiers import quote_ident
+from platform_assets.lake.fingerprint import segment_checksum_sql
 from platform_assets.serving import loader
-from resources.fingerprint import segment_checksum_sql
-from resources.identifiers import quote_ident
 
 TABLE = "fingerprint_bench"
 

@@ -118,9 +118,9 @@ def child_build() -> dict:
 
     from platform_assets.definitions import ASSETS
     from platform_assets.keys import lake_key
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.settings import build_resources, open_resources
     from platform_assets.specs import GOLD_TABLES
-    from resources.lake_tables import GoldLake
 
     with open_resources() as res:
         gold = GoldLake(res["lake"])

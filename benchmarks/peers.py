@@ -159,10 +159,10 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
     import pyarrow.csv as pacsv
     from sync_throughput import gold_like_table, write_parquet_files
 
+    from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
+    from platform_assets.lake.fingerprint import fingerprint
+    from platform_assets.lake.tables import GoldLake, Manifest, new_version_id, version_prefix
     from platform_assets.serving.loader import load_schema
-    from resources.fingerprint import VERSION as CHECKSUM_VERSION
-    from resources.fingerprint import fingerprint
-    from resources.lake_tables import GoldLake, Manifest, new_version_id, version_prefix
     from resources.sql_engine import DuckDBEngine
     from resources.storage import listing_token
 
@@ -218,7 +218,7 @@ def carrier_table(lake: LakeStorage, workdir: Path, scale_years: int) -> Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from resources.lake_tables import GoldLake
+    from platform_assets.lake.tables import GoldLake
 
     name = "carrier_daily_performance"
     state = GoldLake(lake).current_state(name)
@@ -395,8 +395,8 @@ def child_ours(job: dict) -> dict:
     import adbc_driver_postgresql.dbapi  # noqa: F401
     import pyarrow.dataset  # noqa: F401
 
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.serving.protocol import sync_table
-    from resources.lake_tables import GoldLake
     from resources.serving_db import ServingDatabase
     from resources.sql_engine import DuckDBEngine
     from resources.storage import LakeStorage

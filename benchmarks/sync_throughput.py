@@ -469,8 +469,8 @@ def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
     interleaved (order alternating per round) after one untimed warm-up."""
     from peers import bench_spec, checkpoint, publish_gold_like
 
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.serving.protocol import sync_table
-    from resources.lake_tables import GoldLake
     from resources.serving_db import ServingDatabase
     from resources.sql_engine import DuckDBEngine
     from resources.storage import LakeStorage

@@ -40,10 +40,10 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from benchmarks.dashboard_latency import build_platform  # noqa: E402
+from platform_assets.lake.tables import GoldLake  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_BY_NAME  # noqa: E402
 from resources import embedded_pg  # noqa: E402
-from resources.lake_tables import GoldLake  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from tests.support.copies import Reader  # noqa: E402
 from tests.support.lake_edits import add_outside_file  # noqa: E402

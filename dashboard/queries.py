@@ -20,7 +20,7 @@ from datetime import date
 
 from psycopg import sql as pgsql
 
-from resources.identifiers import trusted_sql
+from platform_assets.identifiers import trusted_sql
 
 CARRIER_DAILY = "gold.carrier_daily_performance"
 ROUTE_MONTHLY = "gold.route_monthly_performance"

@@ -36,11 +36,11 @@ SETTING_ERROR_EXIT = 2
 
 def cmd_status(args: argparse.Namespace) -> int:
     from platform_assets import settings
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.serving import footprint, orphans, reader
     from platform_assets.serving.ownership import Deployment
     from platform_assets.specs import GOLD_TABLES
     from platform_assets.status import status_report
-    from resources.lake_tables import GoldLake
 
     settings.check_environment()
     lake, serving = settings.plain_lake(), settings.plain_serving()
@@ -167,10 +167,10 @@ def cmd_sync(
     """Sync each table; one that fails is reported in one line and the others go on. Exit 0, or
     the highest of the failures' exit codes (errors.py: 1 refused or transient, 2 usage or
     settings)."""
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.serving.errors import SyncError
     from platform_assets.serving.protocol import sync_table
     from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-    from resources.lake_tables import GoldLake
 
     unknown = [t for t in args.tables if t not in GOLD_BY_NAME]
     if unknown:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Final, Literal
 import dagster as dg
 import psycopg
 
+from platform_assets.lake.fingerprint import Segments, differing_segments, fingerprint
 from platform_assets.serving import footprint, locks
 from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments
-from resources.fingerprint import Segments, differing_segments, fingerprint
 
 if TYPE_CHECKING:
     from platform_assets.serving.snapshot import LakeSnapshot

@@ -17,7 +17,20 @@ import pyarrow as pa
 
 from platform_assets import build_record, copy_checks, copy_record, insync_check, retry_rule
 from platform_assets import status as table_status
+from platform_assets.identifiers import quote_ident
 from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS, lake_key, rds_key, rds_op_name
+from platform_assets.lake import athena_cost
+from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
+from platform_assets.lake.fingerprint import fingerprint
+from platform_assets.lake.tables import (
+    GoldLake,
+    LakeFault,
+    LakeTableState,
+    Manifest,
+    new_version_id,
+    version_prefix,
+)
+from platform_assets.lake.types import UnsupportedType
 from platform_assets.lake_assets import table_schema_metadata
 from platform_assets.serving import footprint, ledger, loader, snapshot
 from platform_assets.serving.errors import (
@@ -32,19 +45,6 @@ from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.protocol import SyncRun, sync_table
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 from platform_assets.sql_tables import referenced_tables
-from resources import athena_cost
-from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import fingerprint
-from resources.identifiers import quote_ident
-from resources.lake_tables import (
-    GoldLake,
-    LakeFault,
-    LakeTableState,
-    Manifest,
-    new_version_id,
-    version_prefix,
-)
-from resources.lake_types import UnsupportedType
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage, listing_token

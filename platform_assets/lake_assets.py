@@ -9,9 +9,9 @@ import pyarrow as pa
 
 from platform_assets import build_record, sources
 from platform_assets.keys import lake_key
+from platform_assets.lake import types as lake_types
 from platform_assets.specs import SQL_DIR
 from platform_assets.sql_tables import referenced_tables
-from resources import lake_types
 from resources.source import SourceSettings
 from resources.sql_engine import SqlEngine
 from resources.storage import LakeStorage

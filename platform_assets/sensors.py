@@ -42,11 +42,11 @@ from platform_assets.copy_record import (
 )
 from platform_assets.gold_assets import months_changes, months_partitions
 from platform_assets.keys import lake_key, rds_key
+from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
 from platform_assets.serving import heads, insync, ledger, orphans
 from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
-from resources.lake_tables import GoldLake, LakeFault, LakeTableState
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 

@@ -83,7 +83,7 @@ class GoldTableSpec:
                 f"GoldTableSpec {self.name}: the primary key {self.primary_key} must include the "
                 f"segment column {self.segment_column!r} (the copy is partitioned by it)"
             )
-        from resources.lake_types import PG_IDENTIFIER_BYTES, long_identifiers
+        from platform_assets.lake.types import PG_IDENTIFIER_BYTES, long_identifiers
 
         selected = set(self.output_columns)
         too_long = long_identifiers(self.output_columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from resources.lake_tables import LAKE_LAYERS
+from platform_assets.lake.tables import LAKE_LAYERS
 
 
 def referenced_tables(sql: str) -> list[tuple[str, str]]:

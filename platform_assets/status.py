@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql as pgsql
 
+from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
 from platform_assets.serving import catalog, heads, insync, ledger, names, orphans, ownership
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
-from resources.lake_tables import GoldLake, LakeFault, LakeTableState
 from resources.serving_db import one_row
 
 

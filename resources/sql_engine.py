@@ -23,11 +23,11 @@ import sqlglot
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
-from resources import lake_types
+from platform_assets.identifiers import quote_ident, quote_literal
+from platform_assets.lake import types as lake_types
+from platform_assets.lake.fingerprint import Segments, segment_checksum_sql, segments_from_rows
+from platform_assets.lake.tables import GOLD, LAKE_LAYERS, GoldLake
 from resources.dagster_resources import CheckedSettings
-from resources.fingerprint import Segments, segment_checksum_sql, segments_from_rows
-from resources.identifiers import quote_ident, quote_literal
-from resources.lake_tables import GOLD, LAKE_LAYERS, GoldLake
 from resources.settings_check import athena_problems, duckdb_problems
 from resources.storage import LakeStorage
 
@@ -84,7 +84,7 @@ class SqlEngine(Protocol):
         ...
 
     def price_per_tb(self) -> float:
-        """The price of a TB scanned (resources/athena_cost.py prices `statements_run`)."""
+        """The price of a TB scanned (lake/athena_cost.py prices `statements_run`)."""
         ...
 
     def query(self, sql: str, bindings: Bindings | None = None) -> pa.Table: ...
@@ -139,7 +139,7 @@ class DuckDBEngine(CheckedSettings):
         return "duckdb"
 
     def statements_run(self) -> list[QueryStats]:
-        """Nothing is recorded: DuckDB reports no scanned bytes (see resources/athena_cost.py)."""
+        """Nothing is recorded: DuckDB reports no scanned bytes (see lake/athena_cost.py)."""
         return []
 
     def price_per_tb(self) -> float:

@@ -25,13 +25,13 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from platform_assets.gold_assets import _lake_check_results
+from platform_assets.lake.fingerprint import segment_checksum_sql, segments_from_rows
+from platform_assets.lake.tables import GoldLake, version_prefix
 from platform_assets.lake_assets import SILVER_PARTITIONS
 from platform_assets.serving import loader
 from platform_assets.serving.protocol import postgres_segments
 from platform_assets.sources import SOURCE_TABLES
 from platform_assets.specs import GOLD_TABLES, SQL_DIR
-from resources.fingerprint import segment_checksum_sql, segments_from_rows
-from resources.lake_tables import GoldLake, version_prefix
 from resources.sql_engine import TRINO_MACROS, DuckDBEngine
 from resources.storage import LakeStorage
 from tests.conftest import gold_built

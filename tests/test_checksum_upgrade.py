@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from platform_assets.identifiers import quote_ident
+from platform_assets.lake.fingerprint import VERSION, fingerprint
 from platform_assets.serving import ledger
 from platform_assets.serving.checksum_upgrade import held_schema
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from resources.fingerprint import VERSION, fingerprint
-from resources.identifiers import quote_ident
 from tests.support.copies import sync_spec
 from tests.support.in_process import check_name, failed_checks, run_rds_checks
 

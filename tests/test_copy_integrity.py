@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import pytest
 
 from platform_assets.keys import rds_key
+from platform_assets.lake.tables import GoldLake
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from tests.conftest import materialize, platform_resources
 from tests.support.copies import Reader, sync_spec
 from tests.support.goldctl import wait_for

@@ -14,10 +14,10 @@ import pytest
 from platform_assets import check_history
 from platform_assets.copy_record import IN_SYNC, last_metadata
 from platform_assets.keys import lake_key, rds_key
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from resources.lake_tables import GoldLake
 from tests.conftest import materialize
 from tests.support.in_process import alert_tick, check_name, others, store, tick
 from tests.support.lake_edits import TABLE, add_outside_file

@@ -16,7 +16,7 @@ import uuid
 import psycopg
 import pytest
 
-from resources.lake_tables import MANIFEST, GoldLake, table_prefix
+from platform_assets.lake.tables import MANIFEST, GoldLake, table_prefix
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 from tests.conftest import materialize, platform_resources

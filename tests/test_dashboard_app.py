@@ -16,8 +16,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from tests.support.dashboard import APP, assert_badge, gold_database, sql, texts
 

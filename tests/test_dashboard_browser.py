@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.browser import Browser, missing, rendered, streamlit_app
-from resources.lake_tables import GoldLake
+from platform_assets.lake.tables import GoldLake
 from tests.support.dashboard import gold_database
 
 REASON = missing()

@@ -22,9 +22,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import data
 from dashboard import queries as Q
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from tests.support.dashboard import APP, assert_badge, gold_database
 from tests.support.pg_server import embedded

@@ -15,12 +15,12 @@ import threading
 import psycopg
 import pytest
 
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger, locks
 from platform_assets.serving import reader as reader_role
 from platform_assets.serving.names import lock_key
 from platform_assets.serving.protocol import SyncTransientError, sync_table
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from tests.support.dashboard import gold_database
 from tests.support.goldctl import goldctl, goldctl_env

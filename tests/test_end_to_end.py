@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS
+from platform_assets.lake.tables import GoldLake
 from platform_assets.specs import GOLD_TABLES
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from tests.conftest import make_lake, materialize, platform_resources
 
 

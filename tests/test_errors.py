@@ -6,6 +6,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from platform_assets.lake.tables import LakeFault
 from platform_assets.serving.errors import (
     DataRefused,
     SyncMisconfigured,
@@ -13,7 +14,6 @@ from platform_assets.serving.errors import (
     SyncTransient,
     classify,
 )
-from resources.lake_tables import LakeFault
 from resources.serving_db import ServingDatabase
 
 

@@ -15,9 +15,9 @@ import pytest
 from platform_assets import copy_checks
 from platform_assets.gold_assets import build_gold_assets
 from platform_assets.keys import rds_key
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.specs import GOLD_BY_NAME, GoldTableSpec
-from resources.lake_tables import GoldLake
 from tests import type_matrix
 from tests.conftest import platform_resources
 from tests.support.goldctl import goldctl, goldctl_env

@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from platform_assets.keys import rds_key
+from platform_assets.lake.tables import MANIFEST, GoldLake
 from platform_assets.serving.pausepoints import POINTS
 from platform_assets.serving.protocol import SyncRefused
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_statuses
-from resources.lake_tables import MANIFEST, GoldLake
 from tests.conftest import materialize, platform_resources
 from tests.support.copies import (
     Reader,

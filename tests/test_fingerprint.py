@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 import sqlglot
 
+from platform_assets.lake.fingerprint import differing_segments, fingerprint, segment_checksum_sql
+from platform_assets.lake.fingerprint import segments_from_rows as rows_to_segments
+from platform_assets.lake.types import markdown_table
 from platform_assets.serving import loader
-from resources.fingerprint import differing_segments, fingerprint, segment_checksum_sql
-from resources.fingerprint import segments_from_rows as rows_to_segments
-from resources.lake_types import markdown_table
 from resources.sql_engine import TRINO_MACROS
 from tests import type_matrix
 

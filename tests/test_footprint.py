@@ -19,8 +19,8 @@ import sys
 import dagster as dg
 import pytest
 
+from platform_assets.lake import athena_cost
 from platform_assets.serving import footprint
-from resources import athena_cost
 from resources.sql_engine import QueryStats
 from tests.conftest import materialize, platform_resources
 

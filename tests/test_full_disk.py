@@ -18,11 +18,11 @@ import subprocess
 
 import pytest
 
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.errors import SyncRefused
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from resources import embedded_pg
-from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.sql_engine import DuckDBEngine
 from tests.conftest import materialize, platform_resources

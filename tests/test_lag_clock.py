@@ -15,14 +15,14 @@ import psycopg
 
 from dashboard.badge import AMBER, GREEN, RED, make_badge
 from dashboard.data import badge_rows
-from platform_assets.serving import heads
-from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
-from platform_assets.status import status_report
-from resources.lake_tables import (
+from platform_assets.lake.tables import (
     MANIFEST,
     GoldLake,
     table_prefix,
 )
+from platform_assets.serving import heads
+from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
+from platform_assets.status import status_report
 from tests.support.copies import sync_spec
 from tests.support.in_process import tick
 from tests.support.lake_edits import add_outside_file, new_build

@@ -5,7 +5,7 @@ fails naming it, and a batch already of the type passes untouched."""
 import pyarrow as pa
 import pytest
 
-from resources import lake_types
+from platform_assets.lake import types as lake_types
 
 
 def test_exact_conversions_reach_the_lake_types():

@@ -1,5 +1,6 @@
 """The local instance (deploy/dagster.local.yaml) keeps Dagster's SQLite event log where Dagster
-keeps it, without syncing each write, and a watcher (the UI's run log) still sees each event."""
+keeps it, without syncing each write, on one engine per shard, and a watcher (the UI's run log)
+still sees each event."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from sqlalchemy.pool import NullPool
 
-from local_instance import UnsyncedSqliteEventLogStorage
+from local_instance import ENGINES_KEPT, UnsyncedSqliteEventLogStorage
 from tests.support.goldctl import wait_for
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,16 @@ def test_event_log_is_dagsters_sqlite_in_its_place_without_syncs(tmp_path, monke
         with storage.run_connection(run_id) as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            engine = conn.engine
+        # one engine per shard for the process (its dialect set up and statements compiled
+        # once), a connection per use as in Dagster's: nothing stays open between writes
+        with storage.run_connection(run_id) as conn:
+            assert conn.engine is engine
+        assert isinstance(engine.pool, NullPool)
+        for n in range(ENGINES_KEPT + 3):  # a long-lived process meets many runs
+            with storage.run_connection(f"0f6f7d3e-0000-4000-8000-{n:012d}") as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
+        assert len(storage._engines) == ENGINES_KEPT
     # the files Dagster's default storage uses, so an existing DAGSTER_HOME keeps its history
     assert (home / "history" / "runs" / f"{run_id}.db").exists()
     assert (home / "history" / "runs" / "index.db").exists()

@@ -9,10 +9,10 @@ import dagster as dg
 
 from platform_assets import specs
 from platform_assets.gold_assets import build_lake_asset, build_rds_asset
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.names import MAX_IDENT, fit, unit_child
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from tests.conftest import platform_resources
 from tests.support.copies import sync_spec
 

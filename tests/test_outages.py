@@ -12,9 +12,9 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets import retry_rule
 from platform_assets.keys import rds_key
+from platform_assets.lake.tables import GoldLake
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase
 from tests.conftest import materialize, platform_resources
 from tests.support.goldctl import goldctl, goldctl_env, paused_goldctl, wait_for

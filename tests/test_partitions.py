@@ -9,12 +9,12 @@ import pytest
 from platform_assets.backfills import reload_months_job_name, reload_months_jobs
 from platform_assets.definitions import ASSETS
 from platform_assets.gold_assets import months_partitions
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.errors import SyncUsageError
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from tests.conftest import materialize, platform_resources
 

@@ -18,10 +18,10 @@ import pytest
 from dashboard import queries as Q
 from platform_assets import specs
 from platform_assets.gold_assets import build_lake_asset, build_rds_asset
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.protocol import SyncRefused
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from tests.conftest import platform_resources
 
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]  # one unit: the whole table

@@ -16,9 +16,9 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_assets.definitions import defs
 from platform_assets.keys import lake_key, rds_key
+from platform_assets.lake.tables import GoldLake
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from tests.conftest import GOLD, materialize  # noqa: F401 (GOLD: imported from here)
 from tests.support.in_process import decided, others, store, tick
 from tests.support.lake_edits import add_outside_file

@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.sync_trace import materialize, trace_runs, traced_sync
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.loader import COPY_STREAMS
 from platform_assets.serving.snapshot import take
 from platform_assets.specs import GOLD_BY_NAME
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 
 TABLE = "carrier_daily_performance"

@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import pytest
 
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import snapshot
 from platform_assets.serving.names import STAGE_SCHEMA
 from platform_assets.serving.protocol import SyncVerificationError, sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from tests.conftest import materialize, platform_resources
 

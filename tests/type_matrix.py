@@ -16,7 +16,7 @@ from decimal import Decimal as D
 
 import pyarrow as pa
 
-from resources.fingerprint import NULL_TEXT
+from platform_assets.lake.fingerprint import NULL_TEXT
 
 UTC = dt.UTC
 KOLKATA = dt.timezone(dt.timedelta(hours=5, minutes=30))

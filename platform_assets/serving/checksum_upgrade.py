@@ -1,7 +1,7 @@
 """Ledger checksums written by an older fingerprint version, brought to today's without a reload.
 
 A ledger row records the segment checksums of what was published, and `checksums` says which
-fingerprint version computed them (resources/fingerprint.py VERSION; rows from before it was
+fingerprint version computed them (lake/fingerprint.py VERSION; rows from before it was
 kept say 1). Checksums of two versions never compare, so an upgrade must not make a healthy copy
 look changed: the sync recomputes the live copy's checksums with today's algorithm and compares
 them with the lake's (today's too). A unit equal to the lake gets today's checksums in its ledger
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import psycopg
 import pyarrow as pa
 
+from platform_assets.lake import types as lake_types
+from platform_assets.lake.fingerprint import Segments
 from platform_assets.serving import ledger
 from platform_assets.serving.ledger import LedgerRow
 from platform_assets.serving.names import qualified
 from platform_assets.serving.units import postgres_segments, units_of
-from resources import lake_types
-from resources.fingerprint import Segments
 
 if TYPE_CHECKING:
     from platform_assets.serving.snapshot import LakeSnapshot

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 import psycopg
 import pyarrow as pa
 
-from resources.lake_tables import LakeFault
+from platform_assets.lake.tables import LakeFault
 from resources.serving_db import ServingDbError, error_reason
 from resources.settings_check import SettingError
 

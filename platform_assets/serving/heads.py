@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from platform_assets.lake.tables import LakeTableState, version_time
 from platform_assets.serving import ledger
-from resources.lake_tables import LakeTableState, version_time
 from resources.serving_db import one_row
 
 HEADS_LOCK = 0x601E  # advisory lock key: observers record one at a time, in order

@@ -24,15 +24,15 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
+from platform_assets.lake.fingerprint import Segments, fingerprint
 from platform_assets.serving import reader
 from platform_assets.serving.locks import LockBusy, advisory_holders, set_lock_timeout
 from platform_assets.serving.names import PLATFORM_SCHEMA, SCHEMA, STAGE_SCHEMA
-from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import Segments, fingerprint
 from resources.serving_db import one_row
 
 if TYPE_CHECKING:
-    from resources.lake_tables import LakeTableState
+    from platform_assets.lake.tables import LakeTableState
 
 
 BOOTSTRAP_LOCK = 0x601D  # advisory lock key serialising DDL of concurrent first runs

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from psycopg import sql
 
+from platform_assets.identifiers import trusted_sql
+from platform_assets.lake import types as lake_types
 from platform_assets.serving import pausepoints
-from resources import lake_types
-from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import adbc_driver_postgresql.dbapi as adbc
@@ -35,7 +35,7 @@ COPY_STREAMS = 2  # parallel COPY connections per load (see load_dataset)
 
 
 def pg_type(arrow_type: pa.DataType, column: str = "?") -> str:
-    """The column's PostgreSQL type (resources/lake_types.py: the one mapping)."""
+    """The column's PostgreSQL type (platform_assets/lake/types.py: the one mapping)."""
     return lake_types.postgres_type(arrow_type, column)
 
 

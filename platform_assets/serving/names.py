@@ -12,7 +12,7 @@ import hashlib
 
 from psycopg import sql
 
-from resources.identifiers import quote_ident
+from platform_assets.identifiers import quote_ident
 
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else

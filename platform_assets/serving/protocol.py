@@ -23,6 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from platform_assets.lake import types as lake_types
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import (
     catalog,
     checksum_upgrade,
@@ -62,8 +64,6 @@ from platform_assets.serving.units import (
     units_of,
 )
 from platform_assets.specs import GoldTableSpec
-from resources import lake_types
-from resources.lake_tables import GoldLake
 from resources.serving_db import ServingDatabase, ServingDbError
 
 if TYPE_CHECKING:

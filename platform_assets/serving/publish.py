@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import errors, sql
 
+from platform_assets.identifiers import trusted_sql
 from platform_assets.serving import catalog, ledger, loader, pausepoints
 from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
@@ -28,7 +29,6 @@ from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import Staged, Unit
-from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:
     from platform_assets.specs import GoldTableSpec

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
+from platform_assets.lake.fingerprint import Segments, fingerprint
+from platform_assets.lake.tables import GoldLake, LakeTableState
 from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
-from resources.fingerprint import VERSION as CHECKSUM_VERSION
-from resources.fingerprint import Segments, fingerprint
-from resources.lake_tables import GoldLake, LakeTableState
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds

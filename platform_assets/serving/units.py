@@ -22,6 +22,9 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from platform_assets.identifiers import trusted_sql
+from platform_assets.lake.fingerprint import Segments, differing_segments, segment_checksum_sql
+from platform_assets.lake.fingerprint import segments_from_rows as _rows_to_segments
 from platform_assets.serving import loader, pausepoints
 from platform_assets.serving.catalog import IndexDef
 from platform_assets.serving.errors import DataRefused, SyncVerificationError
@@ -36,9 +39,6 @@ from platform_assets.serving.names import (
     stage_comment,
     unit_child,
 )
-from resources.fingerprint import Segments, differing_segments, segment_checksum_sql
-from resources.fingerprint import segments_from_rows as _rows_to_segments
-from resources.identifiers import trusted_sql
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
     import pyarrow.dataset as ds
@@ -117,7 +117,7 @@ def stage_name(table: str) -> str:
 def postgres_segments(
     conn: psycopg.Connection, relation: str, schema: pa.Schema, column: str
 ) -> Segments:
-    # one statement text for three dialects (resources/fingerprint.py quotes its identifiers)
+    # one statement text for three dialects (lake/fingerprint.py quotes identifiers)
     query = trusted_sql(segment_checksum_sql("postgres", relation, schema, column))
     return _rows_to_segments(conn.execute(query).fetchall())
 

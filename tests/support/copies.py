@@ -8,11 +8,11 @@ import time
 
 import psycopg
 
+from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.names import STAGE_SCHEMA
 from platform_assets.serving.protocol import sync_table
 from platform_assets.status import table_status
-from resources.lake_tables import GoldLake
 from resources.sql_engine import DuckDBEngine
 from resources.storage import LakeStorage
 

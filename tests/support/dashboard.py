@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from streamlit.testing.v1 import AppTest
 
-from resources.lake_tables import GoldLake
+from platform_assets.lake.tables import GoldLake
 from resources.serving_db import ServingDatabase
 from resources.storage import LakeStorage
 from tests.conftest import materialize, platform_resources

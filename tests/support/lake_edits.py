@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.lake_tables import GoldLake, new_version_id, version_prefix
+from platform_assets.lake.tables import GoldLake, new_version_id, version_prefix
 from resources.storage import LakeStorage, listing_token
 
 TABLE = "airport_daily_weather"  # unpartitioned; primary key (flight_date, origin)
@@ -21,8 +21,8 @@ def add_outside_file(lake, table: str = TABLE, rows: int = 5) -> tuple[int, str]
     The rows copy existing ones with a made-up value in the first text column of the primary
     key, so the key stays unique. Returns (rows added, the file's lake key).
     """
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.specs import GOLD_BY_NAME
-    from resources.lake_tables import GoldLake
 
     state = GoldLake(lake).current_state(table)
     if state is None:
@@ -47,9 +47,9 @@ def table_in_sync(lake, rds_url: str, table: str):
     """The status `goldctl status` prints for `table` (same function, in process)."""
     import psycopg
 
+    from platform_assets.lake.tables import GoldLake
     from platform_assets.specs import GOLD_BY_NAME
     from platform_assets.status import table_status
-    from resources.lake_tables import GoldLake
 
     with psycopg.connect(rds_url, autocommit=True) as conn:
         return table_status(GOLD_BY_NAME[table], GoldLake(lake), conn)

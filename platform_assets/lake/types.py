@@ -29,7 +29,7 @@ class Mapping:
     lake: str  # the canonical lake Arrow type (a description for the docs table)
     athena: str
     postgres: str  # as PostgreSQL's format_type() spells it (the catalog compares names)
-    kind: str  # how the fingerprint renders a value (resources/fingerprint.py)
+    kind: str  # how the fingerprint renders a value (platform_assets/lake/fingerprint.py)
 
 
 def mapping(t: pa.DataType, column: str = "?") -> Mapping:

@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from resources.identifiers import quote_ident
-from resources.lake_types import fingerprint_kind
+from platform_assets.identifiers import quote_ident
+from platform_assets.lake.types import fingerprint_kind
 
 DIALECTS = ("athena", "duckdb", "postgres")
 VERSION = 2  # of the rendering below; segments computed by another version are recomputed
