@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
-from platform_assets.serving.names import fit, lock_key
+from platform_assets.serving.names import PLATFORM_SCHEMA, fit, lock_key
 
 if TYPE_CHECKING:
     from resources.dagster_resources import ServingDatabase
@@ -79,7 +79,8 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
     conn = db.connect(autocommit=True, application_name=_application(table))
     try:
         conn.execute(
-            "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) "
+            "ON CONFLICT DO NOTHING",
             (table,),
         )
         conn.autocommit = False
@@ -88,7 +89,8 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
         set_lock_timeout(conn, max(1, int(wait_s * 1000)), local=False)
         try:
             conn.execute(
-                "SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR UPDATE", (table,)
+                f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR UPDATE",
+                (table,),
             )
         except errors.LockNotAvailable:
             conn.rollback()
@@ -109,11 +111,14 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     """Inside a transaction: no sync of `table` runs until it ends (shared with other holders,
     exclusive against a sync's `table_lock`); the wait is bounded like the sync's."""
     conn.execute(
-        "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING", (table,)
+        f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING",
+        (table,),
     )
     set_lock_timeout(conn, max(1, int(wait_s * 1000)))
     try:
-        conn.execute("SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR SHARE", (table,))
+        conn.execute(
+            f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR SHARE", (table,)
+        )
     except errors.LockNotAvailable:
         raise LockBusy(
             f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s",
