@@ -19,7 +19,7 @@ user + sys time: on a busy machine, wall is mostly waiting for a CPU).
 Then goldctl's `--help` and `status` (median of 3). Every child process runs under a time limit
 and its process group is killed at the limit.
 
-    uv run python benchmarks/build.py --json
+    uv run python benchmarks/build.py --json [--scale-years N]
 
 Progress goes to stderr; stdout holds only the JSON result.
 """
@@ -180,7 +180,14 @@ def median_wall(cmd: list[str], env: dict, runs: int = 3) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object (default)")
-    parser.parse_args()
+    parser.add_argument(
+        "--scale-years",
+        type=int,
+        default=None,
+        help="PLATFORM_SCALE_YEARS for the builds (default: the project's, 1): the steps grow "
+        "with the data, Dagster's fixed cost per run does not",
+    )
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="build-bench-"))
     home, lake, code = work / "dagster_home", work / "lake", work / "code"
     home.mkdir()
@@ -192,10 +199,13 @@ def main() -> int:
         "EMBEDDED_PGDATA": str(work / "pg"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if args.scale_years is not None:
+        env["PLATFORM_SCALE_YEARS"] = str(args.scale_years)
     bin_dir = Path(sys.executable).parent
     result: dict = {
         "command": " ".join(BUILD),
         "cpus": os.cpu_count(),
+        "scale_years": int(env.get("PLATFORM_SCALE_YEARS", "1")),
         # without (PYTHONDONTWRITEBYTECODE and no `uv sync --compile-bytecode`) every command
         # compiles Dagster again: seconds more per build
         "bytecode_cached": Path(cache_from_source(find_spec("dagster").origin)).exists(),

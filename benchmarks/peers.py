@@ -159,6 +159,7 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
     import pyarrow.csv as pacsv
     from sync_throughput import gold_like_table, write_parquet_files
 
+    from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
     from platform_assets.lake.fingerprint import fingerprint
     from platform_assets.lake.tables import GoldLake, Manifest, new_version_id, version_prefix
     from platform_assets.serving.loader import load_schema
@@ -190,8 +191,12 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
             row_count=table.num_rows,
             **published,
             fingerprint=fingerprint(segments),
+            checksums=CHECKSUM_VERSION,  # else every sync recomputes them from the files
         )
     )
+    state = gold.current_state(spec.name)
+    if state is None or state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
+        raise SystemExit("peers: the benchmark's manifest is not what a lake build publishes")
     csv_path = workdir / "gold_like.csv"
     if csv:
         pacsv.write_csv(table, csv_path)

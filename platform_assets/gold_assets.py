@@ -400,12 +400,10 @@ def _months_behind(
     if not spec.partitioned:
         return []
     _, units = facts.ledger.get(spec.name, (None, {}))
-    if any(not r.checksums_current for r in units.values()):
+    if ledger.outdated_keys(units):
         return []  # an older fingerprint's checksums say nothing about today's months
     expected = {m: {m: v} for m, v in snap.segments.items()}  # one unit per month
-    return sorted(
-        m for m in set(expected) | set(units) if ledger.unit_behind(units.get(m), expected.get(m))
-    )
+    return ledger.units_behind(units, expected)
 
 
 def months_partitions_name(spec: GoldTableSpec) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.ledger import LedgerRow, Refusal
-from platform_assets.serving.names import unit_child
+from platform_assets.serving.names import unit_children
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def copy_drift(
         changed = sorted(set(published) ^ set(facts.columns))
         names = sorted({c for c, _ in changed})
         return f"gold.{table} columns were altered by hand ({', '.join(names)})", (), ()
-    expected = {unit_child(table, key): key for key in units}
+    expected = {child: key for key, child in unit_children(table, units).items()}
     drifted = tuple(
         sorted(
             key

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -393,6 +393,18 @@ def recorded_segments(row: LedgerRow | None) -> Segments | None:
 def unit_behind(row: LedgerRow | None, expected: Segments | None) -> bool:
     """The one "behind" rule: a unit's ledger row does not hold the lake's segments for it."""
     return recorded_segments(row) != expected
+
+
+def units_behind(rows: Mapping[str, LedgerRow], expected: Mapping[str, Segments]) -> list[str]:
+    """The unit keys (of either side) that are behind by `unit_behind`, sorted: a table's units
+    judged in one call."""
+    keys = set(rows) | set(expected)
+    return sorted(k for k in keys if unit_behind(rows.get(k), expected.get(k)))
+
+
+def outdated_keys(rows: Mapping[str, LedgerRow]) -> set[str]:
+    """The keys of `rows` whose checksums an older fingerprint version computed."""
+    return {key for key, row in rows.items() if not row.checksums_current}
 
 
 class Refusal(NamedTuple):

@@ -9,10 +9,11 @@ at 63 bytes, so every generated name goes through `fit`, which keeps long names 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from psycopg import sql
 
-from platform_assets.identifiers import quote_ident
+from platform_assets.identifiers import quote_qualified
 
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else
@@ -22,7 +23,7 @@ MAX_IDENT = 63  # NAMEDATALEN - 1
 
 
 def qualified(name: str, schema: str = SCHEMA) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+    return quote_qualified(schema, name)
 
 
 def identifier(name: str, schema: str = SCHEMA) -> sql.Identifier:
@@ -42,6 +43,11 @@ def fit(name: str) -> str:
 def unit_child(table: str, unit: str) -> str:
     """The child table holding one unit: `<table>__p201301` for a month, `<table>__all`."""
     return fit(f"{table}__all" if unit == WHOLE else f"{table}__p{unit.replace('-', '')}")
+
+
+def unit_children(table: str, units: Iterable[str]) -> dict[str, str]:
+    """unit key -> its child table (`unit_child`), for all of a run's units in one call."""
+    return {unit: unit_child(table, unit) for unit in units}
 
 
 def index_name(relation: str, suffix: str) -> str:

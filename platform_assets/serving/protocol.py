@@ -368,15 +368,10 @@ def _sync_locked(
     if not usable or change:
         load = list(lake_units)
     else:
-        load = [
-            key
-            for key, unit in lake_units.items()
-            if force
-            or key in months
-            or key in verdict.drifted_units
-            or ledger.unit_behind(unit_rows.get(key), unit.expected)
-            or not unit_rows[key].checksums_current  # differs from the lake: checksum_upgrade
-        ]
+        expected = {key: unit.expected for key, unit in lake_units.items()}
+        reload = {*months, *verdict.drifted_units, *ledger.units_behind(unit_rows, expected)}
+        reload |= ledger.outdated_keys(unit_rows)  # differs from the lake: checksum_upgrade
+        load = [key for key in lake_units if force or key in reload]
     removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
     partitioned = spec.partitioned
     if partitioned:

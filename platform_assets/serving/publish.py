@@ -25,7 +25,7 @@ from platform_assets.serving import catalog, ledger, loader, pausepoints
 from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.locks import set_lock_timeout
-from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
+from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_children
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import Staged, Unit
@@ -105,7 +105,8 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
             )
         else:
             attached = pub.attached  # read by this run under the sync lock
-            leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
+            removed = unit_children(spec.name, pub.removed).values()
+            leaving = {u.child for u in staged} | set(removed)
             gone = sorted(attached if pub.change else set(attached) & leaving)
             if gone:  # dropping a partition detaches it: one statement for all of them
                 batch.append(

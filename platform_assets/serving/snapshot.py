@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from platform_assets.lake import types as lake_types
 from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
 from platform_assets.lake.fingerprint import Segments, fingerprint
 from platform_assets.lake.tables import GoldLake, LakeTableState
@@ -45,7 +46,7 @@ class LakeSnapshot:
     @cached_property  # the type mapping once per snapshot, not at every use
     def columns(self) -> Columns:
         """(name, PostgreSQL type) in lake order: the shape the copy must have."""
-        return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
+        return lake_types.postgres_columns(self.schema)
 
     def dataset(self, lake: GoldLake) -> ds.Dataset:
         return lake.storage.dataset(self.state.parquet_keys)

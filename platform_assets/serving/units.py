@@ -37,7 +37,7 @@ from platform_assets.serving.names import (
     index_name,
     qualified,
     stage_comment,
-    unit_child,
+    unit_children,
 )
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
@@ -62,10 +62,7 @@ class Unit:
     table: str
     key: str  # 'YYYY-MM', or WHOLE
     expected: Segments  # the lake's segments this unit must hold
-
-    @property
-    def child(self) -> str:
-        return unit_child(self.table, self.key)
+    child: str  # its child table's name (`names.unit_child`)
 
     def bound(self) -> sql.Composable:
         if self.key == WHOLE:
@@ -88,7 +85,8 @@ class Unit:
 def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
     """The units the lake's segments make: one per month if partitioned, else one."""
     if not spec.partitioned:
-        return {WHOLE: Unit(spec.name, WHOLE, dict(segments))}
+        ((_, child),) = unit_children(spec.name, [WHOLE]).items()
+        return {WHOLE: Unit(spec.name, WHOLE, dict(segments), child)}
     bad = sorted(k for k in segments if not MONTH.match(k))
     if bad:
         rows = sum(segments[k][0] for k in bad)
@@ -96,7 +94,8 @@ def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
             f"gold.{spec.name}: {rows} row(s) have no month in {spec.segment_column} "
             f"(segment {', '.join(bad[:3])}); a month-partitioned copy cannot hold them"
         )
-    return {k: Unit(spec.name, k, {k: v}) for k, v in segments.items()}
+    children = unit_children(spec.name, segments)
+    return {k: Unit(spec.name, k, {k: v}, children[k]) for k, v in segments.items()}
 
 
 def _month_filter(column: str, months: list[str]) -> ds.Expression:
@@ -179,8 +178,9 @@ def _stage(
     where: ds.Expression | None,
     streams: loader.Streams,
 ) -> Staged:
-    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
-    staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
+    stage_table = stage_name(spec.name)
+    parent = qualified(stage_table, STAGE_SCHEMA)  # for the checksum SQL
+    staging = identifier(stage_table, STAGE_SCHEMA)
     comment = sql.Literal(stage_comment(spec.name))
     not_null = set(spec.primary_key)
     try:
@@ -190,7 +190,7 @@ def _stage(
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
         children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
-        table = loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)
+        table = loader.create_table_ddl(STAGE_SCHEMA, stage_table, schema, not_null)
         create: list[sql.Composable] = [
             sql.SQL("DROP TABLE IF EXISTS {}, {}").format(staging, children),
             sql.SQL("{} PARTITION BY RANGE ({})").format(
@@ -226,7 +226,7 @@ def _stage(
             )
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         stats = loader.load_dataset(
-            conninfo, STAGE_SCHEMA, stage_name(spec.name), dataset, schema, where, streams
+            conninfo, STAGE_SCHEMA, stage_table, dataset, schema, where, streams
         )
         pausepoints.reached("verify")
         # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
