@@ -26,7 +26,7 @@ import dagster as dg
 import psycopg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
-from platform_assets import decisions, retry_rule, steady
+from platform_assets import decisions, insync, retry_rule, steady
 from platform_assets.active_runs import (
     MAX_RUNTIME_TAG,
     active_runs,
@@ -43,7 +43,7 @@ from platform_assets.copy_record import (
 from platform_assets.gold_assets import months_changes, months_partitions
 from platform_assets.keys import lake_key, rds_key
 from platform_assets.lake.tables import GOLD, GoldLake, LakeFault, LakeTableState
-from platform_assets.serving import heads, insync, ledger, orphans
+from platform_assets.serving import heads, ledger, orphans
 from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
