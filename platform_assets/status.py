@@ -1,7 +1,7 @@
 """Is each RDS copy in sync with the lake? The in-sync rule's verdict with the numbers around it.
 
 `goldctl status`, the RDS checks and the dashboard read this; the sensor and the protocol's
-no-op test call the same rule (`serving/insync.judge`). Lag is how long the lake has held a
+no-op test call the same rule (`insync.judge`). Lag is how long the lake has held a
 state RDS lacks; a copy damaged by hand is an error at once, whatever the lag tolerance.
 """
 
@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql as pgsql
 
+from platform_assets import insync
 from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
-from platform_assets.serving import catalog, heads, insync, ledger, names, orphans, ownership
+from platform_assets.serving import catalog, heads, ledger, names, orphans, ownership
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from platform_assets import insync
 from platform_assets.lake import types as lake_types
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import (
@@ -30,7 +31,6 @@ from platform_assets.serving import (
     checksum_upgrade,
     disk,
     indexes,
-    insync,
     ledger,
     locks,
     ownership,
