@@ -332,7 +332,7 @@ def _sync_checks(
     run did not verify (all of them when nothing was loaded); its rows are counted by that same
     scan."""
     key, conn = rds_key(spec.name), run.conn
-    me, published = Deployment.of(db, gold.storage), run.published
+    me, published = run.me, run.published
     copies = {spec.name: published} if published is not None else None
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))

@@ -57,7 +57,7 @@ def copy_drift(
         changed = sorted(set(published) ^ set(facts.columns))
         names = sorted({c for c, _ in changed})
         return f"gold.{table} columns were altered by hand ({', '.join(names)})", (), ()
-    expected = {child: key for key, child in unit_children(table, units).items()}
+    expected = {child.name: key for key, child in unit_children(table, units).items()}
     drifted = tuple(
         sorted(
             key

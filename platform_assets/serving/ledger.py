@@ -237,7 +237,11 @@ def _bootstrapped(conn: psycopg.Connection) -> str | None:
 
 
 def platform_table_exists(conn: psycopg.Connection, table: str) -> bool:
-    """Whether the platform's `table` exists yet (the first sync creates them all)."""
+    """Whether the platform's `table` exists yet (the first sync creates them all; known
+    without asking once this process set the database up)."""
+    info = conn.info
+    if any(done[:3] == (info.host, info.port, info.dbname) for done in _BOOTSTRAPPED):
+        return True
     found = conn.execute("SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{table}",))
     return one_row(found)[0] is not None
 

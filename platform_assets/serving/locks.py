@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
-from platform_assets.serving.names import PLATFORM_SCHEMA, fit, lock_key
+from platform_assets.serving.names import PLATFORM_SCHEMA, lock_application
 
 if TYPE_CHECKING:
     from resources.dagster_resources import ServingDatabase
@@ -68,15 +68,12 @@ def advisory_holders(conn: psycopg.Connection, key: int) -> str:
     )
 
 
-def _application(table: str) -> str:
-    return fit(lock_key(table))
-
-
 @contextlib.contextmanager
 def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
     """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
     publishing: a lost lock connection means another sync may run)."""
-    conn = db.connect(autocommit=True, application_name=_application(table))
+    application = lock_application(table)
+    conn = db.connect(autocommit=True, application_name=application)
     try:
         conn.execute(
             f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) "
@@ -95,7 +92,7 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
         except errors.LockNotAvailable:
             conn.rollback()
             conn.autocommit = True
-            who = holders(conn, sql.SQL("a.application_name = %s"), (_application(table),))
+            who = holders(conn, sql.SQL("a.application_name = %s"), (application,))
             raise LockBusy(
                 f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
                 f"(another sync of this table is running or stuck). {NOTHING_DONE}",

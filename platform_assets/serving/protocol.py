@@ -51,7 +51,7 @@ from platform_assets.serving.errors import (
     SyncVerificationError,
     classify,
 )
-from platform_assets.serving.names import identifier
+from platform_assets.serving.names import CopyNames, copy_names
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -141,6 +141,8 @@ class SyncRun:
     spec: GoldTableSpec
     snap: LakeSnapshot
     conn: psycopg.Connection  # the run's one connection (the lock and COPY streams aside)
+    names: CopyNames  # every name the run uses for the copy and its staging
+    me: Deployment  # the deployment this run syncs for (it owns the copy)
     table_row: ledger.LedgerRow | None = None
     unit_rows: dict[str, ledger.LedgerRow] = field(default_factory=dict)
     facts: catalog.CopyFacts | None = None
@@ -210,12 +212,14 @@ def sync_table(
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
             with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
-                ownership.claim(conn, spec.name, Deployment.of(db, lake.storage))  # or refuse
-                dropped = drop_staging(conn, spec.name)
+                run = SyncRun(
+                    spec, snap, conn, copy_names(spec.name), Deployment.of(db, lake.storage)
+                )
+                ownership.claim(conn, spec.name, run.me)  # or refuse
+                dropped = drop_staging(conn, run.names)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
                 gate = _Gate(lock, spec.name, still_wanted)
-                run = SyncRun(spec, snap, conn)
                 result = _sync_locked(run, lake, db, force, months or [], log, step, gate)
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
@@ -386,6 +390,7 @@ def _sync_locked(
             conn,
             db.conninfo(),
             spec,
+            run.names,
             [lake_units[k] for k in sorted(load)],
             snap.dataset(lake),
             snap.schema,
@@ -394,6 +399,7 @@ def _sync_locked(
         )
     pub = Publication(
         spec=spec,
+        names=run.names,
         snapshot=snap,
         staged=staged,
         removed=removed,
@@ -411,10 +417,10 @@ def _sync_locked(
         gate.check()
         attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
-        discard_staging(conn, spec.name)
+        discard_staging(conn, run.names)
         raise
     if not usable or change:
-        conn.execute(sql.SQL("ANALYZE {}").format(identifier(spec.name)))  # the parent's, all new
+        conn.execute(sql.SQL("ANALYZE {}").format(run.names.live))  # the parent's, all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")
