@@ -1,6 +1,7 @@
-"""SQL identifier quoting, written once for every dialect the platform speaks (PostgreSQL,
-DuckDB and Athena/Trino all quote identifiers with double quotes, doubled inside; SQL sent to
-PostgreSQL is composed with `psycopg.sql`, which quotes the same way)."""
+"""SQL identifier quoting, written once for every dialect the platform speaks: PostgreSQL,
+DuckDB and Athena/Trino queries quote identifiers with double quotes, doubled inside (SQL sent to
+PostgreSQL is composed with `psycopg.sql`, which quotes the same way); Athena's DDL, parsed by
+Hive, with backticks."""
 
 from __future__ import annotations
 
@@ -43,3 +44,9 @@ def trusted_sql(text: str) -> sql.SQL:
 def trusted_sqls(texts: Iterable[str]) -> list[sql.SQL]:
     """`trusted_sql` of each text (a table's column types, in one call)."""
     return [trusted_sql(t) for t in texts]
+
+
+def quote_ddl_ident(name: str) -> str:
+    """An identifier in Athena's DDL, which Hive parses: backticks, doubled inside (its queries,
+    Trino's, take `quote_ident`)."""
+    return "`" + name.replace("`", "``") + "`"

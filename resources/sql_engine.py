@@ -23,7 +23,13 @@ import sqlglot
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
-from platform_assets.identifiers import quote_ident, quote_idents, quote_literal, quote_qualified
+from platform_assets.identifiers import (
+    quote_ddl_ident,
+    quote_ident,
+    quote_idents,
+    quote_literal,
+    quote_qualified,
+)
 from platform_assets.lake import types as lake_types
 from platform_assets.lake.fingerprint import Segments, segment_checksum_sql, segments_from_rows
 from platform_assets.lake.tables import GOLD, LAKE_LAYERS, GoldLake
@@ -382,11 +388,11 @@ class AthenaEngine(CheckedSettings):
     ) -> None:
         partitioned_by = partitioned_by or []
         cols = ", ".join(
-            f"`{f.name}` {lake_types.athena_type(f.type, f.name)}"
+            f"{quote_ddl_ident(f.name)} {lake_types.athena_type(f.type, f.name)}"
             for f in schema
             if f.name not in partitioned_by
         )
-        parts = ", ".join(f"`{c}` bigint" for c in partitioned_by)
+        parts = ", ".join(f"{quote_ddl_ident(c)} bigint" for c in partitioned_by)
         ddl = f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} ({cols}) "
         if parts:
             ddl += f"PARTITIONED BY ({parts}) "
