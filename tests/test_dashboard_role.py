@@ -115,7 +115,10 @@ def test_a_reader_holding_advisory_locks_does_not_stall_a_sync(reader, gold):
     assert result.action == "loaded"
 
 
-def test_a_held_sync_lock_is_a_bounded_wait_naming_the_holder(gold):
+@pytest.mark.parametrize("force", [True, False], ids=["load", "no-op"])
+def test_a_held_sync_lock_is_a_bounded_wait_naming_the_holder(gold, force):
+    """A load waits to take the lock, a no-op to hold it shared: both give up naming the sync
+    that holds it."""
     serving, lake = gold
     spec = GOLD_BY_NAME["airport_daily_weather"]
     impatient = serving.model_copy(update={"sync_lock_wait_s": 1.0})
@@ -133,7 +136,7 @@ def test_a_held_sync_lock_is_a_bounded_wait_naming_the_holder(gold):
         assert held.wait(60)
         with pytest.raises(SyncTransientError) as failed:
             sync_table(
-                spec, GoldLake(lake), DuckDBEngine(lake=lake), impatient, force=True, log=print
+                spec, GoldLake(lake), DuckDBEngine(lake=lake), impatient, force=force, log=print
             )
     finally:
         release.set()

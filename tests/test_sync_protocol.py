@@ -7,6 +7,7 @@ rewriting Parquet files at the table's current lake location (the manifest stays
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import asdict, replace
@@ -31,7 +32,14 @@ from tests.support.copies import (
     stage_tables,
     sync_spec,
 )
-from tests.support.lake_edits import current_table, delete_file, rewrite_table, write_file
+from tests.support.goldctl import wait_for
+from tests.support.lake_edits import (
+    add_outside_file,
+    current_table,
+    delete_file,
+    rewrite_table,
+    write_file,
+)
 
 WEATHER = GOLD_BY_NAME["airport_daily_weather"]  # a plain table: every sync is one full swap
 CARRIER = GOLD_BY_NAME["carrier_daily_performance"]  # month-partitioned in RDS
@@ -304,6 +312,31 @@ def test_leftover_staging_of_a_crashed_sync_is_dropped(synced):
     assert stage_tables(serving) == [other]  # another table's staging is not ours to drop
     assert count_and_sum(serving, spec)[0] == before + 3
     assert copy_status(lake, serving, spec).in_sync
+
+
+def test_a_sync_that_published_between_the_shared_read_and_the_load_is_seen(
+    weather, tmp_path, monkeypatch
+):
+    """An unforced sync reads the copy under the sync lock held shared, then takes the lock for
+    itself to load. A sync that published in between (here a forced one) is noticed: the facts
+    are read again and the copy, now in sync, is left alone (reloading from the stale read
+    would redo the load, or drop units the other sync attached)."""
+    lake, serving = weather
+    add_outside_file(lake, WEATHER.name, rows=3)
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_AT", "exclusive")
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_FILE", str(marker))
+    results = []
+    first = threading.Thread(target=lambda: results.append(sync_spec(lake, serving, WEATHER)))
+    first.start()
+    try:
+        wait_for(marker.exists, 120, "the unforced sync to stop before taking the lock")
+        assert sync_spec(lake, serving, WEATHER, force=True).action == "loaded"
+    finally:
+        marker.unlink(missing_ok=True)
+        first.join(120)
+    assert [r.action for r in results] == ["unchanged"], results
+    assert copy_status(lake, serving, WEATHER).in_sync
 
 
 def test_leftovers_are_dropped_even_when_nothing_changed(weather):

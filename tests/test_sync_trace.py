@@ -38,7 +38,7 @@ def test_a_sync_run_opens_one_connection_besides_its_lock_and_staging_streams(sy
     for run in (unchanged, changed):
         assert all(run["checks_passed"].values()), run  # no false alarm from judging the facts
     # the run's connection and the sync lock's; a load adds the verification scan's and COPY's
-    assert unchanged["connections"] == {"psycopg": 2, "adbc_copy": 0}, unchanged
+    assert unchanged["connections"] == {"psycopg": 1, "adbc_copy": 0}, unchanged
     assert changed["connections"]["psycopg"] == 3, changed
     assert 1 <= changed["connections"]["adbc_copy"] <= COPY_STREAMS, changed
     for run in (unchanged, changed):

@@ -336,6 +336,16 @@ def upgrade_checksums(conn: psycopg.Connection, table: str, segments: dict[str, 
     )
 
 
+def loaded_at(conn: psycopg.Connection, table: str) -> datetime | None:
+    """When `table`'s copy was last published (None: never): did a sync publish since?"""
+    row = conn.execute(
+        f"SELECT loaded_at FROM {PLATFORM_SCHEMA}.sync_ledger "
+        "WHERE table_name = %s AND partition_key = ''",
+        (table,),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
     """The unit rows of a table, by unit key ('YYYY-MM', or '*' for a table loaded whole);
     {} before the first sync created the ledger."""

@@ -31,11 +31,15 @@ class LockBusy(SyncTransient):
     """A lock the sync needs was held past the wait; a later attempt can get it."""
 
 
-def set_lock_timeout(conn: psycopg.Connection, ms: float, local: bool = True) -> None:
+def lock_timeout(ms: float, local: bool = True) -> sql.Composed:
     """`SET [LOCAL] lock_timeout`: the one way the sync bounds a lock wait (0: wait forever);
     `local`: for the transaction only, else for the session."""
     scope = sql.SQL("LOCAL " if local else "")
-    conn.execute(sql.SQL("SET {}lock_timeout = {}").format(scope, sql.Literal(f"{int(ms)}ms")))
+    return sql.SQL("SET {}lock_timeout = {}").format(scope, sql.Literal(f"{int(ms)}ms"))
+
+
+def set_lock_timeout(conn: psycopg.Connection, ms: float, local: bool = True) -> None:
+    conn.execute(lock_timeout(ms, local))
 
 
 def holders(conn: psycopg.Connection, where: sql.SQL, params: tuple) -> str:
@@ -68,6 +72,16 @@ def advisory_holders(conn: psycopg.Connection, key: int) -> str:
     )
 
 
+def _busy(conn: psycopg.Connection, table: str, wait_s: float) -> LockBusy:
+    """The bounded wait's failure, naming the sync that holds the lock (`conn`: idle)."""
+    who = holders(conn, sql.SQL("a.application_name = %s"), (lock_application(table),))
+    return LockBusy(
+        f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
+        f"(another sync of this table is running or stuck). {NOTHING_DONE}",
+        table=table,
+    )
+
+
 @contextlib.contextmanager
 def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
     """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
@@ -92,12 +106,7 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
         except errors.LockNotAvailable:
             conn.rollback()
             conn.autocommit = True
-            who = holders(conn, sql.SQL("a.application_name = %s"), (application,))
-            raise LockBusy(
-                f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
-                f"(another sync of this table is running or stuck). {NOTHING_DONE}",
-                table=table,
-            ) from None
+            raise _busy(conn, table, wait_s) from None
         yield conn
     finally:
         with contextlib.suppress(psycopg.Error):
@@ -106,22 +115,40 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
 
 def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     """Inside a transaction: no sync of `table` runs until it ends (shared with other holders,
-    exclusive against a sync's `table_lock`); the wait is bounded like the sync's."""
-    conn.execute(
-        f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING",
-        (table,),
-    )
-    set_lock_timeout(conn, max(1, int(wait_s * 1000)))
+    exclusive against a sync's `table_lock`); the wait is bounded like the sync's. One round
+    trip: the lock's row made sure of, the wait bounded, the row locked, the bound lifted."""
+    locks, name = sql.Identifier(PLATFORM_SCHEMA, "sync_locks"), sql.Literal(table)
+    statements = [
+        sql.SQL("INSERT INTO {} (table_name) VALUES ({}) ON CONFLICT DO NOTHING").format(
+            locks, name
+        ),
+        lock_timeout(max(1, int(wait_s * 1000))),
+        sql.SQL("SELECT 1 FROM {} WHERE table_name = {} FOR SHARE").format(locks, name),
+        lock_timeout(0),
+    ]
     try:
-        conn.execute(
-            f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR SHARE", (table,)
-        )
+        conn.execute(sql.SQL(";\n").join(statements))
     except errors.LockNotAvailable:
         raise LockBusy(
             f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s",
             table=table,
         ) from None
-    set_lock_timeout(conn, 0)
+
+
+@contextlib.contextmanager
+def shared(conn: psycopg.Connection, table: str, wait_s: float) -> Iterator[None]:
+    """A transaction on `conn` (the run's own) in which no sync of `table` runs: the lock held
+    shared (`hold_shared`); past the wait, `LockBusy` names the holder as `table_lock` does."""
+    acquired = False
+    try:
+        with conn.transaction():
+            hold_shared(conn, table, wait_s)
+            acquired = True
+            yield
+    except LockBusy:
+        if acquired:
+            raise
+        raise _busy(conn, table, wait_s) from None
 
 
 def check(conn: psycopg.Connection, table: str) -> None:

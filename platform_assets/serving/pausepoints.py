@@ -5,7 +5,9 @@ that reaches `<point>` writes its pid to `<path>` and waits while the file exist
 for the file, then kills the process (SIGKILL), stops the database, or deletes the file to let
 it go on. Points: `copy` (mid-COPY, batches sent, the statement open), `verify` (rows copied,
 before their checksums are compared), `publish` (inside the publish transaction, old units
-detached and dropped, new ones not attached yet). Unset (always, outside tests), it costs one
+detached and dropped, new ones not attached yet). Besides them, `exclusive`: an unforced
+sync that must load, between its read under the sync lock held shared and taking the lock for
+itself (not in POINTS: `--force` skips it). Unset (always, outside tests), it costs one
 dictionary lookup.
 """
 

@@ -34,6 +34,7 @@ from platform_assets.serving import (
     ledger,
     locks,
     ownership,
+    pausepoints,
     schema_change,
     snapshot,
 )
@@ -149,6 +150,7 @@ class SyncRun:
     verdict: insync.Verdict | None = None
     staged: Staged | None = None
     result: SyncResult | None = None
+    dropped: list[str] = field(default_factory=list)  # leftovers of crashed runs it dropped
 
     published: catalog.CopyFacts | None = None  # the catalog facts the publish left
 
@@ -210,19 +212,25 @@ def sync_table(
             if conn is None:
                 conn = stack.enter_context(db.connect(autocommit=True))
             ledger.bootstrap(conn, db.dashboard_role)
+            run = SyncRun(spec, snap, conn, copy_names(spec.name), Deployment.of(db, lake.storage))
+            if not force and not months:  # the common no-op needs no connection of its own
+                step.now = "waiting for the table's sync lock (shared)"
+                result = _unchanged(run, db, log, step, judge)
+                if result is not None:
+                    result.seconds = time.monotonic() - started
+                    return result
+                pausepoints.reached("exclusive")  # read under the shared lock, not locked yet
             step.now = "waiting for the table's sync lock"
             with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
-                run = SyncRun(
-                    spec, snap, conn, copy_names(spec.name), Deployment.of(db, lake.storage)
-                )
-                ownership.claim(conn, spec.name, run.me)  # or refuse
-                dropped = drop_staging(conn, run.names)
-                if dropped:
-                    log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
+                if run.verdict is None:  # not read under the shared lock (forced, or months)
+                    ownership.claim(conn, spec.name, run.me)  # or refuse
+                    _drop_leftovers(run, log)
+                elif ledger.loaded_at(lock, spec.name) != _loaded_at(run.table_row):
+                    run.verdict = None  # another sync published in between: read again
                 gate = _Gate(lock, spec.name, still_wanted)
                 result = _sync_locked(run, lake, db, force, months or [], log, step, gate)
                 result.seconds = time.monotonic() - started
-                result.dropped_leftovers = dropped
+                result.dropped_leftovers = run.dropped
                 run.result = result
                 if judge is not None:  # still under the lock: no other sync publishes meanwhile
                     step.now = None  # published: what fails now is no failure of the sync
@@ -241,6 +249,81 @@ def sync_table(
         if failure is exc:
             raise
         raise failure from None
+
+
+def _unchanged(
+    run: SyncRun,
+    db: ServingDatabase,
+    log: Callable[[str], None],
+    step: Step,
+    judge: Callable[[SyncRun], object] | None,
+) -> SyncResult | None:
+    """The common no-op, on the run's one connection: under the table's sync lock held shared
+    (no sync runs meanwhile, and a reader cannot take it: locks.py), claim the copy, drop
+    leftovers of crashed runs, read the copy's facts once and judge them. In sync: nothing to
+    load, and the checks are judged here too. Else None, the facts kept on `run` for the load,
+    which takes the lock for itself."""
+    spec, conn = run.spec, run.conn
+    with locks.shared(conn, spec.name, db.sync_lock_wait_s):
+        ownership.claim(conn, spec.name, run.me)  # or refuse
+        _drop_leftovers(run, log)
+        _judge(run)
+        if not _nothing_to_load(run, force=False, months=[]):
+            return None
+        result = run.result = _nothing_to_do(run, log)
+        result.dropped_leftovers = run.dropped
+        if judge is not None:  # still under the lock: no sync publishes meanwhile
+            step.now = None  # what fails now is no failure of the sync
+            result.judged = judge(run)
+        return result
+
+
+def _drop_leftovers(run: SyncRun, log: Callable[[str], None]) -> None:
+    """Under the table's sync lock (no sync runs): staging tables of the table are a crashed
+    run's."""
+    run.dropped = drop_staging(run.conn, run.names)
+    if run.dropped:
+        log(f"dropped leftovers of crashed runs: {', '.join(run.dropped)}")
+
+
+def _loaded_at(row: ledger.LedgerRow | None) -> object:
+    return row.loaded_at if row is not None else None
+
+
+def _judge(run: SyncRun) -> insync.Verdict:
+    """Read the copy's ledger rows and catalog facts (once) and judge them against the lake."""
+    run.read_copy()
+    state = run.snap.state
+    run.verdict = insync.judge(
+        run.spec.name, state.state_id, state.token, run.table_row, run.unit_rows, run.facts
+    )
+    return run.verdict
+
+
+def _nothing_to_load(run: SyncRun, force: bool, months: list[str]) -> bool:
+    """In sync, its checksums comparable with today's, and no reload asked for."""
+    verdict, row = run.verdict, run.table_row
+    if verdict is None or not verdict.in_sync or row is None or force or months:
+        return False
+    return not checksum_upgrade.outdated(row, run.unit_rows)
+
+
+def _nothing_to_do(run: SyncRun, log: Callable[[str], None]) -> SyncResult:
+    """The copy holds the snapshot: only the indexes its spec declares since are created."""
+    spec, snap, row = run.spec, run.snap, run.table_row
+    assert row is not None  # in sync: the ledger has its row
+    log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
+    created = indexes.ensure(run.conn, spec)
+    if created:
+        log(f"gold.{spec.name}: created the indexes its spec declares: {', '.join(created)}")
+    return SyncResult(
+        spec.name,
+        "unchanged",
+        snap.state.state_id,
+        row.row_count,
+        row.fingerprint,
+        indexes_created=created,
+    )
 
 
 class Step:
@@ -303,11 +386,8 @@ def _sync_locked(
     gate: _Gate,
 ) -> SyncResult:
     spec, snap, conn = run.spec, run.snap, run.conn
-    run.read_copy()
+    verdict = run.verdict or _judge(run)  # read under the shared lock, or now
     table_row, unit_rows, facts = run.table_row, run.unit_rows, run.facts
-    verdict = run.verdict = insync.judge(
-        spec.name, snap.state.state_id, snap.state.token, table_row, unit_rows, facts
-    )
     outdated = checksum_upgrade.outdated(table_row, unit_rows)
     if outdated and table_row is not None and not verdict.copy_drifted:
         same, differ = checksum_upgrade.upgrade(
@@ -321,19 +401,8 @@ def _sync_locked(
         run.read_copy()
         table_row, unit_rows = run.table_row, run.unit_rows
         outdated = checksum_upgrade.outdated(table_row, unit_rows)
-    if verdict.in_sync and table_row is not None and not force and not months and not outdated:
-        log(f"gold.{spec.name} already holds lake version {snap.state.state_id}: nothing to do")
-        created = indexes.ensure(conn, spec)
-        if created:
-            log(f"gold.{spec.name}: created the indexes its spec declares: {', '.join(created)}")
-        return SyncResult(
-            spec.name,
-            "unchanged",
-            snap.state.state_id,
-            table_row.row_count,
-            table_row.fingerprint,
-            indexes_created=created,
-        )
+    if _nothing_to_load(run, force, months):
+        return _nothing_to_do(run, log)
     if verdict.copy_drifted:
         log(f"repairing: {verdict.reason}")
     _guard(spec, snap.rows, table_row, force)
