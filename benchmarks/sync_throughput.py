@@ -52,8 +52,8 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from platform_assets.identifiers import quote_ident
 from platform_assets.serving import loader
-from platform_assets.serving.names import quote_ident
 from resources.serving_db import libpq_url
 
 if TYPE_CHECKING:

@@ -64,7 +64,7 @@ WATCHED = {
     ("platform_assets.serving.ledger", "read"): "ledger_reads",
     ("platform_assets.serving.ledger", "read_units"): "ledger_reads",
     ("platform_assets.serving.ledger", "read_everything"): "ledger_reads",
-    ("platform_assets.serving.insync", "judge"): "insync_judge",
+    ("platform_assets.insync", "judge"): "insync_judge",
     ("resources.sql_engine", "segment_checksums"): "engine_checksum_scans",
     ("platform_assets.lake.tables", "current_state"): "lake_listings",
     ("platform_assets.serving.units", "postgres_segments"): "postgres_checksum_scans",

@@ -21,10 +21,11 @@ from datetime import date
 from psycopg import sql as pgsql
 
 from platform_assets.identifiers import trusted_sql
+from platform_assets.serving.names import PLATFORM_SCHEMA, SCHEMA
 
-CARRIER_DAILY = "gold.carrier_daily_performance"
-ROUTE_MONTHLY = "gold.route_monthly_performance"
-AIRPORT_WEATHER = "gold.airport_daily_weather"
+CARRIER_DAILY = f"{SCHEMA}.carrier_daily_performance"
+ROUTE_MONTHLY = f"{SCHEMA}.route_monthly_performance"
+AIRPORT_WEATHER = f"{SCHEMA}.airport_daily_weather"
 
 PAGES = ("overview", "routes", "weather")
 # Every Gold table the dashboard reads: their ledger rows are read first on every page view.
@@ -264,7 +265,7 @@ def ledger_rows(tables: tuple[str, ...]) -> Query:
     names = ", ".join(f"%(t{i})s" for i in range(len(tables)))
     sql = f"""
 SELECT table_name, lake_version, row_count, lake_created_at, loaded_at
-FROM platform.sync_ledger
+FROM {PLATFORM_SCHEMA}.sync_ledger
 WHERE partition_key = '' AND table_name IN ({names})
 ORDER BY table_name"""
     return Query("ledger_rows", sql, {f"t{i}": t for i, t in enumerate(tables)}, gold=False)

@@ -25,7 +25,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from platform_assets.status import TableStatus
+    from platform_assets.insync import TableStatus
     from resources.dagster_resources import LakeStorage, ServingDatabase
     from resources.sql_engine import SqlEngine
 

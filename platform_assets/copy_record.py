@@ -26,13 +26,13 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from platform_assets import check_history, copy_checks, insync_check
+from platform_assets.insync import TableStatus, Verdict, evaluate
 from platform_assets.keys import RDS_CHECKS, rds_key
 from platform_assets.lake.tables import LakeTableState
 from platform_assets.serving import ledger
-from platform_assets.serving.insync import Verdict
 from platform_assets.serving.locks import LockBusy
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
-from platform_assets.status import RdsFacts, TableStatus, evaluate, live_row_count
+from platform_assets.status import RdsFacts, live_row_count
 
 if TYPE_CHECKING:
     import psycopg

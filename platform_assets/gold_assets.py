@@ -15,7 +15,14 @@ import dagster as dg
 import psycopg
 import pyarrow as pa
 
-from platform_assets import build_record, copy_checks, copy_record, insync_check, retry_rule
+from platform_assets import (
+    build_record,
+    copy_checks,
+    copy_record,
+    insync,
+    insync_check,
+    retry_rule,
+)
 from platform_assets import status as table_status
 from platform_assets.identifiers import quote_ident
 from platform_assets.keys import LAKE_CHECKS, RDS_CHECKS, lake_key, rds_key, rds_op_name
@@ -299,10 +306,10 @@ def _rds_check_results(
         held, _ = facts.ledger.get(spec.name, (None, {}))
         rds_rows = table_status.live_row_count(conn, spec.name)
         if fault is not None:
-            st = table_status.faulted(spec, facts, fault, rds_rows)
+            st = insync.faulted(spec, facts, fault, rds_rows)
         else:
             state, rows = (snap.state, snap.rows) if snap else (None, None)
-            st = table_status.evaluate(spec, state, facts, rows, rds_rows)
+            st = insync.evaluate(spec, state, facts, rows, rds_rows)
         checks = []
         if "in_sync_with_lake" in selected:
             checks.append(_in_sync_check(spec, gold, snap, facts, st))
@@ -325,7 +332,7 @@ def _sync_checks(
     run did not verify (all of them when nothing was loaded); its rows are counted by that same
     scan."""
     key, conn = rds_key(spec.name), run.conn
-    me, published = Deployment.of(db, gold.storage), run.published
+    me, published = run.me, run.published
     copies = {spec.name: published} if published is not None else None
     facts = table_status.read_rds_facts(conn, [spec.name], me, copies=copies)
     held, _ = facts.ledger.get(spec.name, (None, {}))
@@ -340,7 +347,7 @@ def _sync_checks(
         rds_rows = table_status.live_row_count(conn, spec.name)
     else:
         rds_rows = None if actual is None else sum(n for n, _ in actual.values())
-    st = table_status.evaluate(spec, run.snap.state, facts, run.snap.rows, rds_rows)
+    st = insync.evaluate(spec, run.snap.state, facts, run.snap.rows, rds_rows)
     checks = []
     if "in_sync_with_lake" in selected:
         checks.append(_in_sync_check(spec, gold, run.snap, facts, st))
@@ -370,7 +377,7 @@ def _in_sync_check(
     gold: GoldLake,
     snap: snapshot.LakeSnapshot | None,
     facts: table_status.RdsFacts,
-    st: table_status.TableStatus,
+    st: insync.TableStatus,
 ) -> dg.AssetCheckResult:
     metadata = insync_check.metadata(st)
     if snap is not None and not st.in_sync:
@@ -400,12 +407,10 @@ def _months_behind(
     if not spec.partitioned:
         return []
     _, units = facts.ledger.get(spec.name, (None, {}))
-    if any(not r.checksums_current for r in units.values()):
+    if ledger.outdated_keys(units):
         return []  # an older fingerprint's checksums say nothing about today's months
     expected = {m: {m: v} for m, v in snap.segments.items()}  # one unit per month
-    return sorted(
-        m for m in set(expected) | set(units) if ledger.unit_behind(units.get(m), expected.get(m))
-    )
+    return ledger.units_behind(units, expected)
 
 
 def months_partitions_name(spec: GoldTableSpec) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.status import TableStatus
+from platform_assets.insync import TableStatus
 
 
 def severity(status: TableStatus) -> dg.AssetCheckSeverity:

@@ -26,7 +26,7 @@ import dagster as dg
 import psycopg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun, RunsFilter
 
-from platform_assets import decisions, retry_rule, steady
+from platform_assets import decisions, insync, retry_rule, steady
 from platform_assets.active_runs import (
     MAX_RUNTIME_TAG,
     active_runs,
@@ -42,8 +42,8 @@ from platform_assets.copy_record import (
 )
 from platform_assets.gold_assets import months_changes, months_partitions
 from platform_assets.keys import lake_key, rds_key
-from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
-from platform_assets.serving import heads, insync, ledger, orphans
+from platform_assets.lake.tables import GOLD, GoldLake, LakeFault, LakeTableState
+from platform_assets.serving import heads, ledger, orphans
 from platform_assets.serving.ownership import Deployment
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES, GoldTableSpec
 from platform_assets.status import RdsFacts, lake_row_count, read_rds_facts
@@ -171,7 +171,7 @@ class Look:
             if state is None:
                 text = "no published lake version yet"
                 return decisions.Decision("no_lake_version", text), [], None
-            building = self.active.get(lake_key("gold", spec.name))
+            building = self.active.get(lake_key(GOLD, spec.name))
             if building is not None and building.materializes:
                 # its new lake version is not on the instance yet: it would look like an
                 # outside change. Looked at once the run is over.
@@ -227,7 +227,7 @@ def _record_outside_change(
     seen: dict,
 ) -> list:
     """A runless materialization of the lake asset for a state Dagster did not produce."""
-    key = lake_key("gold", spec.name)
+    key = lake_key(GOLD, spec.name)
     if seen.get(spec.name) == state.state_id:
         return []
     first_look = spec.name not in seen

@@ -1,48 +1,25 @@
-"""Is each RDS copy in sync with the lake? The in-sync rule's verdict with the numbers around it.
+"""What the in-sync rule judges, read in one snapshot, and every table's status.
 
-`goldctl status`, the RDS checks and the dashboard read this; the sensor and the protocol's
-no-op test call the same rule (`serving/insync.judge`). Lag is how long the lake has held a
-state RDS lacks; a copy damaged by hand is an error at once, whatever the lag tolerance.
+`read_rds_facts` reads the ledger, the catalog, refusals, lake heads and owners together;
+`status_report` lists the lake and judges every table by the one rule with its numbers
+(`insync.evaluate`): `goldctl status`, the RDS checks, the sensor and the dashboard read these.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql as pgsql
 
+from platform_assets import insync
 from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
-from platform_assets.serving import catalog, heads, insync, ledger, names, orphans, ownership
+from platform_assets.serving import catalog, heads, ledger, names, orphans, ownership
 from platform_assets.serving.catalog import CopyFacts
 from platform_assets.serving.names import qualified
 from platform_assets.specs import GoldTableSpec
 from resources.serving_db import one_row
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    table: str
-    lake_version: str | None
-    rds_version: str | None
-    lake_rows: int | None
-    rds_rows: int | None
-    lake_created_at: str | None
-    rds_loaded_at: str | None
-    lag_seconds: float
-    in_sync: bool
-    severity: str  # "ok" | "warn" (behind, within tolerance) | "error" | "foreign" (not ours)
-    lag_tolerance_seconds: float
-    reason: str  # the in-sync rule's verdict, one line
-    lake_moved_at: str | None = None  # when the lake left the copy's state (platform clock)
-    clock_skew: str | None = None  # the lake's created_at cannot be true on our clock
-    owner: str | None = None  # the deployment that owns the copy
-    waiting: str | None = None  # why no sync has landed: pending | refused | failing
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,13 +102,6 @@ def read_rds_facts(
         )
 
 
-def lag_tolerance_s(spec: GoldTableSpec) -> float:
-    """The spec's lag tolerance; `GOLD_LAG_TOLERANCE_S` overrides it for every table (a drill or
-    benchmarks/alerts.py, which needs a lag past tolerance within minutes)."""
-    override = os.environ.get("GOLD_LAG_TOLERANCE_S")
-    return float(override) if override else spec.lag_tolerance.total_seconds()
-
-
 def live_row_count(conn: psycopg.Connection, table: str) -> int | None:
     return live_row_counts(conn, [table])[table]
 
@@ -163,54 +133,6 @@ def live_row_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, in
     return counts
 
 
-def evaluate(
-    spec: GoldTableSpec,
-    state: LakeTableState | None,
-    facts: RdsFacts,
-    lake_rows: int | None,
-    rds_rows: int | None,
-    now: datetime | None = None,
-) -> TableStatus:
-    now = now or facts.now or datetime.now(UTC)
-    verdict = facts.verdict(spec.name, state)
-    row, _ = facts.ledger.get(spec.name, (None, {}))
-    owner = facts.owners.get(spec.name)
-    tolerance = lag_tolerance_s(spec)
-    lag, moved_at, waiting = 0.0, None, None
-    if verdict.lake_behind and state is not None and not verdict.in_sync:
-        moved_at = facts.lake_moved_at(spec.name, state.state_id)
-        lag = max(0.0, (now - moved_at).total_seconds())
-        waiting = facts.waiting(spec.name, state.state_id)
-    if verdict.in_sync:
-        severity = "ok"
-    elif verdict.owner is not None and state is None:
-        severity = "foreign"  # another deployment's copy of a table our lake does not have
-    elif state is None or verdict.copy_drifted or verdict.owner is not None:
-        severity = "error"
-    elif waiting == "refused":
-        severity = "error"  # no sync comes until a person acts or the lake changes
-    else:
-        severity = "warn" if lag < tolerance else "error"  # a tolerance of 0 tolerates none
-    return TableStatus(
-        table=spec.name,
-        lake_version=state.state_id if state else None,
-        rds_version=row.lake_version if row else None,
-        lake_rows=lake_rows,
-        rds_rows=rds_rows,
-        lake_created_at=state.created_at.isoformat() if state else None,
-        rds_loaded_at=row.loaded_at.isoformat() if row and row.loaded_at else None,
-        lag_seconds=round(lag, 1),
-        in_sync=verdict.in_sync,
-        severity=severity,
-        lag_tolerance_seconds=tolerance,
-        reason=verdict.reason,
-        lake_moved_at=moved_at.isoformat() if moved_at else None,
-        clock_skew=heads.clock_skew(state.state_id, state.created_at, now) if state else None,
-        owner=owner.deployment if owner else None,
-        waiting=waiting,
-    )
-
-
 def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
     """The manifest's count for published files, else counted (and checked) from the files'
     footers: a changed location with a bad file is a `LakeFault` naming it."""
@@ -221,27 +143,6 @@ def lake_row_count(lake: GoldLake, state: LakeTableState | None) -> int | None:
     return lake.read_footers(state)[1]
 
 
-def faulted(
-    spec: GoldTableSpec, facts: RdsFacts, fault: LakeFault, rds_rows: int | None
-) -> TableStatus:
-    """The status of a table whose lake location cannot be read: not in sync, with the fault."""
-    row, _ = facts.ledger.get(spec.name, (None, {}))
-    return TableStatus(
-        table=spec.name,
-        lake_version=None,
-        rds_version=row.lake_version if row else None,
-        lake_rows=None,
-        rds_rows=rds_rows,
-        lake_created_at=None,
-        rds_loaded_at=row.loaded_at.isoformat() if row and row.loaded_at else None,
-        lag_seconds=0.0,
-        in_sync=False,
-        severity="error",
-        lag_tolerance_seconds=lag_tolerance_s(spec),
-        reason=str(fault),
-    )
-
-
 def status_report(
     specs: list[GoldTableSpec],
     lake: GoldLake,
@@ -249,7 +150,7 @@ def status_report(
     me: ownership.Deployment | None = None,
     declared: list[str] | None = None,
     seen_by: str = "goldctl",
-) -> tuple[list[TableStatus], RdsFacts]:
+) -> tuple[list[insync.TableStatus], RdsFacts]:
     """Every table's status (and the facts judged); a fault in one table's lake location is
     that table's status. The lake states listed are recorded as heads first (the lag clock)."""
     states: dict[str, LakeTableState | LakeFault | None] = {}
@@ -270,17 +171,19 @@ def status_report(
                 raise state
             rows = lake_row_count(lake, state)
         except LakeFault as fault:
-            statuses.append(faulted(spec, facts, fault, rds_rows))
+            statuses.append(insync.faulted(spec, facts, fault, rds_rows))
             continue
-        statuses.append(evaluate(spec, state, facts, rows, rds_rows))
+        statuses.append(insync.evaluate(spec, state, facts, rows, rds_rows))
     return statuses, facts
 
 
 def table_statuses(
     specs: list[GoldTableSpec], lake: GoldLake, conn: psycopg.Connection
-) -> list[TableStatus]:
+) -> list[insync.TableStatus]:
     return status_report(specs, lake, conn)[0]
 
 
-def table_status(spec: GoldTableSpec, lake: GoldLake, conn: psycopg.Connection) -> TableStatus:
+def table_status(
+    spec: GoldTableSpec, lake: GoldLake, conn: psycopg.Connection
+) -> insync.TableStatus:
     return table_statuses([spec], lake, conn)[0]

@@ -29,8 +29,8 @@ import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
 
 if TYPE_CHECKING:
+    from platform_assets.insync import Verdict
     from platform_assets.lake.tables import LakeTableState
-    from platform_assets.serving.insync import Verdict
     from platform_assets.status import RdsFacts
 
 

@@ -23,7 +23,13 @@ import sqlglot
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
-from platform_assets.identifiers import quote_ident, quote_literal
+from platform_assets.identifiers import (
+    quote_ddl_ident,
+    quote_ident,
+    quote_idents,
+    quote_literal,
+    quote_qualified,
+)
 from platform_assets.lake import types as lake_types
 from platform_assets.lake.fingerprint import Segments, segment_checksum_sql, segments_from_rows
 from platform_assets.lake.tables import GOLD, LAKE_LAYERS, GoldLake
@@ -52,6 +58,9 @@ TRINO_MACROS = {
     "TO_IEEE754_64": "CREATE MACRO to_ieee754_64(x) AS "
     "from_hex(LPAD(HEX(CAST(CAST(CAST(x AS DOUBLE) AS BIT) AS BIGINT)), 16, '0'))",
 }
+
+# the lake's layers as DuckDB schemas, one statement composed once per process
+_LAYER_SCHEMAS = ";\n".join(f"CREATE SCHEMA IF NOT EXISTS {q}" for q in quote_idents(LAKE_LAYERS))
 
 
 def _count_if_as_count(node: exp.Expr) -> exp.Expr:
@@ -164,8 +173,7 @@ class DuckDBEngine(CheckedSettings):
         con.execute("SET TimeZone = 'UTC'")  # as Athena: a build never depends on the worker's TZ
         for macro in TRINO_MACROS.values():
             con.execute(macro)
-        for schema in LAKE_LAYERS:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        con.execute(_LAYER_SCHEMAS)
         bindings = bindings or {}
         seen: set[str] = set()
         for table in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table):
@@ -176,8 +184,8 @@ class DuckDBEngine(CheckedSettings):
             dataset = self._dataset_for(name, bindings.get(name))
             alias = f"_lake_{table.db}_{table.name}"
             con.register(alias, dataset)
-            view = f"{quote_ident(table.db)}.{quote_ident(table.name)}"
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {quote_ident(alias)}")
+            view, source = quote_qualified(table.db, table.name), quote_ident(alias)
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
         return con
 
     def _dataset_for(self, name: str, location: str | list[str] | None) -> ds.Dataset:
@@ -380,11 +388,11 @@ class AthenaEngine(CheckedSettings):
     ) -> None:
         partitioned_by = partitioned_by or []
         cols = ", ".join(
-            f"`{f.name}` {lake_types.athena_type(f.type, f.name)}"
+            f"{quote_ddl_ident(f.name)} {lake_types.athena_type(f.type, f.name)}"
             for f in schema
             if f.name not in partitioned_by
         )
-        parts = ", ".join(f"`{c}` bigint" for c in partitioned_by)
+        parts = ", ".join(f"{quote_ddl_ident(c)} bigint" for c in partitioned_by)
         ddl = f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} ({cols}) "
         if parts:
             ddl += f"PARTITIONED BY ({parts}) "

@@ -50,6 +50,14 @@ def test_external_tables_are_declared_with_athena_types(athena):
     assert repair == "MSCK REPAIR TABLE prod_bronze.flights"
 
 
+def test_external_table_columns_are_quoted_for_hive(athena):
+    """Athena's DDL is Hive's: a backtick inside a column name is doubled, not left to end it."""
+    engine, _, prefix, sent = athena
+    engine.register_external("bronze.odd", "bronze/odd", pa.schema([("a`b", pa.string())]))
+    [ddl] = sent()
+    assert ddl.startswith("CREATE EXTERNAL TABLE IF NOT EXISTS prod_bronze.odd (`a``b` string) ")
+
+
 def test_publish_repoints_the_served_table(athena):
     engine, _, prefix, sent = athena
     engine.publish("gold.t", "gold/t/version=v2")

@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from platform_assets.identifiers import quote_ident
-from platform_assets.lake.types import fingerprint_kind
+from platform_assets.identifiers import quote_ident, quote_idents
+from platform_assets.lake.types import fingerprint_kinds
 
 DIALECTS = ("athena", "duckdb", "postgres")
 VERSION = 2  # of the rendering below; segments computed by another version are recomputed
@@ -69,8 +69,8 @@ CANONICAL = {
 }
 
 
-def _canonical(dialect: str, name: str, kind: str) -> str:
-    return f"COALESCE({CANONICAL[dialect][kind].format(c=quote_ident(name))}, '{NULL_TEXT}')"
+def _canonical(dialect: str, quoted: str, kind: str) -> str:
+    return f"COALESCE({CANONICAL[dialect][kind].format(c=quoted)}, '{NULL_TEXT}')"
 
 
 def _hash32(dialect: str, text: str) -> str:
@@ -103,7 +103,9 @@ def segment_checksum_sql(
     """SELECT segment, rows, checksum FROM relation GROUP BY segment (in `dialect`)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}")
-    parts = [_canonical(dialect, f.name, fingerprint_kind(f.type, f.name)) for f in schema]
+    kinds = fingerprint_kinds(schema)
+    quoted = quote_idents([name for name, _ in kinds])
+    parts = [_canonical(dialect, q, kind) for q, (_, kind) in zip(quoted, kinds, strict=True)]
     row_text = " || '|' || ".join(parts)
     col = quote_ident(segment_column)
     if dialect == "postgres":

@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from resources.storage import StoredObject, listing_token
@@ -103,25 +104,26 @@ class LakeTableState:
     files: tuple[StoredObject, ...]
     token: str
 
-    @property
+    # Derived once per state (a run asks for them many times): cached on the frozen instance.
+    @cached_property
     def version(self) -> str:
         return self.manifest.version
 
-    @property
+    @cached_property
     def changed_outside(self) -> bool:
         """True when the stored files differ from what the platform published."""
         return self.token != self.manifest.token
 
-    @property
+    @cached_property
     def state_id(self) -> str:
         """The version users see: the published version, suffixed when files changed since."""
         return self.version if not self.changed_outside else f"{self.version}+{self.token[:8]}"
 
-    @property
+    @cached_property
     def parquet_keys(self) -> list[str]:
         return [f.key for f in self.files if _is_data_file(f.key)]
 
-    @property
+    @cached_property
     def created_at(self) -> datetime:
         if self.changed_outside and self.files:
             newest = max(f.mtime_ns for f in self.files)

@@ -12,7 +12,7 @@ loader (creating and filling the copy) and the fingerprint all read this table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -140,6 +140,16 @@ def fingerprint_kind(t: pa.DataType, column: str = "?") -> str:
     return mapping(lake_type(t, column), column).kind
 
 
+def postgres_columns(schema: pa.Schema) -> tuple[tuple[str, str], ...]:
+    """(name, PostgreSQL type) of every column in order: a schema's mapping, done once."""
+    return tuple((f.name, postgres_type(f.type, f.name)) for f in schema)
+
+
+def fingerprint_kinds(schema: pa.Schema) -> list[tuple[str, str]]:
+    """(name, fingerprint kind) of every column in order."""
+    return [(f.name, fingerprint_kind(f.type, f.name)) for f in schema]
+
+
 def long_identifiers(names: Iterable[str]) -> list[str]:
     """The names PostgreSQL would cut (over 63 bytes in UTF-8)."""
     return [n for n in names if len(n.encode()) > PG_IDENTIFIER_BYTES]
@@ -155,6 +165,11 @@ def from_postgres(pg_type: str) -> pa.DataType:
         if mapping(t).postgres == pg_type:
             return t
     return pa.string()
+
+
+def schema_from_postgres(columns: Iterable[Sequence[str]]) -> pa.Schema:
+    """The lake schema of a copy's (name, PostgreSQL type) columns (`from_postgres` of each)."""
+    return pa.schema([pa.field(name, from_postgres(kind)) for name, kind in columns])
 
 
 SAMPLES = (  # one lake type per row of the table (decimal128 stands for every precision/scale)

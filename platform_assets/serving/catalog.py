@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from platform_assets.serving.names import SCHEMA, quote_ident
+from platform_assets.identifiers import quote_ident
+from platform_assets.serving.names import SCHEMA, qualified
 
 Columns = tuple[tuple[str, str], ...]  # (name, format_type) in table order
 
@@ -86,9 +87,7 @@ ORDER BY ic.relname
 
 def parent_indexes(conn: psycopg.Connection, table: str) -> list[IndexDef]:
     found = []
-    for name, definition, unique, contype, cols in conn.execute(
-        _INDEX_SQL, (f"{quote_ident(SCHEMA)}.{quote_ident(table)}",)
-    ):
+    for name, definition, unique, contype, cols in conn.execute(_INDEX_SQL, (qualified(table),)):
         head = f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote_ident(name)} ON "
         body = definition[definition.index(" USING ", len(head)) + 1 :]
         found.append(IndexDef(name, body, unique, contype, frozenset(cols)))
@@ -110,7 +109,7 @@ ORDER BY 1, 2
 def dependent_views(conn: psycopg.Connection, table: str) -> dict[str, set[str]]:
     """Views (any schema, materialized too) on `gold.<table>` -> the columns each one reads."""
     views: dict[str, set[str]] = {}
-    for view, column in conn.execute(_VIEWS_SQL, (f"{quote_ident(SCHEMA)}.{quote_ident(table)}",)):
+    for view, column in conn.execute(_VIEWS_SQL, (qualified(table),)):
         columns = views.setdefault(view, set())
         if column is not None:  # None: the view depends on the table as a whole
             columns.add(column)

@@ -32,13 +32,14 @@ def held_schema(row: LedgerRow) -> pa.Schema:
     order can differ after a column was added to it); rows written before the ledger kept that
     order fall back to the copy's."""
     columns = row.lake_columns or row.columns
-    return pa.schema([pa.field(name, lake_types.from_postgres(kind)) for name, kind in columns])
+    return lake_types.schema_from_postgres(columns)
 
 
 def outdated(row: LedgerRow | None, units: dict[str, LedgerRow]) -> bool:
     """Does any of the table's ledger rows hold checksums of an older fingerprint version?"""
-    rows = [row, *units.values()] if row is not None else []
-    return any(not r.checksums_current for r in rows)
+    if row is None:
+        return False
+    return bool(ledger.outdated_keys({"": row, **units}))
 
 
 def copy_segments(conn: psycopg.Connection, spec: GoldTableSpec, row: LedgerRow) -> Segments | None:
@@ -68,7 +69,7 @@ def upgrade(
     (and the table row, when the copy holds `snap`'s version and all of it is equal).
 
     Returns (units upgraded, outdated units left: they differ from the lake and must reload)."""
-    stale = sorted(k for k, r in units.items() if not r.checksums_current)
+    stale = sorted(ledger.outdated_keys(units))
     copy = copy_segments(conn, spec, row)
     if copy is None:
         return [], stale

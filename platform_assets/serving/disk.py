@@ -130,7 +130,7 @@ def staged_bytes(
     conn: psycopg.Connection, table: str, units: Sequence[Unit], columns: Columns
 ) -> int:
     """Bytes `units` will take once staged: see the module docstring."""
-    children = [u.child for u in units]
+    children = [u.child.name for u in units]
     live = dict(
         conn.execute(
             "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
@@ -153,7 +153,7 @@ def staged_bytes(
         width = sum(TYPE_BYTES.get(t, DEFAULT_TYPE_BYTES) for _, t in columns) + ROW_OVERHEAD
         per_row = width * INDEX_FACTOR
     return sum(
-        int(live.get(u.child) or 0) or int(per_row * sum(n for n, _ in u.expected.values()))
+        int(live.get(u.child.name) or 0) or int(per_row * sum(n for n, _ in u.expected.values()))
         for u in units
     )
 

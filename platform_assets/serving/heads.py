@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from platform_assets.lake.tables import LakeTableState, version_time
 from platform_assets.serving import ledger
+from platform_assets.serving.names import PLATFORM_SCHEMA
 from resources.serving_db import one_row
 
 HEADS_LOCK = 0x601E  # advisory lock key: observers record one at a time, in order
@@ -80,7 +81,7 @@ def record(conn: psycopg.Connection, states: Iterable[LakeTableState], seen_by: 
         new = [s for s in states if s.table not in last or last[s.table].state_id != s.state_id]
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO platform.lake_heads (table_name, state_id, seen_by, "
+                f"INSERT INTO {PLATFORM_SCHEMA}.lake_heads (table_name, state_id, seen_by, "
                 "lake_created_at, clock_skew) VALUES (%s, %s, %s, %s, %s)",
                 [
                     (
@@ -105,7 +106,7 @@ def latest(conn: psycopg.Connection) -> dict[str, Head]:
         return {}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            "SELECT DISTINCT ON (table_name) * FROM platform.lake_heads "
+            f"SELECT DISTINCT ON (table_name) * FROM {PLATFORM_SCHEMA}.lake_heads "
             "ORDER BY table_name, id DESC"
         ).fetchall()
     return {r["table_name"]: Head(**r) for r in rows}

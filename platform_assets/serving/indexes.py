@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from platform_assets.identifiers import trusted_sql
+from platform_assets.identifiers import quote_ident, trusted_sql
 from platform_assets.serving.catalog import IndexDef
-from platform_assets.serving.names import SCHEMA, fit, identifier, quote_ident
+from platform_assets.serving.names import SCHEMA, fit, identifier
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

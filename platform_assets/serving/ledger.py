@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -41,7 +41,7 @@ DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {PLATFORM_SCHEMA};
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE SCHEMA IF NOT EXISTS {STAGE_SCHEMA};
-CREATE TABLE IF NOT EXISTS platform.sync_ledger (
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.sync_ledger (
     table_name      text NOT NULL,
     partition_key   text NOT NULL DEFAULT '',
     lake_version    text NOT NULL,
@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS platform.sync_ledger (
     rows_per_s      double precision,
     PRIMARY KEY (table_name, partition_key)
 );
-CREATE TABLE IF NOT EXISTS platform.sync_history (
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.sync_history (
     id              bigserial PRIMARY KEY,
     table_name      text NOT NULL,
     partition_key   text NOT NULL DEFAULT '',
@@ -67,19 +67,25 @@ CREATE TABLE IF NOT EXISTS platform.sync_history (
     duration_s      double precision NOT NULL,
     rows_per_s      double precision
 );
-ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS columns jsonb NOT NULL DEFAULT '[]';
-ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS relation_id text;
-ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS lake_columns jsonb NOT NULL DEFAULT '[]';
-ALTER TABLE platform.sync_ledger ADD COLUMN IF NOT EXISTS checksums integer NOT NULL DEFAULT 1;
-CREATE TABLE IF NOT EXISTS platform.sync_refusals (
+ALTER TABLE {PLATFORM_SCHEMA}.sync_ledger
+    ADD COLUMN IF NOT EXISTS columns jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE {PLATFORM_SCHEMA}.sync_ledger
+    ADD COLUMN IF NOT EXISTS relation_id text;
+ALTER TABLE {PLATFORM_SCHEMA}.sync_ledger
+    ADD COLUMN IF NOT EXISTS lake_columns jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE {PLATFORM_SCHEMA}.sync_ledger
+    ADD COLUMN IF NOT EXISTS checksums integer NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.sync_refusals (
     table_name      text PRIMARY KEY,
     lake_version    text NOT NULL,
     reason          text NOT NULL,
     refused_at      timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE platform.sync_refusals ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'refused';
-ALTER TABLE platform.sync_refusals ADD COLUMN IF NOT EXISTS retry_at timestamptz;
-CREATE TABLE IF NOT EXISTS platform.lake_heads (
+ALTER TABLE {PLATFORM_SCHEMA}.sync_refusals
+    ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'refused';
+ALTER TABLE {PLATFORM_SCHEMA}.sync_refusals
+    ADD COLUMN IF NOT EXISTS retry_at timestamptz;
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.lake_heads (
     id              bigserial PRIMARY KEY,
     table_name      text NOT NULL,
     state_id        text NOT NULL,
@@ -88,19 +94,19 @@ CREATE TABLE IF NOT EXISTS platform.lake_heads (
     lake_created_at timestamptz,
     clock_skew      text
 );
-CREATE INDEX IF NOT EXISTS lake_heads_by_table ON platform.lake_heads (table_name, id);
-CREATE TABLE IF NOT EXISTS platform.copy_owners (
+CREATE INDEX IF NOT EXISTS lake_heads_by_table ON {PLATFORM_SCHEMA}.lake_heads (table_name, id);
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.copy_owners (
     table_name      text PRIMARY KEY,
     deployment      text NOT NULL,
     lake_location   text NOT NULL,
     since           timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS platform.orphans (
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.orphans (
     table_name      text PRIMARY KEY,
     first_seen_at   timestamptz NOT NULL DEFAULT now(),
     sensor_logged_at timestamptz
 );
-CREATE TABLE IF NOT EXISTS platform.sync_locks (table_name text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS {PLATFORM_SCHEMA}.sync_locks (table_name text PRIMARY KEY);
 """
 
 
@@ -231,7 +237,11 @@ def _bootstrapped(conn: psycopg.Connection) -> str | None:
 
 
 def platform_table_exists(conn: psycopg.Connection, table: str) -> bool:
-    """Whether the platform's `table` exists yet (the first sync creates them all)."""
+    """Whether the platform's `table` exists yet (the first sync creates them all; known
+    without asking once this process set the database up)."""
+    info = conn.info
+    if any(done[:3] == (info.host, info.port, info.dbname) for done in _BOOTSTRAPPED):
+        return True
     found = conn.execute("SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{table}",))
     return one_row(found)[0] is not None
 
@@ -239,14 +249,15 @@ def platform_table_exists(conn: psycopg.Connection, table: str) -> bool:
 def read(conn: psycopg.Connection, table: str, partition_key: str = "") -> LedgerRow | None:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT * FROM platform.sync_ledger WHERE table_name = %s AND partition_key = %s",
+            f"SELECT * FROM {PLATFORM_SCHEMA}.sync_ledger "
+            "WHERE table_name = %s AND partition_key = %s",
             (table, partition_key),
         ).fetchone()
     return LedgerRow(**row) if row else None
 
 
-_UPSERT = """
-INSERT INTO platform.sync_ledger (table_name, partition_key, lake_version, lake_token,
+_UPSERT = f"""
+INSERT INTO {PLATFORM_SCHEMA}.sync_ledger (table_name, partition_key, lake_version, lake_token,
     row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s,
     columns, relation_id, lake_columns, checksums)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s)
@@ -259,8 +270,8 @@ ON CONFLICT (table_name, partition_key) DO UPDATE SET
     relation_id = EXCLUDED.relation_id, lake_columns = EXCLUDED.lake_columns,
     checksums = EXCLUDED.checksums
 """
-_HISTORY = """
-INSERT INTO platform.sync_history (table_name, partition_key, lake_version, row_count,
+_HISTORY = f"""
+INSERT INTO {PLATFORM_SCHEMA}.sync_history (table_name, partition_key, lake_version, row_count,
     fingerprint, lake_created_at, duration_s, rows_per_s)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
@@ -315,7 +326,7 @@ def upgrade_checksums(conn: psycopg.Connection, table: str, segments: dict[str, 
     fingerprint version computed, with today's, leaving what they record as published alone.
     Only for rows whose live copy was just found equal to the lake under today's algorithm."""
     conn.cursor().executemany(
-        "UPDATE platform.sync_ledger SET segments = %s, fingerprint = %s, checksums = %s "
+        f"UPDATE {PLATFORM_SCHEMA}.sync_ledger SET segments = %s, fingerprint = %s, checksums = %s "
         "WHERE table_name = %s AND partition_key = %s",
         [
             (Jsonb({k: list(v) for k, v in segs.items()}), fingerprint(segs), CHECKSUM_VERSION)
@@ -332,7 +343,8 @@ def read_units(conn: psycopg.Connection, table: str) -> dict[str, LedgerRow]:
         return {}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            "SELECT * FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> ''",
+            f"SELECT * FROM {PLATFORM_SCHEMA}.sync_ledger "
+            "WHERE table_name = %s AND partition_key <> ''",
             (table,),
         ).fetchall()
     return {r["partition_key"]: LedgerRow(**r) for r in rows}
@@ -351,7 +363,7 @@ def read_everything(
     if not platform_table_exists(conn, "sync_ledger"):
         return {}
     found: dict[str, tuple[LedgerRow | None, dict[str, LedgerRow]]] = {}
-    query, params = "SELECT * FROM platform.sync_ledger", ()
+    query, params = f"SELECT * FROM {PLATFORM_SCHEMA}.sync_ledger", ()
     if tables is not None:
         query, params = f"{query} WHERE table_name = ANY(%s)", (list(tables),)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -369,7 +381,7 @@ def read_everything(
 def delete_units(conn: psycopg.Connection, table: str, keep: set[str]) -> None:
     """Forget the unit rows of `table` except `keep` (inside the publish transaction)."""
     conn.execute(
-        "DELETE FROM platform.sync_ledger WHERE table_name = %s AND partition_key <> '' "
+        f"DELETE FROM {PLATFORM_SCHEMA}.sync_ledger WHERE table_name = %s AND partition_key <> '' "
         "AND NOT partition_key = ANY(%s)",
         (table, sorted(keep)),
     )
@@ -385,6 +397,18 @@ def recorded_segments(row: LedgerRow | None) -> Segments | None:
 def unit_behind(row: LedgerRow | None, expected: Segments | None) -> bool:
     """The one "behind" rule: a unit's ledger row does not hold the lake's segments for it."""
     return recorded_segments(row) != expected
+
+
+def units_behind(rows: Mapping[str, LedgerRow], expected: Mapping[str, Segments]) -> list[str]:
+    """The unit keys (of either side) that are behind by `unit_behind`, sorted: a table's units
+    judged in one call."""
+    keys = set(rows) | set(expected)
+    return sorted(k for k in keys if unit_behind(rows.get(k), expected.get(k)))
+
+
+def outdated_keys(rows: Mapping[str, LedgerRow]) -> set[str]:
+    """The keys of `rows` whose checksums an older fingerprint version computed."""
+    return {key for key, row in rows.items() if not row.checksums_current}
 
 
 class Refusal(NamedTuple):
@@ -415,7 +439,7 @@ def read_refusals(conn: psycopg.Connection) -> dict[str, Refusal]:
         return {}
     rows = conn.execute(
         "SELECT table_name, lake_version, reason, kind, refused_at, retry_at "
-        "FROM platform.sync_refusals"
+        f"FROM {PLATFORM_SCHEMA}.sync_refusals"
     )
     return {t: Refusal(*rest) for t, *rest in rows}
 
@@ -429,8 +453,9 @@ def record_refusal(
     retry_at: datetime | None = None,
 ) -> None:
     conn.execute(
-        """
-        INSERT INTO platform.sync_refusals (table_name, lake_version, reason, kind, retry_at)
+        f"""
+        INSERT INTO {PLATFORM_SCHEMA}.sync_refusals
+            (table_name, lake_version, reason, kind, retry_at)
         VALUES (%s, %s, %s, %s, %s)
         ON CONFLICT (table_name) DO UPDATE SET lake_version = EXCLUDED.lake_version,
             reason = EXCLUDED.reason, kind = EXCLUDED.kind, retry_at = EXCLUDED.retry_at,
@@ -445,7 +470,7 @@ def schedule_retry(
 ) -> None:
     """The sensor's next attempt at a failing sync, where every surface reads it."""
     conn.execute(
-        "UPDATE platform.sync_refusals SET retry_at = %s "
+        f"UPDATE {PLATFORM_SCHEMA}.sync_refusals SET retry_at = %s "
         "WHERE table_name = %s AND lake_version = %s AND kind = 'failing'",
         (retry_at, table, lake_version),
     )
@@ -465,4 +490,4 @@ def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
 
 
 def clear_refusal(conn: psycopg.Connection, table: str) -> None:
-    conn.execute("DELETE FROM platform.sync_refusals WHERE table_name = %s", (table,))
+    conn.execute(f"DELETE FROM {PLATFORM_SCHEMA}.sync_refusals WHERE table_name = %s", (table,))

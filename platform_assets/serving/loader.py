@@ -8,7 +8,7 @@ stays bounded by the batch size whatever the table size, and the load runs at CO
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.identifiers import trusted_sql
+from platform_assets.identifiers import trusted_sqls
 from platform_assets.lake import types as lake_types
 from platform_assets.serving import pausepoints
 
@@ -34,13 +34,9 @@ COPY_CHUNK_BYTES = 256 * 1024
 COPY_STREAMS = 2  # parallel COPY connections per load (see load_dataset)
 
 
-def pg_type(arrow_type: pa.DataType, column: str = "?") -> str:
-    """The column's PostgreSQL type (platform_assets/lake/types.py: the one mapping)."""
-    return lake_types.postgres_type(arrow_type, column)
-
-
 def load_schema(schema: pa.Schema) -> pa.Schema:
-    """The Arrow schema sent to PostgreSQL: each type maps one-to-one onto `pg_type`."""
+    """The Arrow schema sent to PostgreSQL: each type maps one-to-one onto its PostgreSQL
+    type (`lake_types.postgres_columns`)."""
     return lake_types.load_schema(schema)
 
 
@@ -96,22 +92,21 @@ class NulScreen:
         return pa.RecordBatchReader.from_batches(reader.schema, checked(reader))
 
 
-def column_defs(columns: Iterable[tuple[str, str]], not_null: Container[str] = ()) -> sql.Composed:
+def column_defs(columns: Sequence[tuple[str, str]], not_null: Container[str] = ()) -> sql.Composed:
     """`"name" type [NOT NULL], ...` of a CREATE TABLE, the types from the one type mapping."""
+    names, types = zip(*columns, strict=True) if columns else ((), ())
     return sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
-            sql.Identifier(name),
-            trusted_sql(pg),
-            sql.SQL(" NOT NULL" if name in not_null else ""),
+            sql.Identifier(name), pg, sql.SQL(" NOT NULL" if name in not_null else "")
         )
-        for name, pg in columns
+        for name, pg in zip(names, trusted_sqls(types), strict=True)
     )
 
 
 def create_table_ddl(
     schema_name: str, table: str, schema: pa.Schema, not_null: Container[str] = ()
 ) -> sql.Composed:
-    cols = column_defs(((f.name, pg_type(f.type, f.name)) for f in schema), not_null)
+    cols = column_defs(lake_types.postgres_columns(schema), not_null)
     return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema_name, table), cols)
 
 

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
-from platform_assets.serving.names import fit, lock_key
+from platform_assets.serving.names import PLATFORM_SCHEMA, lock_application
 
 if TYPE_CHECKING:
     from resources.dagster_resources import ServingDatabase
@@ -68,18 +68,16 @@ def advisory_holders(conn: psycopg.Connection, key: int) -> str:
     )
 
 
-def _application(table: str) -> str:
-    return fit(lock_key(table))
-
-
 @contextlib.contextmanager
 def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
     """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
     publishing: a lost lock connection means another sync may run)."""
-    conn = db.connect(autocommit=True, application_name=_application(table))
+    application = lock_application(table)
+    conn = db.connect(autocommit=True, application_name=application)
     try:
         conn.execute(
-            "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) "
+            "ON CONFLICT DO NOTHING",
             (table,),
         )
         conn.autocommit = False
@@ -88,12 +86,13 @@ def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psyco
         set_lock_timeout(conn, max(1, int(wait_s * 1000)), local=False)
         try:
             conn.execute(
-                "SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR UPDATE", (table,)
+                f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR UPDATE",
+                (table,),
             )
         except errors.LockNotAvailable:
             conn.rollback()
             conn.autocommit = True
-            who = holders(conn, sql.SQL("a.application_name = %s"), (_application(table),))
+            who = holders(conn, sql.SQL("a.application_name = %s"), (application,))
             raise LockBusy(
                 f"gold.{table}'s sync lock is held by {who}; gave up after {wait_s:.0f} s "
                 f"(another sync of this table is running or stuck). {NOTHING_DONE}",
@@ -109,11 +108,14 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
     """Inside a transaction: no sync of `table` runs until it ends (shared with other holders,
     exclusive against a sync's `table_lock`); the wait is bounded like the sync's."""
     conn.execute(
-        "INSERT INTO platform.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING", (table,)
+        f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) ON CONFLICT DO NOTHING",
+        (table,),
     )
     set_lock_timeout(conn, max(1, int(wait_s * 1000)))
     try:
-        conn.execute("SELECT 1 FROM platform.sync_locks WHERE table_name = %s FOR SHARE", (table,))
+        conn.execute(
+            f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR SHARE", (table,)
+        )
     except errors.LockNotAvailable:
         raise LockBusy(
             f"gold.{table}'s sync lock is held by a sync; gave up after {wait_s:.0f} s",

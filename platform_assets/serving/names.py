@@ -9,10 +9,12 @@ at 63 bytes, so every generated name goes through `fit`, which keeps long names 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from psycopg import sql
 
-from platform_assets.identifiers import quote_ident
+from platform_assets.identifiers import quote_qualified
 
 SCHEMA = "gold"  # the serving copies, what the dashboard and analysts read
 STAGE_SCHEMA = "gold_stage"  # units being loaded; never read by anyone else
@@ -22,12 +24,17 @@ MAX_IDENT = 63  # NAMEDATALEN - 1
 
 
 def qualified(name: str, schema: str = SCHEMA) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+    return quote_qualified(schema, name)
 
 
 def identifier(name: str, schema: str = SCHEMA) -> sql.Identifier:
     """`schema.name` for SQL composed with psycopg.sql (it quotes as `qualified` does)."""
     return sql.Identifier(schema, name)
+
+
+def identifiers(names: Iterable[str], schema: str = SCHEMA) -> list[sql.Identifier]:
+    """`identifier` of each name (a statement's tables, in one call)."""
+    return [identifier(name, schema) for name in names]
 
 
 def fit(name: str) -> str:
@@ -44,8 +51,34 @@ def unit_child(table: str, unit: str) -> str:
     return fit(f"{table}__all" if unit == WHOLE else f"{table}__p{unit.replace('-', '')}")
 
 
+@dataclass(frozen=True)
+class Child:
+    """The names of one unit's child table: staged in `gold_stage`, live in `gold`."""
+
+    name: str  # `unit_child`
+    staged: sql.Identifier
+    live: sql.Identifier
+    month_check: str  # its month CHECK constraint (lets ATTACH skip its validation scan)
+
+
+def unit_children(table: str, units: Iterable[str]) -> dict[str, Child]:
+    """unit key -> its child table's names, for all of a run's units in one call."""
+    children = {unit: unit_child(table, unit) for unit in units}
+    return {
+        unit: Child(
+            name, identifier(name, STAGE_SCHEMA), identifier(name), index_name(name, "month")
+        )
+        for unit, name in children.items()
+    }
+
+
 def index_name(relation: str, suffix: str) -> str:
     return fit(f"{relation}_{suffix}")
+
+
+def index_names(relations: Iterable[str], suffixes: Sequence[str]) -> dict[str, list[str]]:
+    """relation -> `index_name` of each suffix: a run's staged indexes named in one call."""
+    return {r: [index_name(r, s) for s in suffixes] for r in relations}
 
 
 def lock_key(table: str) -> str:
@@ -53,6 +86,37 @@ def lock_key(table: str) -> str:
     return f"gold-sync:{table}"
 
 
+def lock_application(table: str) -> str:
+    """The application_name of the connection holding `table`'s sync lock (who holds it)."""
+    return fit(lock_key(table))
+
+
 def stage_comment(table: str) -> str:
     """The comment that marks a staging table as `table`'s, so leftovers are found exactly."""
     return f"gold-sync:{table}"
+
+
+@dataclass(frozen=True)
+class CopyNames:
+    """Every name one sync of `table` uses besides its units', made once and handed forward."""
+
+    table: str
+    live: sql.Identifier  # gold.<table>
+    stage: str  # the staging parent, in gold_stage
+    staging: sql.Identifier
+    staging_text: str  # the staging parent as SQL text (the checksum statement's relation)
+    comment: str  # `stage_comment`
+    lock_application: str  # the sync lock connection's application_name (who holds it)
+
+
+def copy_names(table: str) -> CopyNames:
+    stage = fit(f"{table}__stage")
+    return CopyNames(
+        table=table,
+        live=identifier(table),
+        stage=stage,
+        staging=identifier(stage, STAGE_SCHEMA),
+        staging_text=qualified(stage, STAGE_SCHEMA),
+        comment=stage_comment(table),
+        lock_application=lock_application(table),
+    )

@@ -54,13 +54,13 @@ WITH copies AS (
     WHERE n.nspname = '{SCHEMA}' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ), rows AS (
     SELECT table_name, count(*) AS n, max(loaded_at) FILTER (WHERE partition_key = '') AS synced
-    FROM platform.sync_ledger GROUP BY table_name
+    FROM {PLATFORM_SCHEMA}.sync_ledger GROUP BY table_name
 ), names AS (SELECT table_name FROM copies UNION SELECT table_name FROM rows)
 SELECT names.table_name, copies.table_name IS NOT NULL, coalesce(rows.n, 0), rows.synced,
     o.first_seen_at, now()
 FROM names
 LEFT JOIN copies USING (table_name) LEFT JOIN rows USING (table_name)
-LEFT JOIN platform.orphans o USING (table_name)
+LEFT JOIN {PLATFORM_SCHEMA}.orphans o USING (table_name)
 WHERE NOT names.table_name = ANY(%s)
 ORDER BY 1
 """
@@ -91,12 +91,13 @@ def notice(
     role = sql.Identifier(dashboard_role)
     with conn.transaction():
         conn.execute(
-            "INSERT INTO platform.orphans (table_name) SELECT unnest(%s::text[]) "
+            f"INSERT INTO {PLATFORM_SCHEMA}.orphans (table_name) SELECT unnest(%s::text[]) "
             "ON CONFLICT DO NOTHING",
             ([o.table for o in found],),
         )
         back = conn.execute(
-            "DELETE FROM platform.orphans WHERE table_name = ANY(%s) RETURNING table_name",
+            f"DELETE FROM {PLATFORM_SCHEMA}.orphans WHERE table_name = ANY(%s) "
+            "RETURNING table_name",
             (list(declared),),
         ).fetchall()
         for o in found:
@@ -121,7 +122,7 @@ def _can_read(conn: psycopg.Connection, role: str, table: str) -> bool:
 def first_sensor_log(conn: psycopg.Connection, found: list[Orphan]) -> list[str]:
     """The orphans `lake_change_sensor` has not logged yet, marked logged now."""
     rows = conn.execute(
-        "UPDATE platform.orphans SET sensor_logged_at = now() "
+        f"UPDATE {PLATFORM_SCHEMA}.orphans SET sensor_logged_at = now() "
         "WHERE sensor_logged_at IS NULL AND table_name = ANY(%s) RETURNING table_name",
         ([o.table for o in found],),
     ).fetchall()
@@ -158,7 +159,7 @@ def drop(
                     ),
                     (table,),
                 )
-            conn.execute("DELETE FROM platform.orphans WHERE table_name = %s", (table,))
+            conn.execute(f"DELETE FROM {PLATFORM_SCHEMA}.orphans WHERE table_name = %s", (table,))
     except errors.DependentObjectsStillExist as exc:
         detail = (exc.diag.message_detail or "").replace("\n", "; ")
         raise NotAnOrphan(

@@ -17,6 +17,7 @@ import psycopg
 
 from platform_assets.serving import ledger
 from platform_assets.serving.errors import OwnershipRefused
+from platform_assets.serving.names import PLATFORM_SCHEMA
 
 if TYPE_CHECKING:
     from resources.serving_db import ServingOps
@@ -58,7 +59,7 @@ def read_owners(conn: psycopg.Connection) -> dict[str, Owner]:
     if not ledger.platform_table_exists(conn, "copy_owners"):
         return {}
     rows = conn.execute(
-        "SELECT table_name, deployment, lake_location, since FROM platform.copy_owners"
+        f"SELECT table_name, deployment, lake_location, since FROM {PLATFORM_SCHEMA}.copy_owners"
     )
     return {r[0]: Owner(*r) for r in rows}
 
@@ -81,7 +82,7 @@ def claim(conn: psycopg.Connection, table: str, me: Deployment) -> None:
     """Make `me` the owner of an unclaimed copy; refuse (touching nothing) when another
     deployment owns it."""
     conn.execute(
-        "INSERT INTO platform.copy_owners (table_name, deployment, lake_location) "
+        f"INSERT INTO {PLATFORM_SCHEMA}.copy_owners (table_name, deployment, lake_location) "
         "VALUES (%s, %s, %s) ON CONFLICT (table_name) DO NOTHING",
         (table, me.name, me.lake_location),
     )
@@ -100,11 +101,11 @@ def take_over(conn: psycopg.Connection, table: str, me: Deployment, previous: st
                 f"gold.{table} belongs to {owner.describe()}, not {previous!r}: nothing changed"
             )
         conn.execute(
-            "INSERT INTO platform.copy_owners (table_name, deployment, lake_location) "
+            f"INSERT INTO {PLATFORM_SCHEMA}.copy_owners (table_name, deployment, lake_location) "
             "VALUES (%s, %s, %s) ON CONFLICT (table_name) DO UPDATE SET "
             "deployment = EXCLUDED.deployment, lake_location = EXCLUDED.lake_location, "
             "since = now()",
             (table, me.name, me.lake_location),
         )
-        conn.execute("DELETE FROM platform.sync_refusals WHERE table_name = %s", (table,))
+        conn.execute(f"DELETE FROM {PLATFORM_SCHEMA}.sync_refusals WHERE table_name = %s", (table,))
     return owner

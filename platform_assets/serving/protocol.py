@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from platform_assets import insync
 from platform_assets.lake import types as lake_types
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import (
@@ -30,7 +31,6 @@ from platform_assets.serving import (
     checksum_upgrade,
     disk,
     indexes,
-    insync,
     ledger,
     locks,
     ownership,
@@ -51,7 +51,7 @@ from platform_assets.serving.errors import (
     SyncVerificationError,
     classify,
 )
-from platform_assets.serving.names import identifier
+from platform_assets.serving.names import CopyNames, copy_names
 from platform_assets.serving.ownership import Deployment
 from platform_assets.serving.publish import Publication, publish
 from platform_assets.serving.snapshot import LakeSnapshot
@@ -141,6 +141,8 @@ class SyncRun:
     spec: GoldTableSpec
     snap: LakeSnapshot
     conn: psycopg.Connection  # the run's one connection (the lock and COPY streams aside)
+    names: CopyNames  # every name the run uses for the copy and its staging
+    me: Deployment  # the deployment this run syncs for (it owns the copy)
     table_row: ledger.LedgerRow | None = None
     unit_rows: dict[str, ledger.LedgerRow] = field(default_factory=dict)
     facts: catalog.CopyFacts | None = None
@@ -210,12 +212,14 @@ def sync_table(
             ledger.bootstrap(conn, db.dashboard_role)
             step.now = "waiting for the table's sync lock"
             with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
-                ownership.claim(conn, spec.name, Deployment.of(db, lake.storage))  # or refuse
-                dropped = drop_staging(conn, spec.name)
+                run = SyncRun(
+                    spec, snap, conn, copy_names(spec.name), Deployment.of(db, lake.storage)
+                )
+                ownership.claim(conn, spec.name, run.me)  # or refuse
+                dropped = drop_staging(conn, run.names)
                 if dropped:
                     log(f"dropped leftovers of crashed runs: {', '.join(dropped)}")
                 gate = _Gate(lock, spec.name, still_wanted)
-                run = SyncRun(spec, snap, conn)
                 result = _sync_locked(run, lake, db, force, months or [], log, step, gate)
                 result.seconds = time.monotonic() - started
                 result.dropped_leftovers = dropped
@@ -368,15 +372,10 @@ def _sync_locked(
     if not usable or change:
         load = list(lake_units)
     else:
-        load = [
-            key
-            for key, unit in lake_units.items()
-            if force
-            or key in months
-            or key in verdict.drifted_units
-            or ledger.unit_behind(unit_rows.get(key), unit.expected)
-            or not unit_rows[key].checksums_current  # differs from the lake: checksum_upgrade
-        ]
+        expected = {key: unit.expected for key, unit in lake_units.items()}
+        reload = {*months, *verdict.drifted_units, *ledger.units_behind(unit_rows, expected)}
+        reload |= ledger.outdated_keys(unit_rows)  # differs from the lake: checksum_upgrade
+        load = [key for key in lake_units if force or key in reload]
     removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
     partitioned = spec.partitioned
     if partitioned:
@@ -391,6 +390,7 @@ def _sync_locked(
             conn,
             db.conninfo(),
             spec,
+            run.names,
             [lake_units[k] for k in sorted(load)],
             snap.dataset(lake),
             snap.schema,
@@ -399,6 +399,7 @@ def _sync_locked(
         )
     pub = Publication(
         spec=spec,
+        names=run.names,
         snapshot=snap,
         staged=staged,
         removed=removed,
@@ -416,10 +417,10 @@ def _sync_locked(
         gate.check()
         attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
     except BaseException:
-        discard_staging(conn, spec.name)
+        discard_staging(conn, run.names)
         raise
     if not usable or change:
-        conn.execute(sql.SQL("ANALYZE {}").format(identifier(spec.name)))  # the parent's, all new
+        conn.execute(sql.SQL("ANALYZE {}").format(run.names.live))  # the parent's, all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")

@@ -25,7 +25,7 @@ from platform_assets.serving import catalog, ledger, loader, pausepoints
 from platform_assets.serving.catalog import Columns, CopyFacts, IndexDef
 from platform_assets.serving.errors import LockBudgetExhausted, OwnershipRefused
 from platform_assets.serving.locks import set_lock_timeout
-from platform_assets.serving.names import SCHEMA, STAGE_SCHEMA, identifier, unit_child
+from platform_assets.serving.names import SCHEMA, CopyNames, identifiers, unit_children
 from platform_assets.serving.schema_change import SchemaChange
 from platform_assets.serving.snapshot import LakeSnapshot
 from platform_assets.serving.units import Staged, Unit
@@ -63,6 +63,7 @@ def with_lock_budget(
 @dataclass(frozen=True)
 class Publication:
     spec: GoldTableSpec
+    names: CopyNames
     snapshot: LakeSnapshot
     staged: Staged | None  # None: nothing to (re)load, only the ledger moves
     removed: tuple[str, ...]  # unit keys whose children leave the copy
@@ -93,28 +94,27 @@ def publish(
 
 
 def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
-    spec, live = pub.spec, identifier(pub.spec.name)
+    spec, live = pub.spec, pub.names.live
     staged = pub.staged.units if pub.staged else ()
     batch: list[sql.Composable] = []  # one round trip: locks held for catalog work only
     try:
         if pub.create_parent:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(live))
-            _create_parent(conn, spec, pub.snapshot.columns, pub.index_defs)
+            _create_parent(conn, spec, live, pub.snapshot.columns, pub.index_defs)
             conn.execute(
                 sql.SQL("GRANT SELECT ON {} TO {}").format(live, sql.Identifier(pub.dashboard_role))
             )
         else:
             attached = pub.attached  # read by this run under the sync lock
-            leaving = {u.child for u in staged} | {unit_child(spec.name, k) for k in pub.removed}
+            removed = unit_children(spec.name, pub.removed).values()
+            leaving = {u.child.name for u in staged} | {c.name for c in removed}
             gone = sorted(attached if pub.change else set(attached) & leaving)
+            extra = sorted(set(pub.extra_children) & set(attached) - leaving)
+            gone_ids, extra_ids = identifiers(gone), identifiers(extra)
             if gone:  # dropping a partition detaches it: one statement for all of them
-                batch.append(
-                    sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(identifier(c) for c in gone))
-                )
-            for child in sorted(set(pub.extra_children) & set(attached) - leaving):
-                batch.append(
-                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(live, identifier(child))
-                )
+                batch.append(sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(gone_ids)))
+            for child in extra_ids:
+                batch.append(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(live, child))
             if pub.change:
                 batch += _evolve(live, pub.change)
             if batch:
@@ -124,10 +124,10 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
         for unit in staged:
             batch += [
                 sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                    identifier(unit.child, STAGE_SCHEMA), sql.Identifier(SCHEMA)
+                    unit.child.staged, sql.Identifier(SCHEMA)
                 ),
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
-                    live, identifier(unit.child), unit.bound()
+                    live, unit.child.live, unit.bound
                 ),
             ]
         if batch:
@@ -145,11 +145,11 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
 def _create_parent(
     conn: psycopg.Connection,
     spec: GoldTableSpec,
+    live: sql.Identifier,
     columns: Columns,
     index_defs: tuple[IndexDef, ...] | list[IndexDef],
 ) -> None:
     cols = loader.column_defs(columns, set(spec.primary_key))
-    live = identifier(spec.name)
     conn.execute(
         sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(
             live, cols, sql.Identifier(spec.segment_column)
@@ -203,7 +203,13 @@ def _write_ledger(conn: psycopg.Connection, pub: Publication, staged: Sequence[U
         conn,
         *(
             ledger.published_row(
-                spec.name, u.key, snap.state, u.expected, seconds, rate, facts.children[u.child]
+                spec.name,
+                u.key,
+                snap.state,
+                u.expected,
+                seconds,
+                rate,
+                facts.children[u.child.name],
             )
             for u in staged
         ),

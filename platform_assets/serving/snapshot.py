@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from platform_assets.lake import types as lake_types
 from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
 from platform_assets.lake.fingerprint import Segments, fingerprint
 from platform_assets.lake.tables import GoldLake, LakeTableState
-from platform_assets.serving import loader
 from platform_assets.serving.catalog import Columns
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that c
 class LakeSnapshot:
     table: str
     state: LakeTableState
-    schema: pa.Schema  # as loaded into PostgreSQL (loader.load_schema)
+    schema: pa.Schema  # as loaded into PostgreSQL (lake_types.load_schema)
     segments: Segments  # segment -> (rows, checksum)
 
     @property
@@ -45,7 +45,7 @@ class LakeSnapshot:
     @cached_property  # the type mapping once per snapshot, not at every use
     def columns(self) -> Columns:
         """(name, PostgreSQL type) in lake order: the shape the copy must have."""
-        return tuple((f.name, loader.pg_type(f.type)) for f in self.schema)
+        return lake_types.postgres_columns(self.schema)
 
     def dataset(self, lake: GoldLake) -> ds.Dataset:
         return lake.storage.dataset(self.state.parquet_keys)
@@ -59,7 +59,7 @@ def take(spec: GoldTableSpec, lake: GoldLake, engine: SqlEngine) -> LakeSnapshot
     state = lake.current_state(spec.name)
     if state is None:
         return None
-    schema = loader.load_schema(lake.read_footers(state)[0])  # every footer: faults named
+    schema = lake_types.load_schema(lake.read_footers(state)[0])  # every footer: faults named
     if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
         segments = engine.segment_checksums(  # the files listed above, not a new listing
             f"gold.{spec.name}", schema, spec.segment_column, files=list(state.parquet_keys)

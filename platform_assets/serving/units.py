@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +22,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.identifiers import trusted_sql
+from platform_assets.identifiers import trusted_sql, trusted_sqls
 from platform_assets.lake.fingerprint import Segments, differing_segments, segment_checksum_sql
 from platform_assets.lake.fingerprint import segments_from_rows as _rows_to_segments
 from platform_assets.serving import loader, pausepoints
@@ -32,12 +32,11 @@ from platform_assets.serving.errors import SyncRefused as SyncRefused  # its old
 from platform_assets.serving.names import (
     STAGE_SCHEMA,
     WHOLE,
-    fit,
-    identifier,
-    index_name,
-    qualified,
-    stage_comment,
-    unit_child,
+    Child,
+    CopyNames,
+    identifiers,
+    index_names,
+    unit_children,
 )
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
@@ -62,18 +61,8 @@ class Unit:
     table: str
     key: str  # 'YYYY-MM', or WHOLE
     expected: Segments  # the lake's segments this unit must hold
-
-    @property
-    def child(self) -> str:
-        return unit_child(self.table, self.key)
-
-    def bound(self) -> sql.Composable:
-        if self.key == WHOLE:
-            return sql.SQL("DEFAULT")
-        start, end = month_bounds(self.key)
-        return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(
-            sql.Literal(str(start)), sql.Literal(str(end))
-        )
+    child: Child  # its child table's names
+    bound: sql.Composable  # its partition bound (`_bound`)
 
     def month_check(self, column: str) -> sql.Composed | None:
         """The CHECK that lets ATTACH PARTITION skip its validation scan."""
@@ -85,10 +74,20 @@ class Unit:
         )
 
 
+def _bound(key: str) -> sql.Composable:
+    if key == WHOLE:
+        return sql.SQL("DEFAULT")
+    start, end = month_bounds(key)
+    return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(
+        sql.Literal(str(start)), sql.Literal(str(end))
+    )
+
+
 def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
     """The units the lake's segments make: one per month if partitioned, else one."""
     if not spec.partitioned:
-        return {WHOLE: Unit(spec.name, WHOLE, dict(segments))}
+        child = unit_children(spec.name, [WHOLE])[WHOLE]
+        return {WHOLE: Unit(spec.name, WHOLE, dict(segments), child, _bound(WHOLE))}
     bad = sorted(k for k in segments if not MONTH.match(k))
     if bad:
         rows = sum(segments[k][0] for k in bad)
@@ -96,7 +95,8 @@ def units_of(spec: GoldTableSpec, segments: Segments) -> dict[str, Unit]:
             f"gold.{spec.name}: {rows} row(s) have no month in {spec.segment_column} "
             f"(segment {', '.join(bad[:3])}); a month-partitioned copy cannot hold them"
         )
-    return {k: Unit(spec.name, k, {k: v}) for k, v in segments.items()}
+    children = unit_children(spec.name, segments)
+    return {k: Unit(spec.name, k, {k: v}, children[k], _bound(k)) for k, v in segments.items()}
 
 
 def _month_filter(column: str, months: list[str]) -> ds.Expression:
@@ -108,10 +108,6 @@ def _month_filter(column: str, months: list[str]) -> ds.Expression:
         one = (field >= pa.scalar(start, pa.date32())) & (field < pa.scalar(end, pa.date32()))
         expr = one if expr is None else expr | one
     return expr
-
-
-def stage_name(table: str) -> str:
-    return fit(f"{table}__stage")
 
 
 def postgres_segments(
@@ -148,6 +144,7 @@ def stage(
     conn: psycopg.Connection,
     conninfo: str,
     spec: GoldTableSpec,
+    names: CopyNames,
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
@@ -162,7 +159,9 @@ def stage(
     where = _month_filter(spec.segment_column, months) if months else None
     streams = loader.Streams(conninfo, dataset, where)  # connecting overlaps what follows
     try:
-        return _stage(conn, conninfo, spec, units, dataset, schema, index_defs, log, where, streams)
+        return _stage(
+            conn, conninfo, spec, names, units, dataset, schema, index_defs, log, where, streams
+        )
     finally:
         streams.close()
 
@@ -171,6 +170,7 @@ def _stage(
     conn: psycopg.Connection,
     conninfo: str,
     spec: GoldTableSpec,
+    names: CopyNames,
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
@@ -179,18 +179,16 @@ def _stage(
     where: ds.Expression | None,
     streams: loader.Streams,
 ) -> Staged:
-    parent = qualified(stage_name(spec.name), STAGE_SCHEMA)  # for the checksum SQL
-    staging = identifier(stage_name(spec.name), STAGE_SCHEMA)
-    comment = sql.Literal(stage_comment(spec.name))
+    staging, comment = names.staging, sql.Literal(names.comment)
     not_null = set(spec.primary_key)
     try:
         expected = {k: v for u in units for k, v in u.expected.items()}
         rows = sum(n for n, _ in expected.values())
-        ddl = {u.child: index_ddl(spec.name, u.child, index_defs) for u in units}
+        ddl = index_ddl(spec.name, [u.child for u in units], index_defs)
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
-        children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
-        table = loader.create_table_ddl(STAGE_SCHEMA, stage_name(spec.name), schema, not_null)
+        children = sql.SQL(", ").join(u.child.staged for u in units)
+        table = loader.create_table_ddl(STAGE_SCHEMA, names.stage, schema, not_null)
         create: list[sql.Composable] = [
             sql.SQL("DROP TABLE IF EXISTS {}, {}").format(staging, children),
             sql.SQL("{} PARTITION BY RANGE ({})").format(
@@ -199,15 +197,15 @@ def _stage(
             sql.SQL("COMMENT ON TABLE {} IS {}").format(staging, comment),
         ]
         for unit in units:
-            child = identifier(unit.child, STAGE_SCHEMA)
+            child = unit.child.staged
             check = unit.month_check(spec.segment_column)
-            name = sql.Identifier(index_name(unit.child, "month"))
+            name = sql.Identifier(unit.child.month_check)
             month = (
                 sql.SQL("(CONSTRAINT {} CHECK ({})) ").format(name, check) if check else sql.SQL("")
             )
             create += [
                 sql.SQL("CREATE TABLE {} PARTITION OF {} {}{}").format(
-                    child, staging, month, unit.bound()
+                    child, staging, month, unit.bound
                 ),
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
@@ -217,7 +215,7 @@ def _stage(
             stats = loader.load_dataset(
                 conninfo,
                 STAGE_SCHEMA,
-                stage_name(spec.name),
+                names.stage,
                 dataset,
                 schema,
                 where,
@@ -240,7 +238,9 @@ def _stage(
         halves = [units[i::BUILD_CONNECTIONS] for i in range(BUILD_CONNECTIONS)]
         builds = [_build_sql(part, ddl) for part in halves if part]
         with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
-            scan = pool.submit(verify, conninfo, parent, schema, spec.segment_column, expected)
+            scan = pool.submit(
+                verify, conninfo, names.staging_text, schema, spec.segment_column, expected
+            )
             others = [pool.submit(_build_apart, conninfo, batch) for batch in builds[1:]]
             try:
                 conn.execute(builds[0])
@@ -256,11 +256,9 @@ def _stage(
                         f"differing segments: {', '.join(bad[:12])}"
                     )
         # Ready-made tables: the publish only moves and attaches them.
-        finish: list[sql.Composable] = [c for u in units for c in ddl[u.child][1]]
+        finish: list[sql.Composable] = [c for u in units for c in ddl[u.child.name][1]]
         finish += [
-            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                staging, identifier(u.child, STAGE_SCHEMA)
-            )
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(staging, u.child.staged)
             for u in units
         ]
         finish.append(sql.SQL("DROP TABLE {}").format(staging))
@@ -268,7 +266,7 @@ def _stage(
         log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
         return Staged(tuple(units), stats.rows, stats.seconds)
     except BaseException:
-        discard_staging(conn, spec.name)
+        discard_staging(conn, names)
         raise
 
 
@@ -278,9 +276,9 @@ IndexDDL = tuple[list[sql.Composed], list[sql.Composed]]  # (index builds, adopt
 def _build_sql(units: list[Unit], ddl: dict[str, IndexDDL]) -> sql.Composed:
     """The index builds of `units`, then their statistics (the children's only: the staging
     parent's own would be dropped with it), as one batch."""
-    children = sql.SQL(", ").join(identifier(u.child, STAGE_SCHEMA) for u in units)
+    children = sql.SQL(", ").join(u.child.staged for u in units)
     analyze = sql.SQL("ANALYZE {}").format(children)
-    return sql.SQL(";\n").join([s for u in units for s in ddl[u.child][0]] + [analyze])
+    return sql.SQL(";\n").join([s for u in units for s in ddl[u.child.name][0]] + [analyze])
 
 
 def _build_apart(conninfo: str, statements: sql.Composed) -> None:
@@ -290,50 +288,60 @@ def _build_apart(conninfo: str, statements: sql.Composed) -> None:
         conn.execute(statements)
 
 
-def index_ddl(table: str, child: str, defs: Iterable[IndexDef]) -> IndexDDL:
-    """The live parent's indexes for a staged child, so ATTACH adopts them instead of building
-    them under its lock: (index builds, constraints adopting them). Names are the child's own,
-    within PostgreSQL's 63 bytes."""
-    relation = identifier(child, STAGE_SCHEMA)
-    builds: list[sql.Composed] = []
-    constraints: list[sql.Composed] = []
-    for d in defs:
-        suffix = d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name
-        name = sql.Identifier(index_name(child, suffix))
-        builds.append(
-            sql.SQL("CREATE {}INDEX {} ON {} {}").format(
-                sql.SQL("UNIQUE " if d.unique else ""), name, relation, trusted_sql(d.body)
-            )
-        )
-        if d.constraint in ("p", "u"):
-            kind = sql.SQL("PRIMARY KEY" if d.constraint == "p" else "UNIQUE")
-            constraints.append(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
-                    relation, name, kind, name
+def index_ddl(
+    table: str, children: Sequence[Child], defs: Sequence[IndexDef]
+) -> dict[str, IndexDDL]:
+    """The live parent's indexes for each staged child (by name), so ATTACH adopts them instead
+    of building them under its lock: (index builds, constraints adopting them). Names are the
+    child's own, within PostgreSQL's 63 bytes."""
+    suffixes = [
+        d.name[len(table) + 1 :] if d.name.startswith(f"{table}_") else d.name for d in defs
+    ]
+    named = index_names([c.name for c in children], suffixes)
+    bodies = trusted_sqls([d.body for d in defs])
+    ddl: dict[str, IndexDDL] = {}
+    for child in children:
+        builds: list[sql.Composed] = []
+        constraints: list[sql.Composed] = []
+        for d, body, index in zip(defs, bodies, named[child.name], strict=True):
+            name = sql.Identifier(index)
+            builds.append(
+                sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                    sql.SQL("UNIQUE " if d.unique else ""), name, child.staged, body
                 )
             )
-    return builds, constraints
+            if d.constraint in ("p", "u"):
+                kind = sql.SQL("PRIMARY KEY" if d.constraint == "p" else "UNIQUE")
+                constraints.append(
+                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+                        child.staged, name, kind, name
+                    )
+                )
+        ddl[child.name] = (builds, constraints)
+    return ddl
 
 
-def discard_staging(conn: psycopg.Connection, table: str) -> None:
+def discard_staging(conn: psycopg.Connection, names: CopyNames) -> None:
     """Drop staging after a failure, if the connection still works: a lost connection must not
     replace the error that says why the sync failed (the next sync drops the leftovers)."""
     if not conn.broken:
         with contextlib.suppress(psycopg.Error):
-            drop_staging(conn, table)
+            drop_staging(conn, names)
 
 
-def drop_staging(conn: psycopg.Connection, table: str) -> list[str]:
-    """Drop `table`'s staging tables (a failed run's, or a crashed one's); returns their names."""
-    names = [
+def drop_staging(conn: psycopg.Connection, names: CopyNames) -> list[str]:
+    """Drop the table's staging tables (a failed run's, or a crashed one's); returns their
+    names."""
+    found = [
         r[0]
         for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
             "AND obj_description(c.oid, 'pg_class') = %s",
-            (STAGE_SCHEMA, stage_comment(table)),
+            (STAGE_SCHEMA, names.comment),
         ).fetchall()
     ]
-    for name in names:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(identifier(name, STAGE_SCHEMA)))
-    return names
+    if found:
+        tables = sql.SQL(", ").join(identifiers(found, STAGE_SCHEMA))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables))
+    return found
