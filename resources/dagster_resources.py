@@ -46,6 +46,7 @@ class CheckedSettings(Checked, dg.ConfigurableResource):
     dashboard, sensors) and by the first step that uses it in a run."""
 
     settings_error: ClassVar[type[SettingError]] = failing(SettingError)
+    _settings_passed: bool = PrivateAttr(default=False)  # see Checked.require_settings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is None:

@@ -57,7 +57,12 @@ class Checked:
         return []
 
     def require_settings(self) -> None:
+        """Raise every problem of the settings, in one line. Settings do not change once the
+        resource is made: after they passed, later calls (each connection asks) cost nothing."""
+        if getattr(self, "_settings_passed", False):
+            return
         raise_problems(self.settings_problems(), self.settings_error)
+        self._settings_passed = True
 
 
 def raise_problems(problems: list[str], error_type: type[SettingError] = SettingError) -> None:

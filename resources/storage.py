@@ -24,6 +24,8 @@ import pyarrow.fs as pafs
 from resources.settings_check import Checked, SettingError, url_problem
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -115,6 +117,10 @@ class LakeOps(Checked):
 
     def path(self, key: str) -> str:
         return f"{self._root}/{key.strip('/')}".rstrip("/")
+
+    def paths(self, keys: Iterable[str]) -> list[str]:
+        """`path` of each key (a version's files, in one call)."""
+        return [self.path(key) for key in keys]
 
     def settings_problems(self) -> list[str]:
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from platform_assets.identifiers import quote_ident, quote_idents
+from platform_assets.identifiers import quote_idents
 from platform_assets.lake.types import fingerprint_kinds
 
 DIALECTS = ("athena", "duckdb", "postgres")
@@ -104,10 +104,9 @@ def segment_checksum_sql(
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}")
     kinds = fingerprint_kinds(schema)
-    quoted = quote_idents([name for name, _ in kinds])
+    *quoted, col = quote_idents([*(name for name, _ in kinds), segment_column])
     parts = [_canonical(dialect, q, kind) for q, (_, kind) in zip(quoted, kinds, strict=True)]
     row_text = " || '|' || ".join(parts)
-    col = quote_ident(segment_column)
     if dialect == "postgres":
         # Grouped by the first of the month, formatted once per group: TO_CHAR per row cost
         # more than the hash, and CAST(date AS TEXT) would follow the session's DateStyle.

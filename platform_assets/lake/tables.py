@@ -207,9 +207,10 @@ class GoldLake:
         import pyarrow.parquet as pq
 
         schema, first, rows = None, "", 0
-        for key in state.parquet_keys:
+        keys = state.parquet_keys
+        for key, path in zip(keys, self.storage.paths(keys), strict=True):
             try:
-                with self.storage.filesystem.open_input_file(self.storage.path(key)) as handle:
+                with self.storage.filesystem.open_input_file(path) as handle:
                     footer = pq.ParquetFile(handle)
                     file_schema, rows = footer.schema_arrow, rows + footer.metadata.num_rows
             except (pa.ArrowException, OSError) as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from platform_assets.identifiers import quote_ident
+from platform_assets.identifiers import quote_idents
 from platform_assets.serving.names import SCHEMA, qualified
 
 Columns = tuple[tuple[str, str], ...]  # (name, format_type) in table order
@@ -80,15 +80,18 @@ SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisunique, con.contype::te
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
-WHERE i.indrelid = %s::regclass
+WHERE i.indrelid = %s::oid
 ORDER BY ic.relname
 """
 
 
-def parent_indexes(conn: psycopg.Connection, table: str) -> list[IndexDef]:
+def parent_indexes(conn: psycopg.Connection, parent: CopyFacts) -> list[IndexDef]:
+    """The indexes of the live parent `parent` (as this run's catalog read found it)."""
+    rows = conn.execute(_INDEX_SQL, (parent.oid,)).fetchall()
+    quoted = quote_idents([name for name, *_ in rows])
     found = []
-    for name, definition, unique, contype, cols in conn.execute(_INDEX_SQL, (qualified(table),)):
-        head = f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote_ident(name)} ON "
+    for (name, definition, unique, contype, cols), index in zip(rows, quoted, strict=True):
+        head = f"CREATE {'UNIQUE ' if unique else ''}INDEX {index} ON "
         body = definition[definition.index(" USING ", len(head)) + 1 :]
         found.append(IndexDef(name, body, unique, contype, frozenset(cols)))
     return found

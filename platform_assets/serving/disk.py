@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import errors
 
-from platform_assets.serving.names import SCHEMA, qualified
+from platform_assets.serving.names import SCHEMA
 from resources.serving_db import one_row
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from platform_assets.serving.catalog import Columns
+    from platform_assets.serving.names import CopyNames
     from platform_assets.serving.units import Unit
 
 
@@ -127,9 +128,10 @@ def _local_data_directory(conn: psycopg.Connection) -> Path | None:
 
 
 def staged_bytes(
-    conn: psycopg.Connection, table: str, units: Sequence[Unit], columns: Columns
+    conn: psycopg.Connection, parent: str, units: Sequence[Unit], columns: Columns
 ) -> int:
-    """Bytes `units` will take once staged: see the module docstring."""
+    """Bytes `units` will take once staged (`parent`: the live copy, as SQL text): see the
+    module docstring."""
     children = [u.child.name for u in units]
     live = dict(
         conn.execute(
@@ -144,7 +146,7 @@ def staged_bytes(
             "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
             "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
             "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
-            (qualified(table),),
+            (parent,),
         )
     )
     if total_rows:
@@ -161,7 +163,7 @@ def staged_bytes(
 def require_room(
     conn: psycopg.Connection,
     storage_gb: float | None,
-    table: str,
+    names: CopyNames,
     units: Sequence[Unit],
     columns: Columns,
 ) -> None:
@@ -171,7 +173,8 @@ def require_room(
     have = room(conn, storage_gb)
     if have.free_bytes is None:
         return
-    data = staged_bytes(conn, table, units, columns)
+    table = names.table
+    data = staged_bytes(conn, names.live_text, units, columns)
     needed = have.needed(data)
     if needed <= have.free_bytes:
         return

@@ -411,6 +411,12 @@ def outdated_keys(rows: Mapping[str, LedgerRow]) -> set[str]:
     return {key for key, row in rows.items() if not row.checksums_current}
 
 
+def stale_units(rows: Mapping[str, LedgerRow], expected: Mapping[str, Segments]) -> set[str]:
+    """The units the ledger says to reload: behind the lake, or with checksums of an older
+    fingerprint version (they differ from the lake's: `checksum_upgrade` found them so)."""
+    return set(units_behind(rows, expected)) | outdated_keys(rows)
+
+
 class Refusal(NamedTuple):
     """Why the sync of a lake state has not landed: `refused` (data, policy, guard: not retried
     until the lake changes or `goldctl sync` is run) or `failing` (transient: retried at

@@ -102,6 +102,7 @@ class CopyNames:
 
     table: str
     live: sql.Identifier  # gold.<table>
+    live_text: str  # the same as SQL text (a regclass to look up)
     stage: str  # the staging parent, in gold_stage
     staging: sql.Identifier
     staging_text: str  # the staging parent as SQL text (the checksum statement's relation)
@@ -114,6 +115,7 @@ def copy_names(table: str) -> CopyNames:
     return CopyNames(
         table=table,
         live=identifier(table),
+        live_text=qualified(table),
         stage=stage,
         staging=identifier(stage, STAGE_SCHEMA),
         staging_text=qualified(stage, STAGE_SCHEMA),

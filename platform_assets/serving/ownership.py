@@ -81,12 +81,15 @@ def refusal(table: str, owner: Owner, me: Deployment) -> str:
 def claim(conn: psycopg.Connection, table: str, me: Deployment) -> None:
     """Make `me` the owner of an unclaimed copy; refuse (touching nothing) when another
     deployment owns it."""
-    conn.execute(
-        f"INSERT INTO {PLATFORM_SCHEMA}.copy_owners (table_name, deployment, lake_location) "
-        "VALUES (%s, %s, %s) ON CONFLICT (table_name) DO NOTHING",
-        (table, me.name, me.lake_location),
-    )
-    owner = foreign_owner(read_owners(conn).get(table), me)
+    row = conn.execute(  # one round trip: the claim, or the owner that was there before
+        f"WITH claimed AS (INSERT INTO {PLATFORM_SCHEMA}.copy_owners "
+        "(table_name, deployment, lake_location) VALUES (%(t)s, %(d)s, %(l)s) "
+        "ON CONFLICT (table_name) DO NOTHING RETURNING table_name, deployment, lake_location, "
+        "since) SELECT * FROM claimed UNION ALL SELECT table_name, deployment, lake_location, "
+        f"since FROM {PLATFORM_SCHEMA}.copy_owners WHERE table_name = %(t)s",
+        {"t": table, "d": me.name, "l": me.lake_location},
+    ).fetchone()
+    owner = foreign_owner(Owner(*row) if row else None, me)
     if owner is not None:
         raise ForeignCopy(refusal(table, owner, me), table=table)
 

@@ -359,9 +359,7 @@ def _sync_locked(
         _check_schema_policy(spec, table_row, facts, snap, change)
         _check_views(conn, spec, change)
         index_defs = [
-            d
-            for d in catalog.parent_indexes(conn, spec.name)
-            if not d.columns & set(change.dropped)
+            d for d in catalog.parent_indexes(conn, facts) if not d.columns & set(change.dropped)
         ]
     else:
         if facts is not None:
@@ -373,8 +371,7 @@ def _sync_locked(
         load = list(lake_units)
     else:
         expected = {key: unit.expected for key, unit in lake_units.items()}
-        reload = {*months, *verdict.drifted_units, *ledger.units_behind(unit_rows, expected)}
-        reload |= ledger.outdated_keys(unit_rows)  # differs from the lake: checksum_upgrade
+        reload = {*months, *verdict.drifted_units, *ledger.stale_units(unit_rows, expected)}
         load = [key for key in lake_units if force or key in reload]
     removed = tuple(sorted(set(unit_rows) - set(lake_units))) if usable else ()
     partitioned = spec.partitioned
@@ -384,7 +381,7 @@ def _sync_locked(
     if load:
         step.now = "measuring the room on the serving database's volume"
         units = [lake_units[k] for k in sorted(load)]
-        disk.require_room(conn, db.storage_gb, spec.name, units, snap.columns)
+        disk.require_room(conn, db.storage_gb, run.names, units, snap.columns)
         step.now = f"COPY and verification of {len(load)} unit(s)"
         staged = run.staged = stage(
             conn,

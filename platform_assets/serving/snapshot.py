@@ -34,7 +34,7 @@ class LakeSnapshot:
     schema: pa.Schema  # as loaded into PostgreSQL (lake_types.load_schema)
     segments: Segments  # segment -> (rows, checksum)
 
-    @property
+    @cached_property
     def rows(self) -> int:
         return sum(n for n, _ in self.segments.values())
 

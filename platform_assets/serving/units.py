@@ -134,10 +134,7 @@ class Staged:
     units: tuple[Unit, ...]
     rows: int
     copy_seconds: float
-
-    @property
-    def rows_per_s(self) -> float | None:
-        return self.rows / self.copy_seconds if self.copy_seconds else None
+    rows_per_s: float | None  # None: the copy took no measurable time
 
 
 def stage(
@@ -263,8 +260,9 @@ def _stage(
         ]
         finish.append(sql.SQL("DROP TABLE {}").format(staging))
         conn.execute(sql.SQL(";\n").join(finish))
-        log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({stats.rows_per_s:,.0f} rows/s)")
-        return Staged(tuple(units), stats.rows, stats.seconds)
+        rate = stats.rows_per_s
+        log(f"copied {stats.rows} rows in {stats.seconds:.2f}s ({rate:,.0f} rows/s)")
+        return Staged(tuple(units), stats.rows, stats.seconds, rate if stats.seconds else None)
     except BaseException:
         discard_staging(conn, names)
         raise
