@@ -1,7 +1,8 @@
 """The layout keeps what docs/DESIGN.md ("Layout") promises, read from the source (nothing runs).
 
 Each rule is one a newcomer relies on to find things: the shipped code never reaches into tests or
-benchmarks, a test module never borrows from another one (harnesses live in tests/support/),
+benchmarks, a test module never borrows from another one nor from a benchmark (harnesses live in
+tests/support/, benchmarks borrow from there),
 `resources/` depends on nothing but the lake contract and SQL quoting, and no SQL statement
 spells the platform's schema instead of naming it from `names.PLATFORM_SCHEMA`.
 """
@@ -49,6 +50,10 @@ def test_shipped_code_imports_neither_tests_nor_benchmarks():
 
 def test_a_test_module_imports_no_other_test_module():
     assert _offenders(_files("tests", "benchmarks"), re.compile(r"tests\.test_")) == []
+
+
+def test_tests_borrow_from_tests_support_not_from_benchmarks():
+    assert _offenders(_files("tests"), re.compile(r"benchmarks(\.|$)")) == []
 
 
 def test_resources_depend_only_on_the_lake_contract_and_quoting():
