@@ -173,7 +173,12 @@ def check_environment() -> None:
     if engine_choice() == "athena":
         region = env("ATHENA_REGION") or env("AWS_REGION")
         rules.raise_problems(
-            rules.athena_problems(region, env("ATHENA_OUTPUT_LOCATION"), lake.is_s3)
+            rules.athena_problems(
+                region,
+                env("ATHENA_OUTPUT_LOCATION"),
+                lake.is_s3,
+                env("ATHENA_DATABASE_PREFIX", ""),
+            )
         )
     else:
         threads = _from_environment({"threads": ("DUCKDB_THREADS", 2, int)})["threads"]

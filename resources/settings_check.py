@@ -85,7 +85,9 @@ def url_problem(name: str, value: str | None, schemes: tuple[str, ...], example:
 # ---- each resource's settings rules, pure (the Dagster resources and goldctl call them) --------
 
 
-def athena_problems(region: str | None, output_location: str | None, lake_is_s3: bool) -> list:
+def athena_problems(
+    region: str | None, output_location: str | None, lake_is_s3: bool, database_prefix: str = ""
+) -> list:
     problems = []
     if not (region or os.environ.get("AWS_DEFAULT_REGION")):
         problems.append("SQL_ENGINE=athena needs a region: set ATHENA_REGION or AWS_REGION")
@@ -98,6 +100,11 @@ def athena_problems(region: str | None, output_location: str | None, lake_is_s3:
     )
     if not lake_is_s3:
         problems.append("SQL_ENGINE=athena works on an S3 lake: set LAKE_URL=s3://bucket/prefix")
+    if not re.fullmatch(r"[a-z0-9_]*", database_prefix):  # it goes into SQL unquoted: a name
+        problems.append(
+            "ATHENA_DATABASE_PREFIX may hold only lowercase letters, digits and _ "
+            f"(a Glue database name's start, e.g. prod_; it is {database_prefix!r})"
+        )
     return problems
 
 

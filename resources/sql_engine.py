@@ -296,7 +296,9 @@ class AthenaEngine(CheckedSettings):
             raise ValueError(f"ATHENA_USD_PER_TB={self.usd_per_tb!r}: expected a number") from None
 
     def settings_problems(self) -> list[str]:
-        return athena_problems(self.region, self.output_location, self.lake.is_s3)
+        return athena_problems(
+            self.region, self.output_location, self.lake.is_s3, self.database_prefix
+        )
 
     def _cursor(self, arrow: bool = False) -> Any:  # noqa: ANN401 - pyathena's cursors are untyped
         from pyathena import connect

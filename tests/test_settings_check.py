@@ -23,6 +23,15 @@ BAD_SETTINGS = {
         {"SQL_ENGINE": "athena", "AWS_REGION": "eu-west-1", "ATHENA_OUTPUT_LOCATION": "/tmp/x"},
         ["ATHENA_OUTPUT_LOCATION", "s3://"],
     ),
+    "athena-database-prefix-not-a-name": (
+        {
+            "SQL_ENGINE": "athena",
+            "AWS_REGION": "eu-west-1",
+            "ATHENA_OUTPUT_LOCATION": "s3://bucket/results/",
+            "ATHENA_DATABASE_PREFIX": "prod-",
+        },
+        ["ATHENA_DATABASE_PREFIX", "'prod-'"],
+    ),
     "rds-url-not-postgres": (
         {"RDS_URL": f"mysql://loader:{PASSWORD}@db:3306/serving"},
         ["RDS_URL", "postgresql://"],

@@ -1,4 +1,4 @@
-"""What one sync run costs in connections and repeated reads, as benchmarks/sync_trace.py counts.
+"""What one sync run costs in connections and repeated reads, as tests/support/sync_trace.py counts.
 
 Behaviour the design promises, not timings: one connection per run for the op (sync, checks,
 months, footprint) besides the sync lock's and the staging streams; the ledger's setup once per
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.sync_trace import materialize, trace_runs, traced_sync
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.loader import COPY_STREAMS
 from platform_assets.serving.snapshot import take
 from platform_assets.specs import GOLD_BY_NAME
 from resources.sql_engine import DuckDBEngine
+from tests.support.sync_trace import materialize, trace_runs, traced_sync
 
 TABLE = "carrier_daily_performance"
 WHOLE = "airport_daily_weather"

@@ -206,23 +206,26 @@ def _stage(
                 ),
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
-        # the DDL runs while this thread scans the rows for NUL characters
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddl") as pool:
-            created = pool.submit(conn.execute, sql.SQL(";\n").join(create))
-            nul = loader.first_nul(dataset, schema, list(spec.primary_key), where)
-            created.result()
-        if nul is not None:
-            column, key = nul
-            raise DataRefused(
-                f"refusing to sync gold.{spec.name}: column {column} holds a NUL character in "
-                f"the row {', '.join(f'{k}={v}' for k, v in key.items())}; PostgreSQL text "
-                "cannot hold it. RDS keeps serving the old copy",
-                table=spec.name,
-            )
+        conn.execute(sql.SQL(";\n").join(create))  # the COPY connections open meanwhile
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
-        stats = loader.load_dataset(
-            conninfo, STAGE_SCHEMA, names.stage, dataset, schema, where, streams
-        )
+        try:
+            stats = loader.load_dataset(
+                conninfo,
+                STAGE_SCHEMA,
+                names.stage,
+                dataset,
+                schema,
+                where,
+                streams,
+                list(spec.primary_key),
+            )
+        except loader.NulInText as nul:
+            raise DataRefused(
+                f"refusing to sync gold.{spec.name}: column {nul.column} holds a NUL character "
+                f"in the row {', '.join(f'{k}={v}' for k, v in nul.key.items())}; PostgreSQL "
+                "text cannot hold it. RDS keeps serving the old copy",
+                table=spec.name,
+            ) from None
         pausepoints.reached("verify")
         # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
         # read the same committed rows; those run on two connections when there are two units
