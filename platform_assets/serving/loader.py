@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -170,10 +170,11 @@ def _copy_sized(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 class LoadStats:
     rows: int
     seconds: float
+    rows_per_s: float = field(init=False)  # 0.0 when no time was measured
 
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+    def __post_init__(self) -> None:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        object.__setattr__(self, "rows_per_s", rate)
 
 
 def copy_into(

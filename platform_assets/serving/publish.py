@@ -110,7 +110,8 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
             leaving = {u.child.name for u in staged} | {c.name for c in removed}
             gone = sorted(attached if pub.change else set(attached) & leaving)
             extra = sorted(set(pub.extra_children) & set(attached) - leaving)
-            gone_ids, extra_ids = identifiers(gone), identifiers(extra)
+            ids = identifiers([*gone, *extra])
+            gone_ids, extra_ids = ids[: len(gone)], ids[len(gone) :]
             if gone:  # dropping a partition detaches it: one statement for all of them
                 batch.append(sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(gone_ids)))
             for child in extra_ids:
