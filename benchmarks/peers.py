@@ -177,7 +177,7 @@ def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = T
     segments = DuckDBEngine(lake=lake).segment_checksums(
         f"gold.{spec.name}", schema, spec.segment_column, location
     )
-    # What the lake asset publishes after a CTAS (gold_assets.build_lake_asset), minus the checks
+    # What the lake asset publishes after a CTAS (gold_assets/lake_asset.py), minus the checks
     published = {"created_at": datetime.now(UTC).isoformat(), "token": listing_token(files)}
     published["files"] = [asdict(f) for f in files]
     columns = zip(schema.names, schema.types, strict=True)

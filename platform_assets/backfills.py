@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.gold_assets import months_partitions
+from platform_assets.gold_assets.months import months_partitions
 from platform_assets.keys import rds_key, rds_op_name
 from platform_assets.specs import GOLD_TABLES, GoldTableSpec
 

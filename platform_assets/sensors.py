@@ -40,7 +40,7 @@ from platform_assets.copy_record import (
     last_metadata,
     record_in_sync,
 )
-from platform_assets.gold_assets import months_changes, months_partitions
+from platform_assets.gold_assets.months import months_changes, months_partitions
 from platform_assets.keys import lake_key, rds_key
 from platform_assets.lake.tables import GOLD, GoldLake, LakeFault, LakeTableState
 from platform_assets.serving import heads, ledger, orphans

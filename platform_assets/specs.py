@@ -1,7 +1,7 @@
 """The Gold tables, each declared once.
 
 A Gold table is this spec entry plus `sql/gold/<name>.sql` (Athena dialect). The factory in
-`gold_assets.py` builds from it the lake asset, the RDS asset, their checks and freshness
+`gold_assets/` builds from it the lake asset, the RDS asset, their checks and freshness
 policies; sensors and `goldctl` iterate this list. Adding a table touches nothing else.
 
 `GOLD_EXTRA_SPECS=<module>` adds the `GOLD_TABLES` of another importable module (its specs set

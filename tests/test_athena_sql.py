@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
-from platform_assets.gold_assets import _lake_check_results
+from platform_assets.gold_assets.lake_asset import _lake_check_results
 from platform_assets.lake.fingerprint import segment_checksum_sql, segments_from_rows
 from platform_assets.lake.tables import GoldLake, version_prefix
 from platform_assets.lake_assets import SILVER_PARTITIONS

@@ -259,12 +259,12 @@ def test_a_lag_recorded_over_the_sync_runs_spinner_does_not_hide_its_green(built
     """The sensor records the lag over the sync run's planned (spinning) check; the run's green
     lands in its older execution row, which the page no longer shows: the run re-asserts its
     verdict without a run, so the page is green the moment the run ends."""
-    from platform_assets import gold_assets
     from platform_assets.copy_record import ui_shows
+    from platform_assets.gold_assets import rds_asset
 
     instance, resources = built
     add_outside_file(resources["lake"])
-    real = gold_assets.sync_table
+    real = rds_asset.sync_table
 
     def lag_recorded_meanwhile(*args, **kwargs):
         instance.report_runless_asset_event(  # what the sensor records over the spinner
@@ -273,7 +273,7 @@ def test_a_lag_recorded_over_the_sync_runs_spinner_does_not_hide_its_green(built
         assert ui_shows(instance, IN_SYNC_KEY) == "failed"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gold_assets, "sync_table", lag_recorded_meanwhile)
+    monkeypatch.setattr(rds_asset, "sync_table", lag_recorded_meanwhile)
     assert materialize(f"key:rds/gold/{TABLE}", resources, instance=instance).success
     assert ui_shows(instance, IN_SYNC_KEY) == "passed"
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([IN_SYNC_KEY])

@@ -8,7 +8,8 @@ from dataclasses import replace
 import dagster as dg
 
 from platform_assets import specs
-from platform_assets.gold_assets import build_lake_asset, build_rds_asset
+from platform_assets.gold_assets.lake_asset import build_lake_asset
+from platform_assets.gold_assets.rds_asset import build_rds_asset
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.names import MAX_IDENT, fit, unit_child
 from platform_assets.specs import GOLD_BY_NAME

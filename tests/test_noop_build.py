@@ -9,7 +9,7 @@ import dagster as dg
 
 from platform_assets.build_record import data_files
 from platform_assets.definitions import ASSETS
-from platform_assets.gold_assets import build_lake_asset
+from platform_assets.gold_assets.lake_asset import build_lake_asset
 from platform_assets.lake.tables import GoldLake
 from platform_assets.specs import GOLD_BY_NAME, GOLD_TABLES
 from resources.storage import LakeStorage, listing_token

@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 from platform_assets import specs
-from platform_assets.gold_assets import build_lake_asset, build_rds_asset
+from platform_assets.gold_assets.lake_asset import build_lake_asset
+from platform_assets.gold_assets.rds_asset import build_rds_asset
 from platform_assets.specs import GOLD_BY_NAME
 from tests.support.goldctl import goldctl, goldctl_env
 from tests.support.in_process import tick

@@ -8,7 +8,7 @@ import pytest
 
 from platform_assets.backfills import reload_months_job_name, reload_months_jobs
 from platform_assets.definitions import ASSETS
-from platform_assets.gold_assets import months_partitions
+from platform_assets.gold_assets.months import months_partitions
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from platform_assets.serving.errors import SyncUsageError

@@ -162,7 +162,7 @@ def test_no_request_while_the_table_is_in_an_active_run(built):
 def test_a_new_instance_learns_the_months_it_can_backfill(built):
     """A fresh `dagster dev` instance (no sync run there yet) gets the reload-months partitions
     from the first tick; an instance that already has them gets no request."""
-    from platform_assets.gold_assets import months_partitions
+    from platform_assets.gold_assets.months import months_partitions
 
     instance, resources = built
     expected = [f"2013-{m:02d}" for m in range(1, 13)]

@@ -17,7 +17,7 @@ import pyarrow as pa
 from platform_assets.lake import types as lake_types
 from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
 from platform_assets.lake.fingerprint import Segments, fingerprint
-from platform_assets.lake.tables import GoldLake, LakeTableState
+from platform_assets.lake.tables import GoldLake, LakeFault, LakeTableState
 from platform_assets.serving.catalog import Columns
 
 if TYPE_CHECKING:  # pyarrow.dataset costs a second to import: only syncs that copy load it
@@ -67,3 +67,13 @@ def take(spec: GoldTableSpec, lake: GoldLake, engine: SqlEngine) -> LakeSnapshot
     else:
         segments = {k: (int(v[0]), int(v[1])) for k, v in state.manifest.segments.items()}
     return LakeSnapshot(spec.name, state, schema, segments)
+
+
+def take_or_fault(
+    spec: GoldTableSpec, gold: GoldLake, engine: SqlEngine
+) -> tuple[LakeSnapshot | None, LakeFault | None]:
+    """(the run's one lake read, None) or (None, the fault that kept it from being read)."""
+    try:
+        return take(spec, gold, engine), None
+    except LakeFault as exc:  # the sync refuses it too, naming the file
+        return None, exc

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TABLE = "carrier_daily_performance"
 PROJECT = ("platform_assets", "resources")
-OP_BODY = "_rds_gold"  # the RDS op's body (gold_assets.build_rds_asset)
+OP_BODY = "_rds_gold"  # the RDS op's body (gold_assets/rds_asset.build_rds_asset)
 
 # (module, function) -> the name it is reported under in `calls`
 WATCHED = {
@@ -98,7 +98,7 @@ class Trace:
         if event not in ("call", "return"):
             return
         code = frame.f_code
-        if code.co_name == OP_BODY and _module(frame) == "platform_assets.gold_assets":
+        if code.co_name == OP_BODY and _module(frame) == "platform_assets.gold_assets.rds_asset":
             self._depth += 1 if event == "call" else -1
             return
         if self._depth <= 0 and threading.current_thread() is threading.main_thread():
