@@ -42,7 +42,7 @@ def test_a_sync_run_opens_one_connection_besides_its_lock_and_staging_streams(sy
     # the run's one connection (the lock held shared on it); a load adds the sync lock's (held
     # for the load), the verification scan's and COPY's
     assert unchanged["connections"] == {"psycopg": 1, "adbc_copy": 0}, unchanged
-    assert changed["connections"]["psycopg"] == 3, changed
+    assert changed["connections"]["psycopg"] == 2, changed
     assert 1 <= changed["connections"]["adbc_copy"] <= COPY_STREAMS, changed
     for run in (unchanged, changed):
         calls = run["calls"]

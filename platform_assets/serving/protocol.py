@@ -462,6 +462,7 @@ def _sync_locked(
             snap.schema,
             index_defs,
             log,
+            scan_conn=gate.lock,  # idle while staging: the checksum scan runs there
         )
     pub = Publication(
         spec=spec,

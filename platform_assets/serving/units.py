@@ -119,14 +119,24 @@ def postgres_segments(
 
 
 def verify(
-    conninfo: str, relation: str, schema: pa.Schema, column: str, expected: Segments
+    conninfo: str,
+    relation: str,
+    schema: pa.Schema,
+    column: str,
+    expected: Segments,
+    conn: psycopg.Connection | None = None,
 ) -> Segments:
-    """The staged rows' segments, computed by PostgreSQL on a connection of their own (so the
-    scan can run beside the index builds); the caller compares them with `expected`."""
+    """The staged rows' segments, computed by PostgreSQL beside the index builds; the caller
+    compares them with `expected`. On `conn`, the sync lock's connection (idle in its
+    transaction while staging), in a savepoint rolled back after the scan, so the lock stays and
+    the scan's table locks end with it; without one, on a connection of its own."""
+    if conn is not None:
+        with conn.transaction(force_rollback=True):
+            return postgres_segments(conn, relation, schema, column)
     with psycopg.connect(
         conninfo, autocommit=True, connect_timeout=30, application_name="gold-verify"
-    ) as conn:
-        return postgres_segments(conn, relation, schema, column)
+    ) as own:
+        return postgres_segments(own, relation, schema, column)
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,10 @@ def stage(
     schema: pa.Schema,
     index_defs: list[IndexDef],
     log: Callable[[str], None],
+    scan_conn: psycopg.Connection | None = None,
 ) -> Staged:
-    """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish.
+    """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish
+    (`scan_conn`: where the checksum scan runs, see `verify`).
 
     On any failure the staging tables are dropped and the error raised; nothing live changed.
     """
@@ -157,7 +169,18 @@ def stage(
     streams = loader.Streams(conninfo, dataset, where)  # connecting overlaps what follows
     try:
         return _stage(
-            conn, conninfo, spec, names, units, dataset, schema, index_defs, log, where, streams
+            conn,
+            conninfo,
+            spec,
+            names,
+            units,
+            dataset,
+            schema,
+            index_defs,
+            log,
+            where,
+            streams,
+            scan_conn,
         )
     finally:
         streams.close()
@@ -175,6 +198,7 @@ def _stage(
     log: Callable[[str], None],
     where: ds.Expression | None,
     streams: loader.Streams,
+    scan_conn: psycopg.Connection | None,
 ) -> Staged:
     staging, comment = names.staging, sql.Literal(names.comment)
     not_null = set(spec.primary_key)
@@ -227,16 +251,23 @@ def _stage(
                 table=spec.name,
             ) from None
         pausepoints.reached("verify")
-        # The checksum scan (its own connection) overlaps the index builds and ANALYZE, which
-        # read the same committed rows; those run on two connections when there are two units
-        # or more (each its own units: no lock between them), so two cores build at once.
-        # Nothing is published before all are done. The constraints that adopt the indexes
-        # (ACCESS EXCLUSIVE) come after the scan, with the detach from the staging parent.
+        # The checksum scan (on the sync lock's connection, see `verify`) overlaps the index
+        # builds and ANALYZE, which read the same committed rows; those run on two connections
+        # when there are two units or more (each its own units: no lock between them), so two
+        # cores build at once. Nothing is published before all are done. The constraints that
+        # adopt the indexes (ACCESS EXCLUSIVE) come after the scan, whose locks ended with its
+        # savepoint, with the detach from the staging parent.
         halves = [units[i::BUILD_CONNECTIONS] for i in range(BUILD_CONNECTIONS)]
         builds = [_build_sql(part, ddl) for part in halves if part]
         with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
             scan = pool.submit(
-                verify, conninfo, names.staging_text, schema, spec.segment_column, expected
+                verify,
+                conninfo,
+                names.staging_text,
+                schema,
+                spec.segment_column,
+                expected,
+                scan_conn,
             )
             others = [pool.submit(_build_apart, conninfo, batch) for batch in builds[1:]]
             try:
