@@ -58,7 +58,7 @@ from resources.serving_db import ServingDatabase, redact  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from resources.storage import LakeStorage  # noqa: E402
 from tests.support.app_sessions import run as app_sessions_run  # noqa: E402
-from tests.support.platform import build_platform  # noqa: E402
+from tests.support.real_assets import build_platform  # noqa: E402
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event

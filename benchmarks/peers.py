@@ -893,7 +893,7 @@ def run(args: argparse.Namespace) -> dict:
 
             tables = []
             if args.scale_years:
-                from tests.support.platform import build_platform
+                from tests.support.real_assets import build_platform
 
                 lake, _ = build_platform(workdir, url, args.scale_years)
                 tables.append(carrier_table(lake, workdir, args.scale_years))

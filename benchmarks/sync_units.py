@@ -46,7 +46,7 @@ from resources import embedded_pg  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from tests.support.copies import Reader  # noqa: E402
 from tests.support.lake_edits import add_outside_file  # noqa: E402
-from tests.support.platform import build_platform  # noqa: E402
+from tests.support.real_assets import build_platform  # noqa: E402
 
 if TYPE_CHECKING:
     from resources.serving_db import ServingDatabase

@@ -14,12 +14,12 @@ import dagster as dg
 import psycopg
 import pytest
 
-from platform_assets.definitions import ASSETS, defs
 from resources import embedded_pg
 from resources.serving_db import ServingDatabase
 from resources.source import SourceSettings
 from resources.sql_engine import DuckDBEngine
 from resources.storage import LakeStorage
+from tests.support.real_assets import materialize, platform_resources
 
 BUCKET = "test-lake"
 GOLD = "key:lake/gold/* or key:rds/gold/*"
@@ -75,34 +75,6 @@ def make_lake(kind: str, tmp_path: Path, s3_endpoint: str | None = None) -> Lake
     if kind == "s3":
         return LakeStorage(url=f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}", s3_endpoint_url=s3_endpoint)
     return LakeStorage(url=str(tmp_path / "lake"))
-
-
-def platform_resources(lake: LakeStorage, serving: ServingDatabase, scale_years: int = 1) -> dict:
-    return {
-        "lake": lake,
-        "engine": DuckDBEngine(lake=lake),
-        "serving": serving,
-        "source": SourceSettings(scale_years=scale_years),
-    }
-
-
-def materialize(
-    selection: str, resources: dict, run_config=None, raise_on_error=True, instance=None
-):
-    """Materialize part of the real asset graph (the same definitions `dagster dev` loads).
-
-    Only the assets the selection touches are passed, so a test provides only their resources.
-    """
-    graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_string(selection).resolve(graph)
-    return dg.materialize(
-        [a for a in ASSETS if set(a.keys) & keys],
-        instance=instance,
-        selection=selection,
-        resources=resources,
-        run_config=run_config,
-        raise_on_error=raise_on_error,
-    )
 
 
 @pytest.fixture(scope="session")

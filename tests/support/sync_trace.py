@@ -191,23 +191,9 @@ def materialize(
     selection: str, lake: LakeStorage, serving: ServingDatabase
 ) -> dg.ExecuteInProcessResult:
     """The real assets `selection` touches, materialized in this process (no executor child)."""
-    import dagster as dg
+    from tests.support.real_assets import materialize, platform_resources
 
-    from platform_assets.definitions import ASSETS, defs
-    from resources.source import SourceSettings
-    from resources.sql_engine import DuckDBEngine
-
-    keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    return dg.materialize(
-        [a for a in ASSETS if set(a.keys) & keys],
-        selection=selection,
-        resources={
-            "lake": lake,
-            "engine": DuckDBEngine(lake=lake),
-            "serving": serving,
-            "source": SourceSettings(scale_years=1),
-        },
-    )
+    return materialize(selection, platform_resources(lake, serving))
 
 
 def traced_sync(lake: LakeStorage, serving: ServingDatabase, table: str) -> dict:
