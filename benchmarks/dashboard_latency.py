@@ -48,7 +48,6 @@ if str(ROOT) not in sys.path:
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
 
-from benchmarks.app_sessions import run as app_sessions_run  # noqa: E402
 from dashboard import queries as Q  # noqa: E402
 from dashboard.plans import gold_scans  # noqa: E402
 from platform_assets.lake.tables import GoldLake  # noqa: E402
@@ -58,6 +57,8 @@ from resources import embedded_pg  # noqa: E402
 from resources.serving_db import ServingDatabase, redact  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from resources.storage import LakeStorage  # noqa: E402
+from tests.support.app_sessions import run as app_sessions_run  # noqa: E402
+from tests.support.platform import build_platform  # noqa: E402
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -89,38 +90,6 @@ def summary(ms: list[float]) -> dict:
 
 
 # ---- setup ----------------------------------------------------------------------------------
-
-
-def build_platform(
-    workdir: Path, rds_url: str, scale_years: int
-) -> tuple[LakeStorage, ServingDatabase]:
-    """A local lake in `workdir` and the serving DB at `rds_url`, materialized by the assets.
-
-    Returns (lake, serving)."""
-    import dagster as dg
-
-    from platform_assets.definitions import ASSETS
-    from resources.source import SourceSettings
-
-    serving = ServingDatabase(url=rds_url)
-    lake = LakeStorage(url=str(workdir / "lake"))
-    log(f"materializing the platform at scale_years={scale_years} into {workdir} ...")
-    started = time.monotonic()
-    with contextlib.redirect_stdout(sys.stderr):
-        result = dg.materialize(
-            ASSETS,
-            selection="*",
-            resources={
-                "lake": lake,
-                "engine": DuckDBEngine(lake=lake),
-                "serving": serving,
-                "source": SourceSettings(scale_years=scale_years),
-            },
-        )
-    if not result.success:
-        raise SystemExit("materialize failed")
-    log(f"platform built in {time.monotonic() - started:.1f} s")
-    return lake, serving
 
 
 def reader_url(serving: ServingDatabase, dashboard_url: str | None) -> str:
@@ -306,7 +275,7 @@ def sync_loop(
 
 
 def app_sessions(url: str, bounds: tuple, sessions: int, views: int) -> dict:
-    """Whole page views of the app (`benchmarks/app_sessions.py`): one session alone, then
+    """Whole page views of the app (`tests/support/app_sessions.py`): one session alone, then
     `sessions` at once; the machine's load average is reported beside the numbers."""
     load_before = os.getloadavg()[0]
     single = app_sessions_run(url, bounds, 1, views)

@@ -4,7 +4,7 @@ benchmark table.
 The fingerprint renders every value exactly (doubles by their IEEE bits, text length-prefixed,
 timestamps to the µs in UTC); the one it replaced rendered doubles as rounded ten-thousandths
 and text as is (blind to small changes and to `\\N` vs NULL). Both segment checksum queries run
-on the same 1 M-row table (`sync_throughput.gold_like_table`, shaped like
+on the same 1 M-row table (`tests/support/bench_data.gold_like_table`, shaped like
 `gold.route_monthly_performance`), interleaved, median reported; the verification of every
 sync and every `fingerprint_matches` check runs this query. The NUL scan (`loader.NulScreen`,
 run on the batches COPY sends) is timed on the decoded batches against the load it is part of.
@@ -29,7 +29,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from benchmarks.sync_throughput import (
+from platform_assets.identifiers import quote_ident
+from platform_assets.lake.fingerprint import segment_checksum_sql
+from platform_assets.serving import loader
+from tests.support.bench_data import (
     BENCH_SCHEMA,
     drop_bench_schema,
     fresh_table,
@@ -37,9 +40,6 @@ from benchmarks.sync_throughput import (
     postgres_url,
     write_parquet_files,
 )
-from platform_assets.identifiers import quote_ident
-from platform_assets.lake.fingerprint import segment_checksum_sql
-from platform_assets.serving import loader
 
 TABLE = "fingerprint_bench"
 

@@ -50,9 +50,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from platform_assets.identifiers import quote_ident
 
 # Only the standard library at module level: every tool's child process imports this file, and
 # what it imports counts in that tool's peak RSS.
@@ -108,10 +110,6 @@ def log(message: str) -> None:
     print(f"[peers] {message}", file=sys.stderr, flush=True)
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 # ---- the tables ----------------------------------------------------------------------------------
 
 
@@ -129,19 +127,9 @@ class Table:
     scale_years: int | None = None
 
 
-def bench_spec(name: str) -> GoldTableSpec:
-    """The 1 M-row table's spec: unpartitioned, primary key only (the peers build no index)."""
-    from platform_assets.specs import GoldTableSpec
-
-    return GoldTableSpec(
-        name=name,
-        description="Benchmark table shaped like gold.route_monthly_performance.",
-        primary_key=("month", "origin", "dest", "carrier"),
-        segment_column="month",
-    )
-
-
 def resolve_spec(ref: str) -> GoldTableSpec:
+    from tests.support.bench_data import bench_spec
+
     kind, name = ref.split(":", 1)
     if kind == "bench":
         return bench_spec(name)
@@ -151,52 +139,14 @@ def resolve_spec(ref: str) -> GoldTableSpec:
 
 
 def publish_gold_like(lake: LakeStorage, rows: int, workdir: Path, csv: bool = True) -> Table:
-    """The sync_throughput table as a published lake Gold version (files, segments, manifest),
-    and as CSV for psql unless `csv` is false."""
-    from datetime import UTC, datetime
-
+    """The sync_throughput table as a published lake Gold version (`bench_data`), and as CSV for
+    psql unless `csv` is false."""
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
-    from sync_throughput import gold_like_table, write_parquet_files
 
-    from platform_assets.lake.fingerprint import VERSION as CHECKSUM_VERSION
-    from platform_assets.lake.fingerprint import fingerprint
-    from platform_assets.lake.tables import GoldLake, Manifest, new_version_id, version_prefix
-    from platform_assets.serving.loader import load_schema
-    from resources.sql_engine import DuckDBEngine
-    from resources.storage import listing_token
+    from tests.support.bench_data import publish_gold_like_version
 
-    spec = bench_spec("peers_gold_like")
-    table = gold_like_table(rows, unique_key=True)
-    version = new_version_id(f"peers:{rows}")
-    location = version_prefix(spec.name, version)
-    write_parquet_files(table, Path(lake.path(location)))
-    gold = GoldLake(lake)
-    files = gold.list_version(spec.name, version)
-    schema = load_schema(table.schema)
-    segments = DuckDBEngine(lake=lake).segment_checksums(
-        f"gold.{spec.name}", schema, spec.segment_column, location
-    )
-    # What the lake asset publishes after a CTAS (gold_assets/lake_asset.py), minus the checks
-    published = {"created_at": datetime.now(UTC).isoformat(), "token": listing_token(files)}
-    published["files"] = [asdict(f) for f in files]
-    columns = zip(schema.names, schema.types, strict=True)
-    published["schema"] = [{"name": name, "type": str(type_)} for name, type_ in columns]
-    published["segments"] = {month: list(rows_sum) for month, rows_sum in segments.items()}
-    gold.publish(
-        Manifest(
-            spec.name,
-            version,
-            location,
-            row_count=table.num_rows,
-            **published,
-            fingerprint=fingerprint(segments),
-            checksums=CHECKSUM_VERSION,  # else every sync recomputes them from the files
-        )
-    )
-    state = gold.current_state(spec.name)
-    if state is None or state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
-        raise SystemExit("peers: the benchmark's manifest is not what a lake build publishes")
+    spec, table, location, files = publish_gold_like_version(lake, rows)
     csv_path = workdir / "gold_like.csv"
     if csv:
         pacsv.write_csv(table, csv_path)
@@ -270,7 +220,7 @@ def find_tools() -> Tools:
     import importlib.metadata as md
     import shutil
 
-    from sync_throughput import find_psql
+    from tests.support.bench_data import find_psql
 
     sling = os.environ.get("SLING_BINARY")
     if not sling:
@@ -336,7 +286,7 @@ def command(runner: str, table: Table, tools: Tools, workdir: Path) -> tuple[lis
     url = os.environ[URL_ENV]
     schema, name = target(runner, table)
     if runner == "psql_copy":
-        from sync_throughput import libpq_env
+        from tests.support.bench_data import libpq_env
 
         rel = relation(runner, table)
         copy = f"\\copy {rel} FROM '{table.csv}' WITH (FORMAT csv, HEADER true)"
@@ -590,17 +540,6 @@ def table_state(url: str, rel: str) -> tuple[int | None, int | None, int | None]
         return count, (int(total) if total is not None else None), node
 
 
-def checkpoint(url: str) -> None:
-    """Flush what earlier runs left dirty, so no run pays for its predecessor (untimed)."""
-    import psycopg
-
-    with (
-        psycopg.connect(url, autocommit=True) as conn,
-        contextlib.suppress(psycopg.errors.InsufficientPrivilege),
-    ):
-        conn.execute("CHECKPOINT")
-
-
 @dataclass
 class Run:
     runner: str
@@ -691,6 +630,8 @@ def run_once(
 ) -> Run:
     """`runner` replaces its copy of `table` once (optionally under the reader), checked; a
     failure, a wrong result or a run past `timeout_s` raises `ToolFailed`."""
+    from tests.support.bench_data import checkpoint
+
     url = os.environ[URL_ENV]
     rel = relation(runner, table)
     checkpoint(url)
@@ -947,13 +888,12 @@ def run(args: argparse.Namespace) -> dict:
         with embedded_pg.throwaway(workdir / "pg") as url:
             os.environ[URL_ENV] = url
             tools = find_tools()
-            from sync_throughput import server_version
-
             from resources.storage import LakeStorage
+            from tests.support.bench_data import server_version
 
             tables = []
             if args.scale_years:
-                from dashboard_latency import build_platform
+                from tests.support.platform import build_platform
 
                 lake, _ = build_platform(workdir, url, args.scale_years)
                 tables.append(carrier_table(lake, workdir, args.scale_years))

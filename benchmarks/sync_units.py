@@ -39,7 +39,6 @@ import psycopg  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from benchmarks.dashboard_latency import build_platform  # noqa: E402
 from platform_assets.lake.tables import GoldLake  # noqa: E402
 from platform_assets.serving.protocol import sync_table  # noqa: E402
 from platform_assets.specs import GOLD_BY_NAME  # noqa: E402
@@ -47,6 +46,7 @@ from resources import embedded_pg  # noqa: E402
 from resources.sql_engine import DuckDBEngine  # noqa: E402
 from tests.support.copies import Reader  # noqa: E402
 from tests.support.lake_edits import add_outside_file  # noqa: E402
+from tests.support.platform import build_platform  # noqa: E402
 
 if TYPE_CHECKING:
     from resources.serving_db import ServingDatabase

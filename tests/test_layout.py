@@ -1,8 +1,8 @@
 """The layout keeps what docs/DESIGN.md ("Layout") promises, read from the source (nothing runs).
 
 Each rule is one a newcomer relies on to find things: the shipped code never reaches into tests or
-benchmarks, a test module never borrows from another one nor from a benchmark (harnesses live in
-tests/support/, benchmarks borrow from there),
+benchmarks, a test module never borrows from another one nor from a benchmark, nor a benchmark
+from another (harnesses live in tests/support/),
 `resources/` depends on nothing but the lake contract and SQL quoting, and no SQL statement
 spells the platform's schema instead of naming it from `names.PLATFORM_SCHEMA`.
 """
@@ -54,6 +54,13 @@ def test_a_test_module_imports_no_other_test_module():
 
 def test_tests_borrow_from_tests_support_not_from_benchmarks():
     assert _offenders(_files("tests"), re.compile(r"benchmarks(\.|$)")) == []
+
+
+def test_a_benchmark_imports_no_other_benchmark():
+    """What two benchmarks share is a harness in tests/support/, not one script's insides."""
+    scripts = "|".join(p.stem for p in _files("benchmarks"))
+    bad = re.compile(rf"(benchmarks\.)?({scripts})(\.|$)")
+    assert _offenders(_files("benchmarks"), bad) == []
 
 
 def test_resources_depend_only_on_the_lake_contract_and_quoting():

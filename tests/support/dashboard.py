@@ -43,9 +43,6 @@ def gold_database(
     return _BUILT[pg_url]
 
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-
-
 def assert_badge(at: AppTest, serving, lake, table: str, colour: str = "GREEN") -> None:
     version = GoldLake(lake).current_state(table).state_id
     ledger_version = sql(

@@ -5,7 +5,7 @@ whole script: ledger read, sidebar, every query and chart of the page), as the r
 A session first draws the default Overview (not timed: a server's imports are warm), then
 alternates: switch page, change the page's filters (carrier, airport, a random period), each
 a timed view, so most views miss the data cache. Sessions start together (a barrier).
-Used by `dashboard_latency.py --json` (`app_sessions`).
+Used by `benchmarks/dashboard_latency.py --json` (`app_sessions`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAGES = ("overview", "routes", "weather")
 CARRIERS = ("*", "UA", "AA", "DL", "B6", "EV", "WN", "US", "MQ", "9E")
 AIRPORTS = ("*", "EWR", "JFK", "LGA")
