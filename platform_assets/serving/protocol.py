@@ -9,6 +9,10 @@
 4. stage them (units.py: COPY, verify, indexes, ANALYZE) and publish them all in one short
    transaction that also writes the ledger (publish.py);
 5. drop leftovers of crashed runs first, under the table's sync lock (locks.py).
+
+The no-op runs on the run's one connection with the sync lock held shared there (`_unchanged`);
+only a load takes the lock on a connection of its own, and its facts read under the shared
+lock are kept unless a sync published in between (the ledger's `loaded_at` says).
 """
 
 from __future__ import annotations
