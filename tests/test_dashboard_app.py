@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 from platform_assets.lake.tables import GoldLake
 from platform_assets.serving import ledger
 from resources.sql_engine import DuckDBEngine
-from tests.support.dashboard import APP, assert_badge, gold_database, sql, texts
+from tests.support.app_sessions import APP
+from tests.support.dashboard import assert_badge, gold_database, sql, texts
 
 MATERIALIZE = "uv run dg launch --assets '*'"
 

@@ -26,7 +26,8 @@ from platform_assets.lake.tables import GoldLake
 from platform_assets.serving.protocol import sync_table
 from platform_assets.specs import GOLD_BY_NAME
 from resources.sql_engine import DuckDBEngine
-from tests.support.dashboard import APP, assert_badge, gold_database
+from tests.support.app_sessions import APP
+from tests.support.dashboard import assert_badge, gold_database
 from tests.support.pg_server import embedded
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import MATERIALIZE
-from tests.support.dashboard import APP
+from tests.support.app_sessions import APP
 from tests.support.goldctl import goldctl, goldctl_env
 from tests.support.pg_server import embedded
 
