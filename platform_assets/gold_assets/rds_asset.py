@@ -107,7 +107,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                 ):
                     results.append(result)
                     yield result
-                copy_record.reassert(context.instance, context.run_id, results)
+                copy_record.reassert(context.instance, context.run.run_id, results)
                 return
             snap, _ = snapshot.take_or_fault(
                 spec, gold, engine
@@ -145,6 +145,6 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             metadata = {**result.metadata(), **footprint.asset_metadata(conn, spec.name)}
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         yield from checks
-        copy_record.reassert(context.instance, context.run_id, checks)
+        copy_record.reassert(context.instance, context.run.run_id, checks)
 
     return _rds_gold
