@@ -104,9 +104,16 @@ def column_defs(columns: Sequence[tuple[str, str]], not_null: Container[str] = (
 
 
 def create_table_ddl(
-    schema_name: str, table: str, schema: pa.Schema, not_null: Container[str] = ()
+    schema_name: str,
+    table: str,
+    schema: pa.Schema,
+    not_null: Container[str] = (),
+    columns: Sequence[tuple[str, str]] | None = None,
 ) -> sql.Composed:
-    cols = column_defs(lake_types.postgres_columns(schema), not_null)
+    """`columns`: `schema`'s PostgreSQL columns when the caller has them (a sync's snapshot)."""
+    if columns is None:
+        columns = lake_types.postgres_columns(schema)
+    cols = column_defs(columns, not_null)
     return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema_name, table), cols)
 
 

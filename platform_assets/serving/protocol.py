@@ -426,14 +426,13 @@ def _sync_locked(
         and table_row is not None
         and table_row.relation_id == str(facts.oid)
     )
-    change = schema_change.SchemaChange()
+    change = None
     if usable and facts is not None and table_row is not None:  # (usable implies both)
         change = schema_change.diff(facts.columns, snap.columns)
         _check_schema_policy(spec, table_row, facts, snap, change)
         _check_views(conn, spec, change)
-        index_defs = [
-            d for d in catalog.parent_indexes(conn, facts) if not d.columns & set(change.dropped)
-        ]
+        dropped = set(change.dropped) if change else set()
+        index_defs = [d for d in catalog.parent_indexes(conn, facts) if not d.columns & dropped]
     else:
         if facts is not None:
             _check_no_views(conn, spec, facts)
@@ -464,6 +463,7 @@ def _sync_locked(
             [lake_units[k] for k in sorted(load)],
             snap.dataset(lake),
             snap.schema,
+            snap.columns,
             index_defs,
             log,
             scan_conn=gate.lock,  # idle while staging: the checksum scan runs there
@@ -505,7 +505,7 @@ def _sync_locked(
         rows_per_s=staged.rows_per_s if staged else None,
         swap_attempts=attempts,
         partitions_reloaded=sorted(load) if partitioned else None,
-        schema_change=change or None,
+        schema_change=change,
         repaired=verdict.reason if verdict.copy_drifted else None,
     )
 
@@ -540,7 +540,7 @@ def _check_schema_policy(
     table_row: ledger.LedgerRow,
     facts: CopyFacts,
     snap: LakeSnapshot,
-    change: schema_change.SchemaChange,
+    change: schema_change.SchemaChange | None,
 ) -> None:
     """`fail` refuses a change of the lake's columns; repairing a copy altered by hand is no
     schema change (the lake still has the columns the ledger published)."""
@@ -557,9 +557,11 @@ def _check_schema_policy(
 
 
 def _check_views(
-    conn: psycopg.Connection, spec: GoldTableSpec, change: schema_change.SchemaChange
+    conn: psycopg.Connection, spec: GoldTableSpec, change: schema_change.SchemaChange | None
 ) -> None:
     """A user's view that reads a column the lake dropped or retyped blocks the new shape."""
+    if change is None:
+        return
     touched = set(change.dropped) | {c for c, _, _ in change.retyped}
     if not touched:
         return

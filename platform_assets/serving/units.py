@@ -26,7 +26,7 @@ from platform_assets.identifiers import trusted_sql, trusted_sqls
 from platform_assets.lake.fingerprint import Segments, differing_segments, segment_checksum_sql
 from platform_assets.lake.fingerprint import segments_from_rows as _rows_to_segments
 from platform_assets.serving import loader, pausepoints
-from platform_assets.serving.catalog import IndexDef
+from platform_assets.serving.catalog import Columns, IndexDef
 from platform_assets.serving.errors import DataRefused, SyncVerificationError
 from platform_assets.serving.errors import SyncRefused as SyncRefused  # its old home
 from platform_assets.serving.names import (
@@ -155,12 +155,14 @@ def stage(
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
+    columns: Columns,
     index_defs: list[IndexDef],
     log: Callable[[str], None],
     scan_conn: psycopg.Connection | None = None,
 ) -> Staged:
     """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish
-    (`scan_conn`: where the checksum scan runs, see `verify`).
+    (`columns`: `schema`'s PostgreSQL columns, the snapshot's; `scan_conn`: where the checksum
+    scan runs, see `verify`).
 
     On any failure the staging tables are dropped and the error raised; nothing live changed.
     """
@@ -176,6 +178,7 @@ def stage(
             units,
             dataset,
             schema,
+            columns,
             index_defs,
             log,
             where,
@@ -194,6 +197,7 @@ def _stage(
     units: list[Unit],
     dataset: ds.Dataset,
     schema: pa.Schema,
+    columns: Columns,
     index_defs: list[IndexDef],
     log: Callable[[str], None],
     where: ds.Expression | None,
@@ -209,7 +213,7 @@ def _stage(
         # DDL goes in batches: one round trip and one commit each, not one per statement and
         # unit (a full rebuild of 120 months issues ~800 statements).
         children = sql.SQL(", ").join(u.child.staged for u in units)
-        table = loader.create_table_ddl(STAGE_SCHEMA, names.stage, schema, not_null)
+        table = loader.create_table_ddl(STAGE_SCHEMA, names.stage, schema, not_null, columns)
         create: list[sql.Composable] = [
             sql.SQL("DROP TABLE IF EXISTS {}, {}").format(staging, children),
             sql.SQL("{} PARTITION BY RANGE ({})").format(
