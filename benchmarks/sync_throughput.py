@@ -330,11 +330,41 @@ def verification_off() -> Iterator[None]:
     from platform_assets.serving import units
 
     real = units.verify
-    units.verify = lambda conninfo, relation, schema, column, expected, conn=None: expected
+    units.verify = lambda conn, relation, schema, column, expected: expected
     try:
         yield
     finally:
         units.verify = real
+
+
+def server_cpu_s(url: str) -> float | None:
+    """CPU seconds the server's processes have used so far: the postmaster's own and its reaped
+    children's (each ended backend and parallel worker) plus its live children's. Read from
+    /proc, so only for a server on this machine (None elsewhere)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url) as conn:
+            data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+
+        def used(p: int, reaped: bool) -> int:  # stat fields utime, stime, cutime, cstime
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            return sum(int(f) for f in fields[11 : 15 if reaped else 13])
+
+        ticks = used(pid, True)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):  # it may end meanwhile
+                    ticks += used(int(child), False)
+    except (OSError, ValueError, psycopg.Error):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread: the COPY streams' too
+    return usage.ru_utime + usage.ru_stime
 
 
 def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
@@ -351,15 +381,24 @@ def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
     spec = bench_spec("peers_gold_like")
     args = (spec, GoldLake(lake), DuckDBEngine(lake=lake), ServingDatabase(url=url))
 
+    cpu: dict[str, list[float]] = {"verified": [], "unverified": []}
+
     def once(verified: bool) -> float:
         checkpoint(url)  # no run pays for what its predecessor left dirty
+        server, client = server_cpu_s(url), client_cpu_s()
         with contextlib.nullcontext() if verified else verification_off():
             result = sync_table(*args, force=True, log=lambda message: None)
         if result.action != "loaded" or result.row_count != rows:
             raise SystemExit(f"publish benchmark: sync_table did not load: {result}")
+        after = server_cpu_s(url)
+        if server is not None and after is not None:
+            cpu["verified" if verified else "unverified"].append(
+                after - server + client_cpu_s() - client
+            )
         return result.seconds
 
     once(True)  # imports, first connections, the copy's first creation
+    cpu["verified"].clear()
     seconds: dict[str, list[float]] = {"verified": [], "unverified": []}
     for round_no in range(repeats):
         for verified in (True, False) if round_no % 2 == 0 else (False, True):
@@ -369,11 +408,18 @@ def publish_rounds(url: str, workdir: Path, rows: int, repeats: int) -> dict:
             f"unverified {seconds['unverified'][-1]:.2f} s (load {os.getloadavg()[0]:.1f})"
         )
     median = {k: statistics.median(v) for k, v in seconds.items()}
+    cpu_median = {k: statistics.median(v) for k, v in cpu.items() if v}
     return {
         "rows": rows,
         "seconds": {k: round(v, 3) for k, v in median.items()},
         "runs_seconds": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
         "verified_vs_unverified": ratio(median["verified"], median["unverified"]),
+        "cpu_seconds": {k: round(v, 2) for k, v in cpu_median.items()} or None,
+        "cpu_verified_vs_unverified": (
+            ratio(cpu_median["verified"], cpu_median["unverified"])
+            if len(cpu_median) == 2
+            else None
+        ),
     }
 
 
@@ -452,7 +498,9 @@ def summarize(
             "psql_copy": "CSV written beforehand (untimed); timed from psql start to exit",
             "loader": "timed from opening the Parquet dataset to COPY commit",
             "publish": "sync_table(force=True) of the same rows, median seconds; unverified = "
-            "the checksum scan skipped (benchmark only); null on RDS_URL (it writes gold.*)",
+            "the checksum scan skipped (benchmark only); null on RDS_URL (it writes gold.*); "
+            "cpu_seconds: CPU of this process and of the server's processes per sync (median), "
+            "which other load on the machine does not change, unlike the seconds",
         },
         "seconds_total": round(time.monotonic() - started, 1),
     }
@@ -498,6 +546,9 @@ def print_human(result: dict) -> None:
     )
     if result["publish"]:
         print(f"  whole publish, verified / unverified  {result['verified_vs_unverified']:.2f}")
+        cpu = result["publish"]["cpu_verified_vs_unverified"]
+        if cpu is not None:
+            print(f"  its CPU, verified / unverified        {cpu:.2f}")
     print(f"  all targets met: {result['all_targets_met']}")
 
 

@@ -48,6 +48,13 @@ class GoldTableSpec:
     tags: dict[str, str] = field(default_factory=dict)
     sql_dir: Path | None = None  # holds gold/<name>.sql; None: SQL_DIR, read when used (tests
     # point it at an edited copy), another folder for specs declared outside
+    key_columns: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Columns the copy cannot do without: primary key, segment column, indexed columns (known
+    when the spec is declared, not worked out by each sync)."""
+
+    def __post_init__(self) -> None:
+        keys = {*self.primary_key, self.segment_column, *(c for i in self.indexes for c in i)}
+        object.__setattr__(self, "key_columns", frozenset(keys))
 
     @property
     def sql_path(self) -> Path:
@@ -56,11 +63,6 @@ class GoldTableSpec:
     @property
     def sql(self) -> str:
         return self.sql_path.read_text()
-
-    @property
-    def key_columns(self) -> set[str]:
-        """Columns the copy cannot do without: primary key, segment column, indexed columns."""
-        return {*self.primary_key, self.segment_column, *(c for i in self.indexes for c in i)}
 
     @cached_property
     def output_columns(self) -> list[str]:

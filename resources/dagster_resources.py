@@ -51,6 +51,8 @@ class CheckedSettings(Checked, dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is None:
             self.require_settings()
+        elif not self.settings_problems():  # pure; a wrong one is raised by the first step
+            self._settings_passed = True  # that uses the resource, as its failure description
 
 
 class LakeStorage(storage.LakeOps, CheckedSettings):

@@ -174,7 +174,8 @@ class ServingOps(Checked):
 
     def conninfo(self) -> str:
         """The libpq URL (may carry a password: never log it, use `display_url`)."""
-        self.require_settings()
+        if not getattr(self, "_settings_passed", False):  # see require_settings
+            self.require_settings()
         if self.url:
             return libpq_url(self.url)
         try:

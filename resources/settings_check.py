@@ -58,7 +58,9 @@ class Checked:
 
     def require_settings(self) -> None:
         """Raise every problem of the settings, in one line. Settings do not change once the
-        resource is made: after they passed, later calls (each connection asks) cost nothing."""
+        resource is made: after they passed (here, or when a Dagster resource was set up for a
+        run), `_settings_passed` is set and the resources' hot paths (each connection) skip
+        the call."""
         if getattr(self, "_settings_passed", False):
             return
         raise_problems(self.settings_problems(), self.settings_error)

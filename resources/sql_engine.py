@@ -168,7 +168,8 @@ class DuckDBEngine(CheckedSettings):
         self, sql: str, bindings: Mapping[str, str | list[str]] | None = None
     ) -> duckdb.DuckDBPyConnection:
         """A fresh connection with every lake table `sql` names bound to its Parquet files."""
-        self.require_settings()
+        if not getattr(self, "_settings_passed", False):  # see require_settings
+            self.require_settings()
         con = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
         con.execute("SET TimeZone = 'UTC'")  # as Athena: a build never depends on the worker's TZ
         for macro in TRINO_MACROS.values():
@@ -303,7 +304,8 @@ class AthenaEngine(CheckedSettings):
     def _cursor(self, arrow: bool = False) -> Any:  # noqa: ANN401 - pyathena's cursors are untyped
         from pyathena import connect
 
-        self.require_settings()
+        if not getattr(self, "_settings_passed", False):  # see require_settings
+            self.require_settings()
 
         kwargs: dict[str, Any] = {"work_group": self.work_group, "region_name": self.region}
         if self.output_location:

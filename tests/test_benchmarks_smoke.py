@@ -37,6 +37,9 @@ def test_sync_throughput_quick_reports_every_number():
     assert publish["rows"] == result["rows"]
     assert all(len(runs) == result["repeats_done"] for runs in publish["runs_seconds"].values())
     assert result["verified_vs_unverified"] == publish["verified_vs_unverified"] > 0
+    assert set(publish["cpu_seconds"]) == {"verified", "unverified"}  # the server is local
+    assert min(publish["cpu_seconds"].values()) > 0
+    assert publish["cpu_verified_vs_unverified"] > 0
 
     for target in (*TARGETS, "verified_vs_unverified_met"):
         assert isinstance(result["targets"][target], bool)

@@ -97,6 +97,27 @@ def _athena_checksum_sql(segment: str, row_text: str, relation: str) -> str:
     )
 
 
+def _postgres_checksum_sql(col: str, kind: str | None, row_text: str, relation: str) -> str:
+    """Grouped by the first of the month, formatted once per group: TO_CHAR per row cost more
+    than the hash, and CAST(date AS TEXT) would follow the session's DateStyle. A date column
+    is grouped by its own value first (a few thousand days at most) and the days are folded
+    into months: the month expression per row cost ~5 % of the scan (1 M rows)."""
+    month = "{c} - CAST(DATE_PART('day', {c}) AS INTEGER) + 1"
+    hashed = _hash32("postgres", "r")
+    if kind != "date":
+        return (
+            "SELECT TO_CHAR(m, 'YYYY-MM') AS segment, COUNT(*) AS row_count, "
+            f"SUM({hashed}) AS checksum FROM (SELECT {month.format(c=col)} AS m, {row_text} AS r "
+            f"FROM {relation}) AS rows GROUP BY m ORDER BY 1"
+        )
+    return (
+        f"SELECT TO_CHAR({month.format(c='d')}, 'YYYY-MM') AS segment, SUM(n) AS row_count, "
+        f"SUM(h) AS checksum FROM (SELECT d, COUNT(*) AS n, SUM({hashed}) AS h FROM ("
+        f"SELECT {col} AS d, {row_text} AS r FROM {relation}) AS rows GROUP BY d) AS days "
+        "GROUP BY 1 ORDER BY 1"
+    )
+
+
 def segment_checksum_sql(
     dialect: str, relation: str, schema: pa.Schema, segment_column: str
 ) -> str:
@@ -108,14 +129,7 @@ def segment_checksum_sql(
     parts = [_canonical(dialect, q, kind) for q, (_, kind) in zip(quoted, kinds, strict=True)]
     row_text = " || '|' || ".join(parts)
     if dialect == "postgres":
-        # Grouped by the first of the month, formatted once per group: TO_CHAR per row cost
-        # more than the hash, and CAST(date AS TEXT) would follow the session's DateStyle.
-        return (
-            "SELECT TO_CHAR(m, 'YYYY-MM') AS segment, COUNT(*) AS row_count, "
-            f"SUM({_hash32(dialect, 'r')}) AS checksum FROM ("
-            f"SELECT {col} - CAST(DATE_PART('day', {col}) AS INTEGER) + 1 AS m, {row_text} AS r "
-            f"FROM {relation}) AS rows GROUP BY m ORDER BY 1"
-        )
+        return _postgres_checksum_sql(col, dict(kinds).get(segment_column), row_text, relation)
     segment = f"SUBSTR(CAST({col} AS VARCHAR), 1, 7)"
     if dialect == "athena":
         return _athena_checksum_sql(segment, row_text, relation)

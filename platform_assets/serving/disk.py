@@ -65,13 +65,17 @@ class Room:
 
 
 def room(conn: psycopg.Connection, storage_gb: float | None) -> Room:
-    seg = int(
-        one_row(
-            conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
-        )[0]
+    # one round trip: the WAL segment size, and the data folder with the postmaster's start
+    # (pg_settings shows data_directory only to roles that may read it: NULL for the others)
+    seg, directory, started = one_row(
+        conn.execute(
+            "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), "
+            "(SELECT setting FROM pg_settings WHERE name = 'data_directory'), "
+            "extract(epoch FROM pg_postmaster_start_time())"
+        )
     )
     found: list[tuple[int, str]] = []
-    local = _local_data_directory(conn)
+    local = _local_data_directory(directory, started)
     if local is not None:
         free = min(_free(local), _free(local / "pg_wal"))
         found.append((free, f"the file system of {local}"))
@@ -84,6 +88,7 @@ def room(conn: psycopg.Connection, storage_gb: float | None) -> Room:
         found.append(
             (int(storage_gb * GIB) - used, f"RDS_STORAGE_GB={storage_gb:g} less what is used")
         )
+    seg = int(seg)
     if not found:
         return Room(None, "unknown (set RDS_STORAGE_GB)", seg)
     free, source = min(found)
@@ -105,20 +110,13 @@ def _wal_bytes(conn: psycopg.Connection) -> int | None:
         return None
 
 
-def _local_data_directory(conn: psycopg.Connection) -> Path | None:
-    """The server's data folder if it is on this host (its postmaster runs here), else None."""
-    try:
-        with conn.transaction():
-            text, started = one_row(
-                conn.execute(
-                    "SELECT current_setting('data_directory'), "
-                    "extract(epoch FROM pg_postmaster_start_time())"
-                )
-            )
-    except errors.InsufficientPrivilege:
+def _local_data_directory(directory: str | None, started: float) -> Path | None:
+    """The server's data folder (`directory`, None when the login may not read it) if it is on
+    this host: its postmaster, started at `started` (epoch), runs here."""
+    if directory is None:
         return None
-    path = Path(text)
-    with contextlib.suppress(OSError, ValueError, IndexError):
+    path = Path(directory)
+    with contextlib.suppress(OSError, ValueError, IndexError, TypeError):
         import psutil
 
         pid = int((path / "postmaster.pid").read_text().splitlines()[0])
@@ -133,20 +131,15 @@ def staged_bytes(
     """Bytes `units` will take once staged (`parent`: the live copy, as SQL text): see the
     module docstring."""
     children = [u.child.name for u in units]
-    live = dict(
-        conn.execute(
-            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = ANY(%s)",
-            (SCHEMA, children),
-        ).fetchall()
-    )
-    total_bytes, total_rows = one_row(
+    total_bytes, total_rows, live = one_row(  # one round trip
         conn.execute(
             "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0), "
-            "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0) "
+            "coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0), "
+            "(SELECT coalesce(jsonb_object_agg(c.relname, pg_total_relation_size(c.oid)), '{}') "
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            " WHERE n.nspname = %s AND c.relname = ANY(%s)) "
             "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid",
-            (parent,),
+            (SCHEMA, children, parent),
         )
     )
     if total_rows:

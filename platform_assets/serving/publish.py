@@ -68,7 +68,7 @@ class Publication:
     staged: Staged | None  # None: nothing to (re)load, only the ledger moves
     removed: tuple[str, ...]  # unit keys whose children leave the copy
     create_parent: bool  # no usable parent yet: (re)create it
-    change: SchemaChange  # columns to evolve on the existing parent
+    change: SchemaChange | None  # columns to evolve on the existing parent (None: same)
     index_defs: tuple[IndexDef, ...]  # the parent's indexes (for a new parent: the spec's)
     dashboard_role: str
     started: float  # time.monotonic() when the sync started
@@ -134,8 +134,9 @@ def _publish(conn: psycopg.Connection, pub: Publication) -> CopyFacts:
         if batch:
             conn.execute(sql.SQL(";\n").join(batch))
     except (errors.DependentObjectsStillExist, errors.FeatureNotSupported) as exc:
+        shape = pub.change.describe() if pub.change else "no column changed"
         raise OwnershipRefused(
-            f"gold.{spec.name} cannot take the lake's new shape ({pub.change.describe()}): "
+            f"gold.{spec.name} cannot take the lake's new shape ({shape}): "
             f"{exc.diag.message_primary}; {exc.diag.message_detail or ''} "
             "Drop or change the view, or set on_schema_change='fail', then sync again (goldctl "
             f"sync {spec.name}). The old copy keeps serving."

@@ -14,12 +14,11 @@ from platform_assets.serving.catalog import Columns
 
 @dataclass(frozen=True)
 class SchemaChange:
+    """A change of at least one column (`diff` says None when there is none)."""
+
     added: tuple[tuple[str, str], ...] = ()  # (name, type) in lake order
     dropped: tuple[str, ...] = ()
     retyped: tuple[tuple[str, str, str], ...] = ()  # (name, old type, new type)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.dropped or self.retyped)
 
     def describe(self) -> str:
         parts = []
@@ -39,11 +38,12 @@ class SchemaChange:
         }
 
 
-def diff(old: Columns, new: Columns) -> SchemaChange:
-    """What turns a table with columns `old` into one with columns `new`."""
+def diff(old: Columns, new: Columns) -> SchemaChange | None:
+    """What turns a table with columns `old` into one with columns `new`; None: nothing."""
     before, after = dict(old), dict(new)
-    return SchemaChange(
-        added=tuple((c, t) for c, t in new if c not in before),
-        dropped=tuple(c for c, _ in old if c not in after),
-        retyped=tuple((c, before[c], t) for c, t in new if c in before and before[c] != t),
-    )
+    added = tuple((c, t) for c, t in new if c not in before)
+    dropped = tuple(c for c, _ in old if c not in after)
+    retyped = tuple((c, before[c], t) for c, t in new if c in before and before[c] != t)
+    if not (added or dropped or retyped):
+        return None
+    return SchemaChange(added, dropped, retyped)
