@@ -330,7 +330,7 @@ def verification_off() -> Iterator[None]:
     from platform_assets.serving import units
 
     real = units.verify
-    units.verify = lambda conninfo, relation, schema, column, expected, conn=None: expected
+    units.verify = lambda conn, relation, schema, column, expected: expected
     try:
         yield
     finally:

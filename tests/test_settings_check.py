@@ -6,11 +6,13 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from platform_assets import retry_rule
 from resources.serving_db import ServingDatabase
 from resources.settings_check import SettingError
 from resources.sql_engine import AthenaEngine, DuckDBEngine
 from tests.conftest import materialize
 from tests.support.goldctl import PASSWORD, goldctl_isolated, unreachable_rds_url
+from tests.support.retries import retry_at_once
 
 WEBHOOK_SECRET = "T0SECRET/B0SECRET/xoxb-do-not-leak"
 
@@ -92,7 +94,8 @@ def test_a_run_with_a_bad_engine_setting_fails_its_step_with_that_line(local_lak
     assert "ATHENA_REGION" in description and "ATHENA_OUTPUT_LOCATION" in description
 
 
-def test_a_run_with_an_unreachable_rds_fails_its_step_with_one_line(local_lake):
+def test_a_run_with_an_unreachable_rds_fails_its_step_with_one_line(local_lake, monkeypatch):
+    retry_at_once(monkeypatch)  # nothing listens there on any attempt
     serving = ServingDatabase(url=unreachable_rds_url(), connect_timeout_s=3)
     result = materialize(
         "key:lake/gold/airport_daily_weather or key:rds/gold/airport_daily_weather",
@@ -102,6 +105,8 @@ def test_a_run_with_an_unreachable_rds_fails_its_step_with_one_line(local_lake):
     assert not result.success
     [failure] = _step_failures(result)
     assert failure.step_key.startswith("rds_gold_")
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == retry_rule.OP_RETRIES  # transient: retried, then failed
     description = failure.step_failure_data.user_failure_data.description
     assert len(description.splitlines()) == 1
     assert "RDS_URL" in description and "cannot connect to the serving database" in description

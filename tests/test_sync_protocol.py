@@ -29,6 +29,7 @@ from tests.support.copies import (
     copy_status,
     count_and_sum,
     ledger_row,
+    query,
     stage_tables,
     sync_spec,
 )
@@ -337,6 +338,104 @@ def test_a_sync_that_published_between_the_shared_read_and_the_load_is_seen(
         first.join(120)
     assert [r.action for r in results] == ["unchanged"], results
     assert copy_status(lake, serving, WEATHER).in_sync
+
+
+def test_a_sync_that_published_between_a_load_and_its_checks_is_judged_as_the_copy_is(
+    weather, tmp_path, monkeypatch
+):
+    """A load commits with its lock, then holds the lock shared again to judge its checks. A
+    sync that published in between (here a forced one of a newer lake state) is noticed: the
+    checks judge the copy as it is, against the lake read now (judging from the load's own
+    facts would call the newer copy out of sync with the older snapshot); without one, they
+    judge from the run's facts."""
+    from functools import partial
+
+    from platform_assets.gold_assets import rds_checks
+    from platform_assets.keys import RDS_CHECKS
+    from platform_assets.lake.tables import GoldLake
+    from platform_assets.serving.protocol import sync_table
+    from resources.sql_engine import DuckDBEngine
+
+    lake, serving = weather
+    gold, engine = GoldLake(lake), DuckDBEngine(lake=lake)
+    checks = partial(rds_checks.sync_results, WEATHER, gold, engine, serving, set(RDS_CHECKS))
+    judged = []
+
+    def judge(run):
+        judged.append(run.replaced)
+        return checks(run)
+
+    def load() -> object:
+        return sync_table(WEATHER, gold, engine, serving, log=lambda _: None, judge=judge)
+
+    add_outside_file(lake, WEATHER.name, rows=3)
+    assert load().action == "loaded" and judged == [False]  # nothing in between
+    add_outside_file(lake, WEATHER.name, rows=3)
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_AT", "judge")
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_FILE", str(marker))
+    results = []
+    first = threading.Thread(target=lambda: results.append(load()))
+    first.start()
+    try:
+        wait_for(marker.exists, 120, "the load to stop before its checks")
+        monkeypatch.delenv("GOLD_SYNC_PAUSE_AT")
+        add_outside_file(lake, WEATHER.name, rows=3)  # a newer state, loaded by the forced sync
+        assert sync_spec(lake, serving, WEATHER, force=True).action == "loaded"
+    finally:
+        marker.unlink(missing_ok=True)
+        first.join(120)
+    (result,) = results
+    assert result.action == "loaded" and judged == [False, True]
+    outcome, _ = result.judged
+    assert all(c.passed for c in outcome), [(c.check_name, c.metadata) for c in outcome]
+
+
+def test_an_unchanged_sync_holds_the_lock_only_shared(weather):
+    """A no-op sync (goldctl's, without checks to judge) never takes the lock for itself: the
+    schedule's checks holding it shared do not make it wait (it would give up after 1 s)."""
+    from platform_assets import copy_checks
+    from platform_assets.serving.locks import LockBusy
+
+    lake, serving = weather
+    impatient = serving.model_copy(update={"sync_lock_wait_s": 1.0})
+    with serving.connect(autocommit=True) as checks, checks.transaction():
+        copy_checks.hold_sync_lock(checks, WEATHER.name, 10)
+        assert sync_spec(lake, impatient, WEATHER).action == "unchanged"
+        add_outside_file(lake, WEATHER.name, rows=3)  # a load does wait, bounded
+        with pytest.raises(LockBusy):
+            sync_spec(lake, impatient, WEATHER)
+
+
+def test_the_ledger_says_when_the_copy_was_published_not_when_its_load_began(
+    weather, tmp_path, monkeypatch
+):
+    """A load runs in the sync lock's transaction, opened long before its publish: the ledger's
+    `loaded_at` (the badge's sync age, the lag's floor) is the publish's time all the same."""
+    from platform_assets.serving import pausepoints
+
+    lake, serving = weather
+    add_outside_file(lake, WEATHER.name, rows=3)
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_AT", "verify")  # staged, not published yet
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_FILE", str(marker))
+    monkeypatch.setattr(pausepoints, "_passed", set())
+    results = []
+    first = threading.Thread(target=lambda: results.append(sync_spec(lake, serving, WEATHER)))
+    first.start()
+    try:
+        wait_for(marker.exists, 120, "the load to stop before its publish")
+        (during,) = query(serving, "SELECT clock_timestamp()")[0]
+    finally:
+        marker.unlink(missing_ok=True)
+        first.join(120)
+    assert [r.action for r in results] == ["loaded"]
+    (loaded_at,) = query(
+        serving,
+        "SELECT loaded_at FROM platform.sync_ledger WHERE table_name = %s AND partition_key = ''",
+        (WEATHER.name,),
+    )[0]
+    assert loaded_at > during
 
 
 def test_leftovers_are_dropped_even_when_nothing_changed(weather):

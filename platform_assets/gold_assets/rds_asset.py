@@ -102,9 +102,10 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
             if key not in context.selected_asset_keys:  # check-only (the schedule's run)
                 ledger.bootstrap(conn, serving.dashboard_role)
                 results = []  # yielded as judged: stored while the checks hold the table's lock
-                for result in rds_checks.check_only_results(
+                checks, _ = rds_checks.check_only_results(
                     spec, gold, engine, serving, conn, selected
-                ):
+                )
+                for result in checks:
                     results.append(result)
                     yield result
                 copy_record.reassert(context.instance, context.run.run_id, results)
@@ -124,7 +125,7 @@ def build_rds_asset(spec: GoldTableSpec) -> dg.AssetsDefinition:
                     snap=snap,
                     still_wanted=run_still_wanted(context),
                     conn=conn,
-                    judge=partial(rds_checks.sync_results, spec, gold, serving, selected),
+                    judge=partial(rds_checks.sync_results, spec, gold, engine, serving, selected),
                 )
             except SyncError as failed:  # errors.py: refusals recorded, only transients retried
                 if isinstance(failed, SyncRefused):  # recorded, or another deployment's copy

@@ -27,8 +27,9 @@ def check_only_results(
     db: ServingDatabase,
     conn: psycopg.Connection,
     selected: Collection[str],
-) -> list[dg.AssetCheckResult]:
-    """A check-only run's RDS checks (the schedule's), under the table's sync lock (shared): a
+) -> tuple[list[dg.AssetCheckResult], table_status.RdsFacts]:
+    """The RDS checks of the copy as it is (the schedule's check-only run, or a sync's whose
+    copy another sync replaced before its checks), under the table's sync lock (shared): a
     sync publishing meanwhile waits. The lake is read under the lock, so a sync that published
     just before is judged, not missed; row count and fingerprint scan the copy and judge it
     against the version the ledger says it holds."""
@@ -50,21 +51,26 @@ def check_only_results(
         checks += copy_checks.judge_copy(
             conn, spec, key, held, rds_rows, db, selected, _budget_tables(spec), snap
         )
-    return checks
+    return checks, facts
 
 
 def sync_results(
     spec: GoldTableSpec,
     gold: GoldLake,
+    engine: SqlEngine,
     db: ServingDatabase,
     selected: Collection[str],
     run: SyncRun,
 ) -> tuple[list[dg.AssetCheckResult], table_status.RdsFacts]:
-    """A sync run's RDS checks, judged from its facts while it still holds the table's sync
-    lock: the copy's ledger rows and catalog read once after the publish, the lake snapshot it
-    loaded, and the checksums staging verified. The live copy is scanned only for units this
-    run did not verify (all of them when nothing was loaded); its rows are counted by that same
-    scan."""
+    """A sync run's RDS checks, judged from its facts under the table's sync lock, with nothing
+    published since the run's own publish (or its read, when it found the copy in sync): the
+    copy's ledger rows and catalog read once after the publish, the lake snapshot it loaded,
+    and the checksums staging verified. The live copy is scanned only for units this run did
+    not verify (all of them when nothing was loaded); its rows are counted by that same scan.
+    When another sync published in the moment between the run's publish and its checks
+    (`run.replaced`), its facts no longer describe the copy: the copy is judged as it is."""
+    if run.replaced:  # (the lock held shared again: a no-op for this transaction)
+        return check_only_results(spec, gold, engine, db, run.conn, selected)
     key, conn = rds_key(spec.name), run.conn
     me, published = run.me, run.published
     copies = {spec.name: published} if published is not None else None

@@ -1,24 +1,30 @@
 """The sync's locks: ones only the loader can take, and waits that end naming who holds them.
 
-A table's sync lock is a row of `platform.sync_locks` locked `FOR UPDATE` on a connection of its
-own, held for the whole sync. Locking a row needs UPDATE on the table, which only the loader has:
-the read-only dashboard role (or any reader) cannot take or hold it, unlike an advisory lock,
-which every role may take. The wait is bounded: past it the sync fails as transient and the
-message names the holder (another sync: its pid, user and how long it has held the lock).
-A sync process that dies drops its connection and with it the lock.
+A table's sync lock is a row of `platform.sync_locks` locked `FOR UPDATE` in a transaction on
+the sync run's own connection, held for the whole load (`exclusive`); no-op syncs and the
+schedule's checks hold it `FOR SHARE` (`shared`). Locking a row needs UPDATE on the table,
+which only the loader has: the read-only dashboard role (or any reader) cannot take or hold it,
+unlike an advisory lock, which every role may take. The wait is bounded: past it the sync fails
+as transient and the message names the holder (another sync: its pid, user and how long it has
+held the lock). A sync process that dies drops its connection and with it the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors, sql
 
 from platform_assets.serving.errors import KEEPS_SERVING, SyncTransient
-from platform_assets.serving.names import PLATFORM_SCHEMA, lock_application
+from platform_assets.serving.names import (
+    PLATFORM_SCHEMA,
+    CopyNames,
+    copy_names,
+    lock_application,
+)
 
 if TYPE_CHECKING:
     from resources.dagster_resources import ServingDatabase
@@ -84,46 +90,30 @@ def _busy(conn: psycopg.Connection, table: str, wait_s: float) -> LockBusy:
 
 @contextlib.contextmanager
 def table_lock(db: ServingDatabase, table: str, wait_s: float) -> Iterator[psycopg.Connection]:
-    """Hold `table`'s sync lock for the block; yields the lock's connection (`check` it before
-    publishing: a lost lock connection means another sync may run)."""
-    application = lock_application(table)
-    conn = db.connect(autocommit=True, application_name=application)
-    try:
-        conn.execute(
-            f"INSERT INTO {PLATFORM_SCHEMA}.sync_locks (table_name) VALUES (%s) "
-            "ON CONFLICT DO NOTHING",
-            (table,),
-        )
-        conn.autocommit = False
-        # held for the whole sync: a server-wide idle-in-transaction timeout must not end it
-        conn.execute("SET idle_in_transaction_session_timeout = 0")
-        set_lock_timeout(conn, max(1, int(wait_s * 1000)), local=False)
-        try:
-            conn.execute(
-                f"SELECT 1 FROM {PLATFORM_SCHEMA}.sync_locks WHERE table_name = %s FOR UPDATE",
-                (table,),
-            )
-        except errors.LockNotAvailable:
-            conn.rollback()
-            conn.autocommit = True
-            raise _busy(conn, table, wait_s) from None
+    """Hold `table`'s sync lock on a connection of its own for the block (tests and tools that
+    stand in for a sync); yields that connection."""
+    with db.connect(autocommit=True) as conn, exclusive(conn, copy_names(table), wait_s):
         yield conn
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.close()  # ends the transaction: the lock is free
 
 
-def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
-    """Inside a transaction: no sync of `table` runs until it ends (shared with other holders,
-    exclusive against a sync's `table_lock`); the wait is bounded like the sync's. One round
-    trip: the lock's row made sure of, the wait bounded, the row locked, the bound lifted."""
+def _hold(
+    conn: psycopg.Connection,
+    table: str,
+    wait_s: float,
+    mode: sql.SQL,
+    first: Sequence[sql.Composable] = (),
+) -> None:
+    """Inside a transaction: lock the table's row of `sync_locks` in `mode`, the wait bounded.
+    One round trip: `first`, the row made sure of, the wait bounded, the row locked, the bound
+    lifted."""
     locks, name = sql.Identifier(PLATFORM_SCHEMA, "sync_locks"), sql.Literal(table)
     statements = [
+        *first,
         sql.SQL("INSERT INTO {} (table_name) VALUES ({}) ON CONFLICT DO NOTHING").format(
             locks, name
         ),
         lock_timeout(max(1, int(wait_s * 1000))),
-        sql.SQL("SELECT 1 FROM {} WHERE table_name = {} FOR SHARE").format(locks, name),
+        sql.SQL("SELECT 1 FROM {} WHERE table_name = {} {}").format(locks, name, mode),
         lock_timeout(0),
     ]
     try:
@@ -135,28 +125,51 @@ def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
         ) from None
 
 
+def hold_shared(conn: psycopg.Connection, table: str, wait_s: float) -> None:
+    """Inside a transaction: no sync of `table` runs until it ends (shared with other
+    holders, exclusive against a sync's `exclusive`); the wait is bounded like the sync's."""
+    _hold(conn, table, wait_s, sql.SQL("FOR SHARE"))
+
+
+@contextlib.contextmanager
+def exclusive(conn: psycopg.Connection, names: CopyNames, wait_s: float) -> Iterator[None]:
+    """A transaction on `conn` (the run's own) holding `table`'s sync lock for itself: a
+    sync's load. What the COPY streams must see commits on those streams; what the load does
+    on `conn` commits when the lock ends. The connection says who holds the lock
+    (`application_name`), a server-wide idle-in-transaction timeout does not end it, and it
+    ends with the connection (a process that dies)."""
+    first = [
+        sql.SQL("SET LOCAL application_name = {}").format(sql.Literal(names.lock_application)),
+        sql.SQL("SET LOCAL idle_in_transaction_session_timeout = 0"),
+    ]
+    with _locked(conn, names.table, wait_s, sql.SQL("FOR UPDATE"), first):
+        yield
+
+
 @contextlib.contextmanager
 def shared(conn: psycopg.Connection, table: str, wait_s: float) -> Iterator[None]:
     """A transaction on `conn` (the run's own) in which no sync of `table` runs: the lock held
-    shared (`hold_shared`); past the wait, `LockBusy` names the holder as `table_lock` does."""
+    shared (`hold_shared`); past the wait, `LockBusy` names the holder as `exclusive` does."""
+    with _locked(conn, table, wait_s, sql.SQL("FOR SHARE")):
+        yield
+
+
+@contextlib.contextmanager
+def _locked(
+    conn: psycopg.Connection,
+    table: str,
+    wait_s: float,
+    mode: sql.SQL,
+    first: Sequence[sql.Composable] = (),
+) -> Iterator[None]:
+    """A transaction holding the lock in `mode`; a wait past `wait_s` names the holder."""
     acquired = False
     try:
         with conn.transaction():
-            hold_shared(conn, table, wait_s)
+            _hold(conn, table, wait_s, mode, first)
             acquired = True
             yield
     except LockBusy:
         if acquired:
             raise
         raise _busy(conn, table, wait_s) from None
-
-
-def check(conn: psycopg.Connection, table: str) -> None:
-    """Raise `LockBusy` if the lock's connection was lost (the lock went with it)."""
-    try:
-        conn.execute("SELECT 1")
-    except psycopg.Error:
-        raise LockBusy(
-            f"gold.{table}'s sync lock was lost (its connection ended). {NOTHING_DONE}",
-            table=table,
-        ) from None

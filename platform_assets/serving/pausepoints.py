@@ -7,8 +7,9 @@ it go on. Points: `copy` (mid-COPY, batches sent, the statement open), `verify` 
 before their checksums are compared), `publish` (inside the publish transaction, old units
 detached and dropped, new ones not attached yet). Besides them, `exclusive`: an unforced
 sync that must load, between its read under the sync lock held shared and taking the lock for
-itself (not in POINTS: `--force` skips it). Unset (always, outside tests), it costs one
-dictionary lookup.
+itself (not in POINTS: `--force` skips it), and `judge`: a load that has published (its lock's
+transaction committed), before it holds the lock shared again to judge its checks. Unset
+(always, outside tests), it costs one dictionary lookup.
 """
 
 from __future__ import annotations

@@ -10,9 +10,12 @@
    transaction that also writes the ledger (publish.py);
 5. drop leftovers of crashed runs first, under the table's sync lock (locks.py).
 
-The no-op runs on the run's one connection with the sync lock held shared there (`_unchanged`);
-only a load takes the lock on a connection of its own, and its facts read under the shared
-lock are kept unless a sync published in between (the ledger's `loaded_at` says).
+Everything runs on the run's one connection (the COPY streams aside): the no-op under the sync
+lock held shared there (`_prepare`), a load under the lock held for itself in a transaction
+that commits with the publish (`_load`); the facts read under the shared lock are kept unless
+a sync published in between, and the checks judged after the publish under the lock held
+shared again judge from the run's facts unless a sync published since (the ledger's
+`loaded_at` says, both times).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -145,7 +149,7 @@ class SyncRun:
 
     spec: GoldTableSpec
     snap: LakeSnapshot
-    conn: psycopg.Connection  # the run's one connection (the lock and COPY streams aside)
+    conn: psycopg.Connection  # the run's one connection, holding the sync lock (COPY streams aside)
     names: CopyNames  # every name the run uses for the copy and its staging
     me: Deployment  # the deployment this run syncs for (it owns the copy)
     table_row: ledger.LedgerRow | None = None
@@ -157,6 +161,9 @@ class SyncRun:
     dropped: list[str] = field(default_factory=list)  # leftovers of crashed runs it dropped
 
     published: catalog.CopyFacts | None = None  # the catalog facts the publish left
+    published_at: object = None  # the ledger's `loaded_at` the publish wrote
+    reshaped: bool = False  # published a new parent or shape: its statistics are all new
+    replaced: bool = False  # another sync published after this one, before its checks
 
     def read_copy(self) -> None:
         """The ledger rows and catalog facts of the copy, as they are now (one read each)."""
@@ -217,29 +224,33 @@ def sync_table(
                 conn = stack.enter_context(db.connect(autocommit=True))
             ledger.bootstrap(conn, db.dashboard_role)
             run = SyncRun(spec, snap, conn, copy_names(spec.name), Deployment.of(db, lake.storage))
-            if not force and not months:  # the common no-op needs no connection of its own
-                step.now = "waiting for the table's sync lock (shared)"
-                result = _unchanged(run, db, log, step, judge)
-                if result is not None:
-                    result.seconds = time.monotonic() - started
-                    return result
+            settle = not force and not months  # the common no-op: done under the shared lock
+            step.now = "waiting for the table's sync lock (shared)"
+            result = _prepare(run, db, log, step, settle, judge)
+            if result is not None:
+                result.seconds = time.monotonic() - started
+                return result
+            if settle:
                 pausepoints.reached("exclusive")  # read under the shared lock, not locked yet
             step.now = "waiting for the table's sync lock"
-            with locks.table_lock(db, spec.name, db.sync_lock_wait_s) as lock:
-                if run.verdict is None:  # not read under the shared lock (forced, or months)
-                    ownership.claim(conn, spec.name, run.me)  # or refuse
-                    _drop_leftovers(run, log)
-                elif ledger.loaded_at(lock, spec.name) != _loaded_at(run.table_row):
-                    run.verdict = None  # another sync published in between: read again
-                gate = _Gate(lock, spec.name, still_wanted)
-                result = _sync_locked(run, lake, db, force, months or [], log, step, gate)
-                result.seconds = time.monotonic() - started
-                result.dropped_leftovers = run.dropped
-                run.result = result
-                if judge is not None:  # still under the lock: no other sync publishes meanwhile
-                    step.now = None  # published: what fails now is no failure of the sync
+            result = _load(
+                run,
+                db,
+                partial(_sync_locked, run, lake, db, force, months or [], log, step, still_wanted),
+            )
+            result.seconds = time.monotonic() - started
+            result.dropped_leftovers = run.dropped
+            run.result = result
+            if run.reshaped:  # the new parent's statistics, after the lock's commit
+                conn.execute(sql.SQL("ANALYZE {}").format(run.names.live))
+            if judge is not None:
+                step.now = None  # published: what fails now is no failure of the sync
+                pausepoints.reached("judge")  # committed, the lock not held again yet
+                with locks.shared(conn, spec.name, db.sync_lock_wait_s):
+                    if ledger.loaded_at(conn, spec.name) != run.published_at:
+                        run.replaced = True  # another sync published since: judge the copy
                     result.judged = judge(run)
-                return result
+            return result
     except Exception as exc:
         if step.now is None:
             raise
@@ -255,24 +266,25 @@ def sync_table(
         raise failure from None
 
 
-def _unchanged(
+def _prepare(
     run: SyncRun,
     db: ServingDatabase,
     log: Callable[[str], None],
     step: Step,
+    settle: bool,
     judge: Callable[[SyncRun], object] | None,
 ) -> SyncResult | None:
-    """The common no-op, on the run's one connection: under the table's sync lock held shared
-    (no sync runs meanwhile, and a reader cannot take it: locks.py), claim the copy, drop
-    leftovers of crashed runs, read the copy's facts once and judge them. In sync: nothing to
-    load, and the checks are judged here too. Else None, the facts kept on `run` for the load,
-    which takes the lock for itself."""
+    """On the run's one connection, under the table's sync lock held shared (no sync runs
+    meanwhile, and a reader cannot take it: locks.py): claim the copy, drop leftovers of crashed
+    runs, read the copy's facts once and judge them. In sync and `settle` (an unforced sync):
+    nothing to load, and the checks are judged here too. Else None, the facts kept on `run`
+    for the load, which takes the lock for itself."""
     spec, conn = run.spec, run.conn
     with locks.shared(conn, spec.name, db.sync_lock_wait_s):
         ownership.claim(conn, spec.name, run.me)  # or refuse
         _drop_leftovers(run, log)
         _judge(run)
-        if not _nothing_to_load(run, force=False, months=[]):
+        if not settle or not _nothing_to_load(run, force=False, months=[]):
             return None
         result = run.result = _nothing_to_do(run, log)
         result.dropped_leftovers = run.dropped
@@ -280,6 +292,32 @@ def _unchanged(
             step.now = None  # what fails now is no failure of the sync
             result.judged = judge(run)
         return result
+
+
+def _load(run: SyncRun, db: ServingDatabase, work: Callable[[], SyncResult]) -> SyncResult:
+    """The load (`work`, `_sync_locked`), in the sync lock's transaction on the run's connection
+    (`locks.exclusive`).
+    Its facts read under the shared lock are kept unless a sync published in between (the
+    ledger's `loaded_at` says). Its work on the connection runs in a savepoint: a failure
+    undoes it there, and staging is dropped while the lock is still held (the drop commits with
+    the lock's end; the failure is raised after)."""
+    spec, conn = run.spec, run.conn
+    failure: BaseException | None = None
+    with locks.exclusive(conn, run.names, db.sync_lock_wait_s):
+        if ledger.loaded_at(conn, spec.name) != _loaded_at(run.table_row):
+            run.verdict = None  # another sync published in between: read again
+        try:
+            with conn.transaction():
+                result = work()
+                run.published_at = ledger.loaded_at(conn, spec.name)
+        except BaseException as exc:
+            if conn.broken:
+                raise
+            failure = exc
+            discard_staging(conn, run.names)
+    if failure is not None:
+        raise failure
+    return result
 
 
 def _drop_leftovers(run: SyncRun, log: Callable[[str], None]) -> None:
@@ -364,21 +402,6 @@ def _record_refusal(
         ledger.record_refusal(conn, table, lake_version, reason, kind)
 
 
-@dataclass
-class _Gate:
-    """What must still hold right before the publish transaction: the table's sync lock (its
-    connection alive) and the run that asked for the sync (`still_wanted`)."""
-
-    lock: psycopg.Connection
-    table: str
-    still_wanted: Callable[[], None] | None
-
-    def check(self) -> None:
-        locks.check(self.lock, self.table)
-        if self.still_wanted is not None:
-            self.still_wanted()
-
-
 def _sync_locked(
     run: SyncRun,
     lake: GoldLake,
@@ -387,7 +410,7 @@ def _sync_locked(
     months: list[str],
     log: Callable[[str], None],
     step: Step,
-    gate: _Gate,
+    still_wanted: Callable[[], None] | None,
 ) -> SyncResult:
     spec, snap, conn = run.spec, run.snap, run.conn
     verdict = run.verdict or _judge(run)  # read under the shared lock, or now
@@ -466,7 +489,6 @@ def _sync_locked(
             snap.columns,
             index_defs,
             log,
-            scan_conn=gate.lock,  # idle while staging: the checksum scan runs there
         )
     pub = Publication(
         spec=spec,
@@ -484,14 +506,10 @@ def _sync_locked(
         attached=dict(facts.children) if facts is not None else {},
     )
     step.now = "the publish transaction"
-    try:
-        gate.check()
-        attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
-    except BaseException:
-        discard_staging(conn, run.names)
-        raise
-    if not usable or change:
-        conn.execute(sql.SQL("ANALYZE {}").format(run.names.live))  # the parent's, all new
+    if still_wanted is not None:  # the lock is this connection's: lost, the publish fails
+        still_wanted()
+    attempts, run.published = publish(conn, pub, db.lock_timeout_ms, db.lock_budget_s)
+    run.reshaped = not usable or change is not None  # the parent's statistics: all new
     if change:
         log(f"gold.{spec.name} took the lake's new shape: {change.describe()}")
     log(f"gold.{spec.name} now serves lake version {snap.state.state_id} ({attempts} attempt(s))")

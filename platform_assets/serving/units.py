@@ -119,24 +119,14 @@ def postgres_segments(
 
 
 def verify(
-    conninfo: str,
-    relation: str,
-    schema: pa.Schema,
-    column: str,
-    expected: Segments,
-    conn: psycopg.Connection | None = None,
+    conn: psycopg.Connection, relation: str, schema: pa.Schema, column: str, expected: Segments
 ) -> Segments:
     """The staged rows' segments, computed by PostgreSQL beside the index builds; the caller
-    compares them with `expected`. On `conn`, the sync lock's connection (idle in its
-    transaction while staging), in a savepoint rolled back after the scan, so the lock stays and
-    the scan's table locks end with it; without one, on a connection of its own."""
-    if conn is not None:
-        with conn.transaction(force_rollback=True):
-            return postgres_segments(conn, relation, schema, column)
-    with psycopg.connect(
-        conninfo, autocommit=True, connect_timeout=30, application_name="gold-verify"
-    ) as own:
-        return postgres_segments(own, relation, schema, column)
+    compares them with `expected` (the lake's; a benchmark's stand-in returns it unread). On
+    the sync's connection (in the sync lock's transaction while it loads), in a savepoint
+    rolled back after the scan: the lock stays, the scan's table locks end with it."""
+    with conn.transaction(force_rollback=True):
+        return postgres_segments(conn, relation, schema, column)
 
 
 @dataclass(frozen=True)
@@ -158,11 +148,11 @@ def stage(
     columns: Columns,
     index_defs: list[IndexDef],
     log: Callable[[str], None],
-    scan_conn: psycopg.Connection | None = None,
 ) -> Staged:
     """Load `units` into `gold_stage`, verified, indexed and analyzed, ready to publish
-    (`columns`: `schema`'s PostgreSQL columns, the snapshot's; `scan_conn`: where the checksum
-    scan runs, see `verify`).
+    (`columns`: `schema`'s PostgreSQL columns, the snapshot's). The load's backends are `conn`
+    (the sync's: the checksum scan, then the finishing DDL) and the COPY streams (the staging
+    tables, the COPY, the index builds).
 
     On any failure the staging tables are dropped and the error raised; nothing live changed.
     """
@@ -183,7 +173,6 @@ def stage(
             log,
             where,
             streams,
-            scan_conn,
         )
     finally:
         streams.close()
@@ -202,7 +191,6 @@ def _stage(
     log: Callable[[str], None],
     where: ds.Expression | None,
     streams: loader.Streams,
-    scan_conn: psycopg.Connection | None,
 ) -> Staged:
     staging, comment = names.staging, sql.Literal(names.comment)
     not_null = set(spec.primary_key)
@@ -234,7 +222,8 @@ def _stage(
                 ),
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(child, comment),
             ]
-        conn.execute(sql.SQL(";\n").join(create))  # the COPY connections open meanwhile
+        # on a COPY stream, committed: the streams see the tables while `conn` holds the lock
+        streams.execute(0, one_block(conn, create))
         log(f"loading {rows} rows into {len(units)} unit(s) of gold.{spec.name}")
         try:
             stats = loader.load_dataset(
@@ -255,29 +244,23 @@ def _stage(
                 table=spec.name,
             ) from None
         pausepoints.reached("verify")
-        # The checksum scan (on the sync lock's connection, see `verify`) overlaps the index
-        # builds and ANALYZE, which read the same committed rows; those run on two connections
-        # when there are two units or more (each its own units: no lock between them), so two
-        # cores build at once. Nothing is published before all are done. The constraints that
-        # adopt the indexes (ACCESS EXCLUSIVE) come after the scan, whose locks ended with its
-        # savepoint, with the detach from the staging parent.
-        halves = [units[i::BUILD_CONNECTIONS] for i in range(BUILD_CONNECTIONS)]
-        builds = [_build_sql(part, ddl) for part in halves if part]
-        with ThreadPoolExecutor(max_workers=len(builds), thread_name_prefix="build") as pool:
+        # The checksum scan (on `conn`, see `verify`) overlaps the index builds and ANALYZE,
+        # which read the same committed rows on the COPY streams' connections: two when there
+        # are two streams and two units or more (each its own units: no lock between them), so
+        # two cores build at once. Nothing is published before all are done. The constraints
+        # that adopt the indexes (ACCESS EXCLUSIVE) come after the scan, whose locks ended with
+        # its savepoint, with the detach from the staging parent.
+        builders = min(BUILD_CONNECTIONS, streams.count)
+        parts = [units[i::builders] for i in range(builders)]
+        blocks = [one_block(conn, _build_sql(part, ddl)) for part in parts if part]
+        with ThreadPoolExecutor(max_workers=len(blocks) + 1, thread_name_prefix="build") as pool:
             scan = pool.submit(
-                verify,
-                conninfo,
-                names.staging_text,
-                schema,
-                spec.segment_column,
-                expected,
-                scan_conn,
+                verify, conn, names.staging_text, schema, spec.segment_column, expected
             )
-            others = [pool.submit(_build_apart, conninfo, batch) for batch in builds[1:]]
+            builds = [pool.submit(streams.execute, i, block) for i, block in enumerate(blocks)]
             try:
-                conn.execute(builds[0])
-                for other in others:
-                    other.result()
+                for build in builds:
+                    build.result()
             finally:
                 actual = scan.result()  # a mismatch says more than an index error it caused
                 if actual != expected:
@@ -306,19 +289,22 @@ def _stage(
 IndexDDL = tuple[list[sql.Composed], list[sql.Composed]]  # (index builds, adopting constraints)
 
 
-def _build_sql(units: list[Unit], ddl: dict[str, IndexDDL]) -> sql.Composed:
+def _build_sql(units: list[Unit], ddl: dict[str, IndexDDL]) -> list[sql.Composed]:
     """The index builds of `units`, then their statistics (the children's only: the staging
-    parent's own would be dropped with it), as one batch."""
+    parent's own would be dropped with it)."""
     children = sql.SQL(", ").join(u.child.staged for u in units)
     analyze = sql.SQL("ANALYZE {}").format(children)
-    return sql.SQL(";\n").join([s for u in units for s in ddl[u.child.name][0]] + [analyze])
+    return [s for u in units for s in ddl[u.child.name][0]] + [analyze]
 
 
-def _build_apart(conninfo: str, statements: sql.Composed) -> None:
-    with psycopg.connect(
-        conninfo, autocommit=True, connect_timeout=30, application_name="gold-build"
-    ) as conn:
-        conn.execute(statements)
+def one_block(conn: psycopg.Connection, statements: Sequence[sql.Composable]) -> str:
+    """`statements` as one statement for a COPY stream's connection (ADBC prepares what it
+    runs, so one statement a round trip): a `DO` block that EXECUTEs each, quoted as literals
+    (`conn` renders them)."""
+    body = sql.SQL(" ").join(
+        sql.SQL("EXECUTE {};").format(sql.Literal(s.as_string(conn))) for s in statements
+    )
+    return sql.SQL("DO {}").format(sql.Literal(f"BEGIN {body.as_string(conn)} END")).as_string(conn)
 
 
 def index_ddl(
