@@ -29,6 +29,7 @@ from tests.support.copies import (
     copy_status,
     count_and_sum,
     ledger_row,
+    query,
     stage_tables,
     sync_spec,
 )
@@ -404,6 +405,37 @@ def test_an_unchanged_sync_holds_the_lock_only_shared(weather):
         add_outside_file(lake, WEATHER.name, rows=3)  # a load does wait, bounded
         with pytest.raises(LockBusy):
             sync_spec(lake, impatient, WEATHER)
+
+
+def test_the_ledger_says_when_the_copy_was_published_not_when_its_load_began(
+    weather, tmp_path, monkeypatch
+):
+    """A load runs in the sync lock's transaction, opened long before its publish: the ledger's
+    `loaded_at` (the badge's sync age, the lag's floor) is the publish's time all the same."""
+    from platform_assets.serving import pausepoints
+
+    lake, serving = weather
+    add_outside_file(lake, WEATHER.name, rows=3)
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_AT", "verify")  # staged, not published yet
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_FILE", str(marker))
+    monkeypatch.setattr(pausepoints, "_passed", set())
+    results = []
+    first = threading.Thread(target=lambda: results.append(sync_spec(lake, serving, WEATHER)))
+    first.start()
+    try:
+        wait_for(marker.exists, 120, "the load to stop before its publish")
+        (during,) = query(serving, "SELECT clock_timestamp()")[0]
+    finally:
+        marker.unlink(missing_ok=True)
+        first.join(120)
+    assert [r.action for r in results] == ["loaded"]
+    (loaded_at,) = query(
+        serving,
+        "SELECT loaded_at FROM platform.sync_ledger WHERE table_name = %s AND partition_key = ''",
+        (WEATHER.name,),
+    )[0]
+    assert loaded_at > during
 
 
 def test_leftovers_are_dropped_even_when_nothing_changed(weather):

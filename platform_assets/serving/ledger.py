@@ -120,7 +120,9 @@ class LedgerRow:
     fingerprint: str
     segments: dict
     lake_created_at: datetime
-    loaded_at: datetime | None  # None only in a row about to be written (now() then)
+    loaded_at: datetime | None  # None only in a row about to be written (then: the time of
+    # its write, `statement_timestamp()`: the publish's, not its transaction's start, which a
+    # load's lock transaction opens long before)
     duration_s: float
     rows_per_s: float | None
     columns: list = field(default_factory=list)  # table row: [[name, type], ...] published
@@ -156,7 +158,7 @@ def published_row(
         fingerprint=fingerprint(segments),
         segments={k: list(v) for k, v in segments.items()},
         lake_created_at=state.created_at,
-        loaded_at=None,  # now() in the publish transaction
+        loaded_at=None,  # the publish's time, when written
         duration_s=duration_s,
         rows_per_s=rows_per_s,
         columns=[list(c) for c in columns],
@@ -260,7 +262,7 @@ _UPSERT = f"""
 INSERT INTO {PLATFORM_SCHEMA}.sync_ledger (table_name, partition_key, lake_version, lake_token,
     row_count, fingerprint, segments, lake_created_at, loaded_at, duration_s, rows_per_s,
     columns, relation_id, lake_columns, checksums)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, statement_timestamp(), %s, %s, %s, %s, %s, %s)
 ON CONFLICT (table_name, partition_key) DO UPDATE SET
     lake_version = EXCLUDED.lake_version, lake_token = EXCLUDED.lake_token,
     row_count = EXCLUDED.row_count, fingerprint = EXCLUDED.fingerprint,
@@ -272,8 +274,8 @@ ON CONFLICT (table_name, partition_key) DO UPDATE SET
 """
 _HISTORY = f"""
 INSERT INTO {PLATFORM_SCHEMA}.sync_history (table_name, partition_key, lake_version, row_count,
-    fingerprint, lake_created_at, duration_s, rows_per_s)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    fingerprint, lake_created_at, duration_s, rows_per_s, loaded_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, statement_timestamp())
 """
 
 
