@@ -248,9 +248,9 @@ def _stage(
         # The checksum scan (on `conn`, see `verify`) overlaps the index builds and ANALYZE,
         # which read the same committed rows on the COPY streams' connections: two when there
         # are two units or more (each its own units: no lock between them; opened for it when
-        # the COPY has one stream), so two cores build at once. Nothing is published before all are done. The constraints
-        # that adopt the indexes (ACCESS EXCLUSIVE) come after the scan, whose locks ended with
-        # its savepoint, with the detach from the staging parent.
+        # the COPY has one stream), so two cores build at once. Nothing is published before all
+        # are done. The constraints that adopt the indexes (ACCESS EXCLUSIVE) come after the
+        # scan, whose locks ended with its savepoint, with the detach from the staging parent.
         builders = min(BUILD_CONNECTIONS, len(streams.connections))
         parts = [units[i::builders] for i in range(builders)]
         blocks = [one_block(conn, _build_sql(part, ddl)) for part in parts if part]
