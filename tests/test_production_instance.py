@@ -148,12 +148,20 @@ class ProductionDagster(DagsterDev):
         )
 
     def stop(self) -> None:
+        """The webserver and the daemon first, while the code server still answers their last
+        calls; then the code server. SIGKILL to each group is the bound (20 s) and takes the
+        run workers the code server spawned."""
+        deadline = time.monotonic() + 20
+        order = [["webserver", "daemon"], ["code_server"]]
+        for names in order:
+            procs = [self.procs[n] for n in names if n in self.procs]
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=20)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # run workers spawned by the code server
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -245,15 +245,18 @@ class Streams:
         dataset: ds.Dataset,
         filter: ds.Expression | None = None,
         count: int = COPY_STREAMS,
+        least: int = 1,
     ) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
-        # a stream without a row group of its own would only pay a connection: a one-file
-        # month-partitioned table has one
+        # a stream without a row group of its own would only pay a connection (a one-file
+        # month-partitioned table has one), unless the caller has other work for it (`least`
+        # connections: the index builds of two units or more)
         groups = sum(f.num_row_groups for f in dataset.get_fragments(filter=filter))
-        self.count = max(1, min(count, groups))
-        self.pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="copy")
-        self.connections = [self.pool.submit(adbc.connect, conninfo) for _ in range(self.count)]
+        self.count = max(1, min(count, groups))  # the COPY streams, the first `count`
+        opened = max(self.count, least)
+        self.pool = ThreadPoolExecutor(max_workers=opened, thread_name_prefix="copy")
+        self.connections = [self.pool.submit(adbc.connect, conninfo) for _ in range(opened)]
 
     def execute(self, i: int, statement: str) -> None:
         """Run one SQL statement (text: ADBC prepares it, so one statement, e.g. a `DO` block)

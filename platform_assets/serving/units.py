@@ -158,7 +158,8 @@ def stage(
     """
     months = [u.key for u in units if u.key != WHOLE]
     where = _month_filter(spec.segment_column, months) if months else None
-    streams = loader.Streams(conninfo, dataset, where)  # connecting overlaps what follows
+    builders = min(BUILD_CONNECTIONS, len(units))  # two units or more: two build at once
+    streams = loader.Streams(conninfo, dataset, where, least=builders)  # connecting overlaps
     try:
         return _stage(
             conn,
@@ -246,11 +247,11 @@ def _stage(
         pausepoints.reached("verify")
         # The checksum scan (on `conn`, see `verify`) overlaps the index builds and ANALYZE,
         # which read the same committed rows on the COPY streams' connections: two when there
-        # are two streams and two units or more (each its own units: no lock between them), so
-        # two cores build at once. Nothing is published before all are done. The constraints
-        # that adopt the indexes (ACCESS EXCLUSIVE) come after the scan, whose locks ended with
-        # its savepoint, with the detach from the staging parent.
-        builders = min(BUILD_CONNECTIONS, streams.count)
+        # are two units or more (each its own units: no lock between them; opened for it when
+        # the COPY has one stream), so two cores build at once. Nothing is published before all
+        # are done. The constraints that adopt the indexes (ACCESS EXCLUSIVE) come after the
+        # scan, whose locks ended with its savepoint, with the detach from the staging parent.
+        builders = min(BUILD_CONNECTIONS, len(streams.connections))
         parts = [units[i::builders] for i in range(builders)]
         blocks = [one_block(conn, _build_sql(part, ddl)) for part in parts if part]
         with ThreadPoolExecutor(max_workers=len(blocks) + 1, thread_name_prefix="build") as pool:

@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,9 @@ STARTUP_TIMEOUT_S = 120
 
 
 BUILD_TIMEOUT_S = 600
+
+
+STOP_TIMEOUT_S = 30
 
 
 def free_port() -> int:
@@ -192,20 +197,53 @@ class DagsterDev:
         return min(shown) if shown else None
 
     def stop(self) -> None:
-        """SIGTERM to the whole process group, SIGKILL whatever is left after 30 s."""
+        """End `dagster dev` in its own order, promptly. SIGTERM to the leader first: it stops
+        the webserver and the daemon through their shutdown pipes while the code server still
+        answers their last calls (SIGTERM to the whole group at once ended the code server
+        under calls in flight, and the services waited on them). Once those two are gone,
+        SIGTERM to the leader's other children ends the code server at once instead of its
+        graceful drain.
+        SIGKILL to the group is the bound (STOP_TIMEOUT_S) and takes whatever is left: run
+        workers, step processes."""
         if self.proc is None:
             return
         pgid = self.proc.pid  # start_new_session: the group id is the leader's pid
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
+            os.kill(pgid, signal.SIGTERM)  # dagster dev maps SIGTERM to its Ctrl-C
+        while _children(pgid, SERVICES) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for child in _children(pgid):  # the code server (the leader is shutting it down)
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)  # children (code server, run workers) included
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         self._log.close()
         self.proc = None
+
+
+SERVICES = ("dagster_webserver", "dagster._daemon")  # `python -m <module>` of `dagster dev`
+
+
+def _children(leader: int, modules: tuple[str, ...] = ()) -> list[psutil.Process]:
+    """The live child processes of `dagster dev` (pid `leader`); only those running one of
+    `modules` (`python -m <module>`) when given."""
+    try:
+        children = psutil.Process(leader).children()
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if not modules or set(child.cmdline()) & set(modules):
+                found.append(child)
+    return found
 
 
 def dev_env(dagster_home: Path, lake_url: str, rds_url: str, webhook_url: str) -> dict[str, str]:
