@@ -438,6 +438,34 @@ def test_the_ledger_says_when_the_copy_was_published_not_when_its_load_began(
     assert loaded_at > during
 
 
+def test_a_load_holds_no_lock_on_the_live_copy_until_its_publish(synced, tmp_path, monkeypatch):
+    """A load runs in the sync lock's transaction for its whole length; what it reads of the live
+    copy there (the room check sizes it) must not keep a lock on it. Else a hand-run ALTER on
+    the copy waits for the whole load, and every dashboard query queues behind that ALTER."""
+    from platform_assets.serving import pausepoints
+
+    lake, serving, spec = synced
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_AT", "verify")  # staged and copied, not published yet
+    monkeypatch.setenv("GOLD_SYNC_PAUSE_FILE", str(marker))
+    monkeypatch.setattr(pausepoints, "_passed", set())
+    results = []
+    first = threading.Thread(
+        target=lambda: results.append(sync_spec(lake, serving, spec, force=True))
+    )
+    first.start()
+    try:
+        wait_for(marker.exists, 120, "the load to stop before its publish")
+        with serving.connect() as dba:  # as a person with psql would, and give up at once
+            dba.execute("SET lock_timeout = '1s'")
+            dba.execute(f"LOCK TABLE gold.{spec.name} IN ACCESS EXCLUSIVE MODE")
+            dba.rollback()
+    finally:
+        marker.unlink(missing_ok=True)
+        first.join(120)
+    assert [r.action for r in results] == ["loaded"]
+
+
 def test_leftovers_are_dropped_even_when_nothing_changed(weather):
     lake, serving = weather
     name = f"{WEATHER.name}__stage"

@@ -197,6 +197,14 @@ class GoldLake:
         files = self.list_version(table, manifest.version)
         return LakeTableState(table, manifest, tuple(files), listing_token(files))
 
+    def read_state(self, table: str) -> tuple[LakeTableState, pa.Schema] | None:
+        """The current state and the schema its files share (`current_state`, `read_footers`):
+        what a sync's snapshot reads of the lake, in one call; None before the first build."""
+        state = self.current_state(table)
+        if state is None:
+            return None
+        return state, self.read_footers(state)[0]
+
     def read_footers(self, state: LakeTableState) -> tuple[pa.Schema, int]:
         """(the schema every data file of `state` shares, their rows), from the files' footers.
 

@@ -160,14 +160,18 @@ def require_room(
     units: Sequence[Unit],
     columns: Columns,
 ) -> None:
-    """Refuse (SyncRefused, with the numbers) a staging the volume cannot hold."""
+    """Refuse (SyncRefused, with the numbers) a staging the volume cannot hold. Measured in a
+    savepoint rolled back after it: a load runs in the sync lock's transaction, and the sizes'
+    locks on the live copy would last the whole load (a hand-run ALTER would wait for it, and
+    every reader behind that ALTER)."""
     from platform_assets.serving.errors import KEEPS_SERVING, SyncRefused
 
-    have = room(conn, storage_gb)
-    if have.free_bytes is None:
-        return
+    with conn.transaction(force_rollback=True):
+        have = room(conn, storage_gb)
+        if have.free_bytes is None:
+            return
+        data = staged_bytes(conn, names.live_text, units, columns)
     table = names.table
-    data = staged_bytes(conn, names.live_text, units, columns)
     needed = have.needed(data)
     if needed <= have.free_bytes:
         return

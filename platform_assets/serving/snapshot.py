@@ -56,10 +56,10 @@ def take(spec: GoldTableSpec, lake: GoldLake, engine: SqlEngine) -> LakeSnapshot
 
     Raises `LakeFault` (naming the file) when a file or the manifest cannot be read as published.
     """
-    state = lake.current_state(spec.name)
-    if state is None:
+    read = lake.read_state(spec.name)  # every footer read: a fault names its file
+    if read is None:
         return None
-    schema = lake_types.load_schema(lake.read_footers(state)[0])  # every footer: faults named
+    state, schema = read[0], lake_types.load_schema(read[1])
     if state.changed_outside or state.manifest.checksums != CHECKSUM_VERSION:
         segments = engine.segment_checksums(  # the files listed above, not a new listing
             f"gold.{spec.name}", schema, spec.segment_column, files=list(state.parquet_keys)
