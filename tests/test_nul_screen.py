@@ -3,6 +3,7 @@ the load naming the column and the row's key, and its batch never reaches Postgr
 commit separately, so another stream's rows may be in the table: the sync loads into staging and
 drops it, tests/test_exact_copies.py); text that only looks like NUL loads whole."""
 
+import contextlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,3 +61,44 @@ def test_a_nul_in_any_stream_fails_the_load_naming_the_row_which_never_reaches_p
 def test_text_that_only_looks_like_nul_loads_whole(serving, tmp_path):
     stats = _load(serving, _dataset(tmp_path / "clean", None))
     assert stats.rows == _rows(serving) == 2 * ROWS_PER_FILE
+
+
+def test_a_clean_batch_screened_meanwhile_on_another_stream_never_hides_the_nul():
+    """Two streams share one screen. A stream whose clean batch was being screened while the
+    other found the NUL must not overwrite the finding with its own None: the load would then
+    fail with ADBC's raw error (a traceback in the user's one line) instead of naming the row.
+    Forced in order with events, not timing."""
+    import threading
+
+    schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
+    clean = pa.record_batch([pa.array([1]), pa.array(["ok"])], schema=schema)
+    dirty = pa.record_batch([pa.array([2]), pa.array(["Air\x00Bad"])], schema=schema)
+    screen = loader.NulScreen(schema, ["id"])
+    clean_screening, nul_found = threading.Event(), threading.Event()
+    real = screen.first_nul
+
+    def first_nul(batch: pa.RecordBatch) -> tuple[str, dict] | None:
+        if batch.equals(clean):  # the clean stream: hold it until the other found its NUL
+            clean_screening.set()
+            assert nul_found.wait(30)
+        return real(batch)
+
+    screen.first_nul = first_nul  # type: ignore[method-assign]
+
+    stopped: list[pa.RecordBatch] = []
+
+    def drain(batch: pa.RecordBatch) -> None:
+        reader = pa.RecordBatchReader.from_batches(schema, [batch])
+        with contextlib.suppress(loader.NulInText):
+            screen.screened(reader).read_all()
+            return
+        stopped.append(batch)
+
+    other = threading.Thread(target=drain, args=(clean,))
+    other.start()
+    assert clean_screening.wait(30)
+    drain(dirty)
+    nul_found.set()
+    other.join(30)
+    assert screen.found == ("name", {"id": 2})
+    assert len(stopped) == 2  # both streams stop at a NUL found anywhere

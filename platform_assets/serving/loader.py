@@ -85,7 +85,10 @@ class NulScreen:
 
         def checked(source: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
             for batch in source:
-                self.found = self.found or self.first_nul(batch)
+                # streams share the screen: a clean batch never writes its None over a finding
+                hit = None if self.found else self.first_nul(batch)
+                if hit is not None and self.found is None:
+                    self.found = hit
                 if self.found is not None:
                     raise NulInText(*self.found)  # ADBC aborts the COPY; load_dataset says why
                 yield batch
